@@ -1,0 +1,1 @@
+"""sensord's built-in sensor plugins (installed as the import package `sensord_plugins`)."""

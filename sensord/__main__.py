@@ -1,0 +1,5 @@
+"""`python -m sensord`."""
+
+from .cli import run
+
+run()

@@ -1,0 +1,42 @@
+"""Start-up shared by every command: read the config, load plugins, build sensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import config as cfgmod
+from .config import Config, SensorSpec
+from .errors import SensorError
+from .hardware import Hardware
+from .plugins import PluginHost, get_plugin_manager
+from .sensor import Sensor
+
+
+@dataclass(frozen=True)
+class Loaded:
+    config: Config
+    plugins: PluginHost
+
+
+def load(path: str, *, entry_points: bool = True) -> Loaded:
+    """Parse `path`, load the plugins its `[plugins]` section allows, validate everything.
+
+    Raises ConfigError or PluginError (exit 78 material)."""
+    doc = cfgmod.read_toml(path)
+    plugins_cfg = cfgmod.parse_plugins(doc, path)
+    host = get_plugin_manager(dirs=plugins_cfg.dirs, disabled=plugins_cfg.disabled,
+                              entry_points=entry_points)
+    config = cfgmod.parse_config(doc, path, host.sensor_types, type_hint=host.failure_hint())
+    return Loaded(config, host)
+
+
+def build_sensor(spec: SensorSpec, loaded: Loaded, hardware: Hardware) -> Sensor:
+    """Instantiate (but do not open) the sensor a `[[sensor]]` table describes."""
+    cls = loaded.plugins.sensor_types[spec.type]
+    try:
+        return cls(spec.options, name=spec.name, hardware=hardware)
+    except SensorError:
+        raise
+    except Exception as exc:  # a plugin constructor can raise anything
+        raise SensorError(f'sensor "{spec.name}" ({spec.type}): cannot create: '
+                          f"{type(exc).__name__}: {exc}") from exc

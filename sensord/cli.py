@@ -1,0 +1,217 @@
+"""Command line: `sensord check | read | plugins`. The only module that prints.
+
+Exit codes: 0 success, 1 a sensor failed to open or read, 2 usage error, 78 (EX_CONFIG) a config
+or plugin error, so systemd's `RestartPreventExitStatus=78` stops a crash loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import difflib
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from . import __version__, app
+from . import config as cfgmod
+from .errors import ConfigError, PluginError, SensordError
+from .hardware import Hardware
+from .scheduler import Worker, read_with_timeout
+from .sensor import Reading
+
+EX_OK, EX_FAIL, EX_USAGE, EX_CONFIG = 0, 1, 2, 78
+log = logging.getLogger("sensord")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sensord",
+        description="Sensor-node daemon: reads sensors through plugins and publishes them over MQTT.",
+        epilog=f"Config: -c FILE, else ${cfgmod.ENV_VAR}, else {cfgmod.DEFAULT_PATH}. "
+               "Exit codes: 0 ok, 1 sensor failure, 2 usage, 78 config or plugin error.")
+    parser.add_argument("--version", action="version", version=f"sensord {__version__}")
+    parser.add_argument("--debug", action="store_true", help="debug logging and tracebacks on errors")
+    parser.add_argument("-v", "--verbose", action="store_true", help="informational logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("-c", "--config", metavar="FILE", help="config file (TOML)")
+        return p
+
+    p = add("check", "validate the config, load plugins and print a summary")
+    p.add_argument("--open", action="store_true", help="also open (probe) every enabled sensor")
+    p.set_defaults(func=cmd_check)
+
+    p = add("read", "read each enabled sensor (or the named ones) once and print the readings")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per reading per line: sensor, quantity, value, unit, ts")
+    p.add_argument("sensors", nargs="*", metavar="SENSOR", help="sensor names (default: all enabled)")
+    p.set_defaults(func=cmd_read)
+
+    p = add("plugins", "list plugins, their versions and sensor types, and plugins that failed")
+    p.set_defaults(func=cmd_plugins)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(stream=sys.stderr, level=level, format="%(levelname)s %(name)s: %(message)s")
+    if args.command is None:
+        parser.print_help()
+        return EX_USAGE
+    try:
+        code: int = args.func(args)
+        return code
+    except (ConfigError, PluginError) as exc:
+        if args.debug:
+            log.exception("details")
+        print(f"sensord: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    except SensordError as exc:
+        if args.debug:
+            log.exception("details")
+        print(f"sensord: {exc}", file=sys.stderr)
+        return EX_FAIL
+    except KeyboardInterrupt:
+        return 130
+
+
+def _load(args: argparse.Namespace) -> app.Loaded:
+    return app.load(cfgmod.resolve_path(args.config))
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    cfg = loaded.config
+    for failed in loaded.plugins.failed:
+        print(f'sensord: cannot load plugin "{failed.name}" ({failed.origin}): {failed.error}',
+              file=sys.stderr)
+    enabled = cfg.enabled_sensors
+    print(f"{cfg.file}: OK")
+    print(f"  node {cfg.node.id}, broker {cfg.mqtt.host}:{cfg.mqtt.port} ({cfg.mqtt.mode}), "
+          f"buffer {cfg.buffer.path}")
+    print(f"  plugins: {', '.join(p.name for p in loaded.plugins.loaded)}")
+    print(f"  sensors: {len(cfg.sensors)} ({len(enabled)} enabled)")
+    for spec in cfg.sensors:
+        state = "" if spec.enabled else ", disabled"
+        print(f"    {spec.name}: {spec.type} every {spec.interval_s:g} s{state}")
+    code = EX_CONFIG if loaded.plugins.failed else EX_OK
+    if args.open:
+        hardware = Hardware()
+        try:
+            for spec in enabled:
+                sensor = app.build_sensor(spec, loaded, hardware)
+                try:
+                    sensor.open()
+                    channels = ", ".join(f"{c.quantity}" + (f" [{c.unit}]" if c.unit else "")
+                                         for c in sensor.channels())
+                    print(f"  opened {spec.name}: {channels}")
+                    sensor.close()
+                except Exception as exc:  # report every sensor, not just the first failure
+                    print(f"sensord: {sensor.describe()}: cannot open: {exc}", file=sys.stderr)
+                    code = max(code, EX_FAIL)
+        finally:
+            hardware.close()
+    return code
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    cfg = loaded.config
+    by_name = {s.name: s for s in cfg.sensors}
+    if args.sensors:
+        for name in args.sensors:
+            if name not in by_name:
+                close = difflib.get_close_matches(name, list(by_name), n=1)
+                hint = f', did you mean "{close[0]}"?' if close else ""
+                print(f'sensord: no sensor "{name}" in {cfg.file}{hint}', file=sys.stderr)
+                return EX_USAGE
+        specs = [by_name[n] for n in args.sensors]
+    else:
+        specs = list(cfg.enabled_sensors)
+    hardware = Hardware()
+    try:
+        results = asyncio.run(_read_all(specs, loaded, hardware))
+    finally:
+        hardware.close()
+    code = EX_OK
+    for spec, outcome, ts in results:
+        if isinstance(outcome, BaseException):
+            print(f"sensord: {outcome}", file=sys.stderr)
+            code = EX_FAIL
+            continue
+        for r in outcome:
+            if args.json:
+                print(json.dumps({"sensor": spec.name, "quantity": r.quantity, "value": r.value,
+                                  "unit": r.unit, "ts": round(ts, 3)}, ensure_ascii=False))
+            else:
+                print(f"{spec.name:<16} {r.quantity:<20} {r.value!s:>12} {r.unit}".rstrip())
+    sys.stdout.flush()
+    return code
+
+
+async def _read_all(specs: Sequence[cfgmod.SensorSpec], loaded: app.Loaded,
+                    hardware: Hardware) -> list[tuple[cfgmod.SensorSpec, Any, float]]:
+    import time
+
+    async def one(spec: cfgmod.SensorSpec) -> tuple[cfgmod.SensorSpec, Any, float]:
+        ts = time.time()
+        worker = Worker(spec.name)
+        try:
+            sensor = app.build_sensor(spec, loaded, hardware)
+            opened = worker.submit(sensor.open)
+            await asyncio.wait_for(asyncio.shield(opened), spec.timeout_s)
+            ts = time.time()
+            readings: list[Reading] = await read_with_timeout(sensor, worker, spec.timeout_s)
+            worker.submit(sensor.close)
+            return spec, readings, ts
+        except TimeoutError:
+            return spec, SensordError(f'sensor "{spec.name}": open did not return within '
+                                      f"{spec.timeout_s:g} s"), ts
+        except Exception as exc:  # report each sensor's failure, keep reading the others
+            if isinstance(exc, SensordError):
+                return spec, exc, ts
+            return spec, SensordError(f'sensor "{spec.name}" ({spec.type}): {type(exc).__name__}: {exc}'), ts
+        finally:
+            worker.stop()
+
+    return list(await asyncio.gather(*(one(s) for s in specs)))
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    path = cfgmod.resolve_path(args.config)
+    if args.config or os.path.exists(path):
+        plugins_cfg = cfgmod.parse_plugins(cfgmod.read_toml(path), path)
+    else:
+        plugins_cfg = cfgmod.PluginsConfig()
+    from .plugins import get_plugin_manager
+
+    host = get_plugin_manager(dirs=plugins_cfg.dirs, disabled=plugins_cfg.disabled)
+    types_by_plugin: dict[str, list[str]] = {}
+    for type_name, plugin in sorted(host.sensor_plugin.items()):
+        types_by_plugin.setdefault(plugin, []).append(type_name)
+    for info in host.loaded:
+        types = ", ".join(types_by_plugin.get(info.name, [])) or "-"
+        print(f"{info.name:<16} {info.version or '-':<10} {info.source:<12} {types}")
+    for name in sorted(plugins_cfg.disabled):
+        print(f"{name:<16} {'-':<10} {'disabled':<12} -")
+    for info in host.failed:
+        print(f"{info.name:<16} {info.version or '-':<10} {'FAILED':<12} {info.origin}: {info.error}")
+    return EX_CONFIG if host.failed else EX_OK
+
+
+def run() -> None:
+    """Console-script entry point."""
+    try:
+        sys.exit(main())
+    except BrokenPipeError:
+        # `sensord read | head`: stop quietly, like other Unix tools.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EX_FAIL)

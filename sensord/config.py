@@ -1,0 +1,377 @@
+"""TOML configuration into frozen dataclasses.
+
+Every error is one line: `<file>: <key path>: <what was expected>, found <what was there>`.
+Key paths are written as in TOML, with 0-based indexes into arrays of tables: `sensor[2].interval_s`.
+
+Parsing happens in two steps because the plugin section decides which sensor types exist:
+`read_toml()` → `parse_plugins()` → (load plugins) → `parse_config()`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import socket
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .errors import ConfigError
+from .sensor import Sensor, SensorConfig, field_range
+
+DEFAULT_PATH = "/etc/sensord/sensord.toml"
+ENV_VAR = "SENSORD_CONFIG"
+_TOPIC_FORBIDDEN = set("/+#\0")
+
+
+def _hostname() -> str:
+    return socket.gethostname().split(".")[0] or "sensord"
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    id: str = field(default_factory=_hostname)
+
+    def __post_init__(self) -> None:
+        _check_topic_level("id", self.id)
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together: set both or neither")
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    host: str = "localhost"
+    port: int = field_range(1883, ge=1, le=65535)
+    client_id: str | None = None
+    topic_prefix: str = "sensord"
+    username: str | None = None
+    password_file: str | None = None
+    tls: TlsConfig | None = None
+    protocol: Literal["5", "3.1.1"] = "5"
+    keepalive_s: int = field_range(60, ge=5, le=65535)
+    qos: Literal[0, 1] = 1
+    mode: Literal["persistent", "duty_cycle"] = "persistent"
+    reconnect_max_s: float = field_range(60.0, ge=1)
+    stop_timeout_s: float = field_range(10.0, ge=0)
+
+    def __post_init__(self) -> None:
+        if not self.topic_prefix or self.topic_prefix.startswith("/") or self.topic_prefix.endswith("/"):
+            raise ValueError(f"topic_prefix: expected a topic without leading or trailing '/', "
+                             f"found {_show(self.topic_prefix)}")
+        if set(self.topic_prefix) & {"+", "#"}:
+            raise ValueError(f"topic_prefix: expected no wildcards, found {_show(self.topic_prefix)}")
+        if self.password_file is not None and self.username is None:
+            raise ValueError("password_file: set username too")
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    max_age_s: float = field_range(60.0, gt=0)
+    max_readings: int = field_range(1000, ge=1)
+
+
+@dataclass(frozen=True)
+class BufferConfig:
+    path: str = "/var/lib/sensord/buffer.db"
+    max_bytes: int = field_range(64 * 1024 * 1024, ge=64 * 1024)
+    commit_interval_s: float = field_range(5.0, gt=0)
+
+
+@dataclass(frozen=True)
+class PluginsConfig:
+    dirs: tuple[str, ...] = ("/etc/sensord/plugins.d",)
+    disabled: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SensorSpec:
+    """One `[[sensor]]` table: the keys every sensor has, plus the type's own `options`."""
+
+    index: int
+    name: str
+    type: str
+    interval_s: float
+    options: SensorConfig
+    enabled: bool = True
+    timeout_s: float = 10.0
+
+    @property
+    def path(self) -> str:
+        return f"sensor[{self.index}]"
+
+
+@dataclass(frozen=True)
+class Config:
+    file: str
+    node: NodeConfig = field(default_factory=NodeConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    buffer: BufferConfig = field(default_factory=BufferConfig)
+    plugins: PluginsConfig = field(default_factory=PluginsConfig)
+    sensors: tuple[SensorSpec, ...] = ()
+
+    @property
+    def enabled_sensors(self) -> tuple[SensorSpec, ...]:
+        return tuple(s for s in self.sensors if s.enabled)
+
+
+_SECTIONS: dict[str, type] = {
+    "node": NodeConfig, "mqtt": MqttConfig, "batch": BatchConfig, "buffer": BufferConfig,
+    "plugins": PluginsConfig,
+}
+_SENSOR_KEYS = ("name", "type", "interval_s", "enabled", "timeout_s")
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry points
+
+
+def resolve_path(cli_value: str | None) -> str:
+    """`-c FILE`, else `$SENSORD_CONFIG`, else the packaged default."""
+    return cli_value or os.environ.get(ENV_VAR) or DEFAULT_PATH
+
+
+def read_toml(path: str) -> dict[str, Any]:
+    """Read and parse a TOML file; every failure is a one-line ConfigError."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found (give one with -c FILE or "
+                          f"{ENV_VAR}=FILE)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: expected a TOML file, found a directory") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: cannot read config file: permission denied") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: TOML syntax error: not UTF-8 text (byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
+
+
+def parse_plugins(doc: Mapping[str, Any], file: str) -> PluginsConfig:
+    """Only the `[plugins]` section, needed before plugins can be loaded."""
+    return _build(PluginsConfig, doc.get("plugins", {}), "plugins", file)
+
+
+def parse_config(doc: Mapping[str, Any], file: str, sensor_types: Mapping[str, type[Sensor]],
+                 *, type_hint: str = "") -> Config:
+    """The whole document, with sensor tables checked against the registered sensor types.
+
+    `type_hint` is appended to unknown-sensor-type errors (e.g. which plugins failed to load)."""
+    known = [*_SECTIONS, "sensor"]
+    for key in doc:
+        if key not in known:
+            raise ConfigError(f"{file}: {key}: unknown section{_suggest(key, known)}")
+    sections = {name: _build(cls, doc.get(name, {}), name, file) for name, cls in _SECTIONS.items()}
+    raw_sensors = doc.get("sensor", [])
+    if not isinstance(raw_sensors, list):
+        raise ConfigError(f"{file}: sensor: expected an array of tables ([[sensor]]), "
+                          f"found {_show(raw_sensors)}")
+    sensors: list[SensorSpec] = []
+    seen: dict[str, int] = {}
+    for index, table in enumerate(raw_sensors):
+        spec = _build_sensor(index, table, file, sensor_types, type_hint)
+        if spec.name in seen:
+            raise ConfigError(f"{file}: {spec.path}.name: expected a unique name, found "
+                              f"{_show(spec.name)} (also sensor[{seen[spec.name]}])")
+        seen[spec.name] = index
+        sensors.append(spec)
+    return Config(file=file, sensors=tuple(sensors), **sections)
+
+
+def _build_sensor(index: int, table: Any, file: str, sensor_types: Mapping[str, type[Sensor]],
+                  type_hint: str) -> SensorSpec:
+    path = f"sensor[{index}]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{file}: {path}: expected a table, found {_show(table)}")
+    for key in ("name", "type"):
+        if key not in table:
+            raise ConfigError(f"{file}: {path}.{key}: required key missing")
+    name = _check_value(str, table["name"], f"{path}.name", file)
+    try:
+        _check_topic_level("name", name)
+    except ValueError as exc:
+        raise ConfigError(f"{file}: {path}.{exc}") from None
+    type_name = _check_value(str, table["type"], f"{path}.type", file)
+    if type_name not in sensor_types:
+        known = sorted(sensor_types)
+        raise ConfigError(f"{file}: {path}.type: unknown sensor type {_show(type_name)}"
+                          f"{_did_you_mean(type_name, known)}; known types: {', '.join(known)}{type_hint}")
+    if "interval_s" not in table:
+        raise ConfigError(f"{file}: {path}.interval_s: required key missing")
+    common = {k: table[k] for k in _SENSOR_KEYS if k in table}
+    own = {k: v for k, v in table.items() if k not in _SENSOR_KEYS}
+    cls = sensor_types[type_name]
+    options = _build(cls.Config, own, path, file, also_known=_SENSOR_KEYS)
+    interval_s = _check_value(float, common["interval_s"], f"{path}.interval_s", file, {"gt": 0})
+    enabled = _check_value(bool, common.get("enabled", True), f"{path}.enabled", file)
+    timeout_s = _check_value(float, common.get("timeout_s", 10.0), f"{path}.timeout_s", file, {"gt": 0})
+    return SensorSpec(index=index, name=name, type=type_name, interval_s=interval_s, options=options,
+                      enabled=enabled, timeout_s=timeout_s)
+
+
+# ---------------------------------------------------------------------------------------------
+# The generic table → dataclass builder, also used for plugins' Config dataclasses
+
+
+def build_options(cls: type[Any], table: Mapping[str, Any], path: str, file: str) -> Any:
+    """Build dataclass `cls` from a TOML table, with sensord's one-line errors."""
+    return _build(cls, table, path, file)
+
+
+def _build(cls: type[Any], table: Any, path: str, file: str, also_known: tuple[str, ...] = ()) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{file}: {path}: expected a table, found {_show(table)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    known = [*fields, *also_known]
+    for key in table:
+        if key not in fields:
+            raise ConfigError(f"{file}: {_join(path, key)}: unknown key{_suggest(key, known)}")
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        key_path = _join(path, name)
+        if name in table:
+            kwargs[name] = _check_value(hints[name], table[name], key_path, file, f.metadata)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{file}: {key_path}: required key missing")
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:
+        # __post_init__ messages start with the key they are about ("cert_file and ...").
+        raise ConfigError(f"{file}: {_join(path, str(exc))}") from None
+
+
+def _check_value(tp: Any, value: Any, path: str, file: str,
+                 bounds: Mapping[str, Any] | None = None) -> Any:
+    ok, converted = _convert(tp, value, path, file)
+    if ok and bounds:
+        ok = _in_bounds(converted, bounds)
+    if not ok:
+        raise ConfigError(f"{file}: {path}: expected {_describe(tp, bounds)}, found {_show(value)}")
+    return converted
+
+
+def _convert(tp: Any, value: Any, path: str, file: str) -> tuple[bool, Any]:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return True, value
+    if origin in (types.UnionType, typing.Union):
+        for arg in args:
+            if arg is type(None):
+                continue
+            ok, converted = _convert(arg, value, path, file)
+            if ok:
+                return True, converted
+        return False, None
+    if origin is Literal:
+        hit = [a for a in args if a == value and type(a) is type(value)]
+        return (True, hit[0]) if hit else (False, None)
+    if origin in (list, tuple):
+        if not isinstance(value, list):
+            return False, None
+        items = [_check_value(args[0], item, f"{path}[{i}]", file) for i, item in enumerate(value)]
+        return True, (tuple(items) if origin is tuple else items)
+    if origin is dict or tp is dict:
+        return isinstance(value, dict), value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            return False, None
+        return True, _build(tp, value, path, file)  # type: ignore[arg-type]
+    if tp is bool:
+        return isinstance(value, bool), value
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if tp is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return ok, (float(value) if ok else None)
+    if tp is str:
+        return isinstance(value, str), value
+    return isinstance(value, tp), value
+
+
+def _in_bounds(value: Any, bounds: Mapping[str, Any]) -> bool:
+    checks = {"ge": lambda a, b: a >= b, "gt": lambda a, b: a > b,
+              "le": lambda a, b: a <= b, "lt": lambda a, b: a < b}
+    return all(checks[k](value, b) for k, b in bounds.items() if k in checks)
+
+
+def _describe(tp: Any, bounds: Mapping[str, Any] | None = None) -> str:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (types.UnionType, typing.Union):
+        parts = [_describe(a) for a in args if a is not type(None)]
+        text = " or ".join(parts)
+    elif origin is Literal:
+        text = "one of " + ", ".join(_show(a) for a in args)
+    elif origin in (list, tuple):
+        inner = _describe(args[0])
+        text = f"a list of {inner.removeprefix('a ').removeprefix('an ')}s"
+    elif dataclasses.is_dataclass(tp) or origin is dict or tp is dict:
+        text = "a table"
+    else:
+        text = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+            tp, getattr(tp, "__name__", str(tp)))
+    symbols = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+    for key, bound in (bounds or {}).items():
+        if key in symbols:
+            text += f" {symbols[key]} {_show(bound)}"
+    if bounds and sum(k in symbols for k in bounds) == 2:
+        text = text.replace(" <", " and <", 1)
+    return text
+
+
+def _show(value: Any) -> str:
+    """A value as it would look in TOML."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value)) if abs(value) < 1e15 else repr(value)
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return repr(value)
+
+
+def _did_you_mean(word: str, known: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f", did you mean {_show(close[0])}?" if close else ""
+
+
+def _suggest(word: str, known: typing.Iterable[str]) -> str:
+    """`, did you mean "x"?` or, with nothing close, the list of what is allowed."""
+    known = list(known)
+    return _did_you_mean(word, known) or f"; expected one of: {', '.join(sorted(known))}"
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _check_topic_level(key: str, value: str) -> None:
+    if not value or set(value) & _TOPIC_FORBIDDEN:
+        raise ValueError(f"{key}: expected a non-empty name without '/', '+' or '#', found {_show(value)}")

@@ -1,0 +1,90 @@
+"""Access to hardware, injected into drivers: I2C buses (one lock per bus) and the GPIO pin factory.
+
+Drivers receive a `Hardware` and ask it for `i2c(bus_number)` or `pin_factory`; they never open
+`SMBus(1)` themselves. Tests pass a `Hardware` built on `sensord.testing.FakeI2CBus` and
+gpiozero's `MockFactory`. smbus2 and gpiozero are imported lazily so sensord imports anywhere.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+
+class I2CBus(Protocol):
+    """The subset of `smbus2.SMBus` that drivers may use."""
+
+    def read_byte(self, i2c_addr: int, force: bool | None = None) -> int: ...
+    def write_byte(self, i2c_addr: int, value: int, force: bool | None = None) -> None: ...
+    def read_byte_data(self, i2c_addr: int, register: int, force: bool | None = None) -> int: ...
+    def write_byte_data(self, i2c_addr: int, register: int, value: int,
+                        force: bool | None = None) -> None: ...
+    def read_word_data(self, i2c_addr: int, register: int, force: bool | None = None) -> int: ...
+    def write_word_data(self, i2c_addr: int, register: int, value: int,
+                        force: bool | None = None) -> None: ...
+    def read_i2c_block_data(self, i2c_addr: int, register: int, length: int,
+                            force: bool | None = None) -> list[int]: ...
+    def write_i2c_block_data(self, i2c_addr: int, register: int, data: list[int],
+                             force: bool | None = None) -> None: ...
+    def i2c_rdwr(self, *i2c_msgs: Any) -> None: ...
+    def close(self) -> None: ...
+
+
+class LockedBus:
+    """An I2C bus shared by several drivers. Hold `lock` around each multi-step transaction
+    (write command, wait, read result) so two drivers never interleave on the wire."""
+
+    def __init__(self, bus: I2CBus, number: int) -> None:
+        self.bus = bus
+        self.number = number
+        self.lock = threading.RLock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.bus, name)
+
+
+def _open_smbus(number: int) -> I2CBus:
+    from smbus2 import SMBus  # lazy: not needed on a laptop or in tests
+
+    bus: I2CBus = SMBus(number)
+    return bus
+
+
+class Hardware:
+    """The hardware a node has, handed to every sensor.
+
+    `i2c_factory(n)` opens bus n (default `smbus2.SMBus(n)`); `pin_factory` is a gpiozero pin
+    factory (default: gpiozero's own choice, e.g. lgpio on a Pi).
+    """
+
+    def __init__(self, *, i2c_factory: Callable[[int], I2CBus] | None = None,
+                 pin_factory: Any = None) -> None:
+        self._i2c_factory = i2c_factory or _open_smbus
+        self._pin_factory = pin_factory
+        self._buses: dict[int, LockedBus] = {}
+        self._guard = threading.Lock()
+
+    def i2c(self, number: int) -> LockedBus:
+        """The shared, locked bus `/dev/i2c-<number>`, opened on first use."""
+        with self._guard:
+            if number not in self._buses:
+                self._buses[number] = LockedBus(self._i2c_factory(number), number)
+            return self._buses[number]
+
+    @property
+    def pin_factory(self) -> Any:
+        """The gpiozero pin factory drivers pass as `pin_factory=`."""
+        if self._pin_factory is None:
+            from gpiozero import Device  # lazy
+
+            if Device.pin_factory is None:
+                Device.pin_factory = Device._default_pin_factory()
+            self._pin_factory = Device.pin_factory
+        return self._pin_factory
+
+    def close(self) -> None:
+        with self._guard:
+            for bus in self._buses.values():
+                bus.bus.close()
+            self._buses.clear()

@@ -1,0 +1,218 @@
+"""Finding and loading plugins, and collecting what their hooks register.
+
+Load order: the built-in modules, then entry points of group `sensord` (one at a time, so a
+broken third-party plugin is reported by name while the others load), then `*.py` drop-in files
+from `[plugins] dirs`. Plugins named in `[plugins] disabled` are blocked before they load.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.metadata
+import importlib.util
+import logging
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field, is_dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import PluginError
+from .sensor import Sensor, SensorConfig
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "sensord"
+BUILTIN_PLUGINS: tuple[str, ...] = ("sensord_plugins.sim", "sensord_plugins.system")
+_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """A plugin that loaded (or failed to): where it came from and its version."""
+
+    name: str
+    source: str  # "builtin", "entry point", "drop-in"
+    version: str = ""
+    origin: str = ""  # distribution name or file path
+    error: str = ""
+
+
+@dataclass
+class PluginHost:
+    """A pluggy manager plus what sensord learned while loading into it."""
+
+    pm: pluggy.PluginManager
+    loaded: list[PluginInfo] = field(default_factory=list)
+    failed: list[PluginInfo] = field(default_factory=list)
+    sensor_types: dict[str, type[Sensor]] = field(default_factory=dict)
+    sensor_plugin: dict[str, str] = field(default_factory=dict)  # type name → plugin name
+
+    def failure_hint(self) -> str:
+        """A note for "unknown sensor type" errors when some plugin did not load."""
+        if not self.failed:
+            return ""
+        return " (plugins that failed to load: " + ", ".join(f.name for f in self.failed) + ")"
+
+
+def get_plugin_manager(*, dirs: Iterable[str] = (), disabled: Iterable[str] = (),
+                       entry_points: bool = True,
+                       builtins: Iterable[str] = BUILTIN_PLUGINS) -> PluginHost:
+    """Build a manager, load every plugin, validate hooks and collect the sensor types.
+
+    Raises PluginError for a hook implementation with no matching spec (a misspelled hook) and
+    for invalid or clashing registrations; plugins that fail to import are recorded in `failed`.
+    """
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    host = PluginHost(pm)
+    blocked = set(disabled)
+    for name in blocked:
+        pm.set_blocked(name)
+
+    for module_name in builtins:
+        short = module_name.rsplit(".", 1)[-1]
+        if short in blocked:
+            continue
+        module = importlib.import_module(module_name)
+        pm.register(module, name=short)
+        host.loaded.append(PluginInfo(short, "builtin", _own_version(), module_name))
+
+    if entry_points:
+        for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            dist = ep.dist
+            dist_text = f"{dist.name} {dist.version}" if dist is not None else "unknown dist"
+            info = PluginInfo(ep.name, "entry point", dist.version if dist else "", dist_text)
+            if ep.name in blocked:
+                continue
+            if pm.has_plugin(ep.name):
+                _fail(host, info, "a plugin of that name is already loaded")
+                continue
+            try:
+                plugin = ep.load()
+                pm.register(plugin, name=ep.name)
+            except Exception as exc:  # a third-party import can raise anything
+                _fail(host, info, _cause(exc))
+                continue
+            host.loaded.append(info)
+
+    for directory in dirs:
+        for path in sorted(Path(directory).glob("*.py")) if Path(directory).is_dir() else []:
+            name = path.stem
+            info = PluginInfo(name, "drop-in", "", str(path))
+            if name in blocked:
+                continue
+            if pm.has_plugin(name):
+                _fail(host, info, "a plugin of that name is already loaded")
+                continue
+            try:
+                pm.register(_import_file(path), name=name)
+            except Exception as exc:  # a drop-in can raise anything at import
+                _fail(host, info, _cause(exc))
+                continue
+            host.loaded.append(info)
+
+    unknown_blocked = blocked - {p.name for p in host.loaded} - _discoverable(dirs, builtins)
+    for name in sorted(unknown_blocked):
+        log.warning("[plugins] disabled names %r, but no plugin of that name exists", name)
+
+    _check_hooks(pm)
+    _collect_sensor_types(host)
+    return host
+
+
+def _fail(host: PluginHost, info: PluginInfo, cause: str) -> None:
+    failed = PluginInfo(info.name, info.source, info.version, info.origin, cause)
+    host.failed.append(failed)
+    log.error('cannot load plugin "%s" (%s): %s', info.name, info.origin, cause)
+
+
+def _cause(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _own_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _import_file(path: Path) -> ModuleType:
+    module_name = f"sensord_dropin_{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    return module
+
+
+def _discoverable(dirs: Iterable[str], builtins: Iterable[str]) -> set[str]:
+    names = {m.rsplit(".", 1)[-1] for m in builtins}
+    names |= {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    for directory in dirs:
+        if Path(directory).is_dir():
+            names |= {p.stem for p in Path(directory).glob("*.py")}
+    return names
+
+
+def _check_hooks(pm: pluggy.PluginManager) -> None:
+    """A `sensord_*` function marked as a hook implementation must match a spec."""
+    specs = [name for name in dir(hookspecs) if name.startswith("sensord_")]
+    for plugin_name, plugin in pm.list_name_plugin():
+        for attr in dir(plugin):
+            impl = getattr(plugin, attr, None)
+            if not attr.startswith("sensord_") or attr in specs:
+                continue
+            if callable(impl) and hasattr(impl, f"{hookspecs.PROJECT}_impl"):
+                close = difflib.get_close_matches(attr, specs, n=1)
+                hint = f', did you mean "{close[0]}"?' if close else f"; known hooks: {', '.join(specs)}"
+                raise PluginError(f'plugin "{plugin_name}": unknown hook "{attr}"{hint}')
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f'plugin "{exc.plugin}": {exc}') from None
+
+
+def _collect_sensor_types(host: PluginHost) -> None:
+    """Call each plugin's `sensord_register_sensors` separately so errors name the plugin."""
+    for impl in host.pm.hook.sensord_register_sensors.get_hookimpls():
+        plugin = impl.plugin_name
+        try:
+            result = impl.function()
+        except Exception as exc:
+            raise PluginError(f'plugin "{plugin}": sensord_register_sensors raised {_cause(exc)}') from exc
+        if not isinstance(result, list | tuple):
+            raise PluginError(f'plugin "{plugin}": sensord_register_sensors must return a list of '
+                              f"Sensor classes, returned {type(result).__name__}")
+        for cls in result:
+            _validate_sensor_class(plugin, cls)
+            if cls.type_name in host.sensor_types:
+                other = host.sensor_plugin[cls.type_name]
+                raise PluginError(f'plugin "{plugin}": sensor type "{cls.type_name}" is already '
+                                  f'registered by plugin "{other}"')
+            host.sensor_types[cls.type_name] = cls
+            host.sensor_plugin[cls.type_name] = plugin
+
+
+def _validate_sensor_class(plugin: str, cls: Any) -> None:
+    where = f'plugin "{plugin}"'
+    if not (isinstance(cls, type) and issubclass(cls, Sensor)):
+        raise PluginError(f"{where}: sensord_register_sensors returned {cls!r}, expected a Sensor subclass")
+    if not isinstance(cls.type_name, str) or not _TYPE_NAME.match(cls.type_name):
+        raise PluginError(f"{where}: {cls.__name__}.type_name must match [a-z][a-z0-9_]*, "
+                          f"found {cls.type_name!r}")
+    if not (isinstance(cls.Config, type) and issubclass(cls.Config, SensorConfig)
+            and is_dataclass(cls.Config)):
+        raise PluginError(f"{where}: {cls.__name__}.Config must be a dataclass derived from SensorConfig")

@@ -1,0 +1,205 @@
+"""The scheduler: one asyncio task per sensor, reads in worker threads, readings out to a sink.
+
+Cadence is kept on a grid of monotonic ticks (`start + k * interval_s`), so a slow read does not
+push later reads back. A read that raises or times out is logged once per failure streak and
+retried with capped exponential backoff; each sensor has its own worker thread, so a hung sensor
+never delays the others. Readings leave through `sink(samples)`, called on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .config import SensorSpec
+from .errors import ReadTimeout, SensorError
+from .sensor import Reading, Sensor, Value
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """A reading stamped by the scheduler: which sensor, and when (Unix epoch seconds)."""
+
+    sensor: str
+    quantity: str
+    value: Value
+    unit: str
+    ts: float
+
+
+Sink = Callable[[Sequence[Sample]], None]
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+    def time(self) -> float: ...
+    async def sleep_until(self, deadline: float) -> None: ...
+
+
+class SystemClock:
+    """The real clocks: monotonic for scheduling, wall clock for stamps."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()
+
+    async def sleep_until(self, deadline: float) -> None:
+        delay = deadline - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+class Worker:
+    """One daemon thread that runs a sensor's blocking calls one at a time.
+
+    Daemon, so a read stuck forever in a driver cannot keep the process from exiting.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=f"sensord-{name}", daemon=True)
+        self._thread.start()
+        self.busy: asyncio.Future[Any] | None = None
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            fn, loop, fut = job
+            try:
+                result = fn()
+            except BaseException as exc:  # handed to the awaiting task
+                loop.call_soon_threadsafe(_settle, fut, None, exc)
+            else:
+                loop.call_soon_threadsafe(_settle, fut, result, None)
+
+    def submit(self, fn: Callable[[], Any]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._jobs.put((fn, loop, fut))
+        self.busy = fut
+        return fut
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+
+
+def _settle(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    if fut.done():
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)
+
+
+async def read_with_timeout(sensor: Sensor, worker: Worker, timeout_s: float) -> list[Reading]:
+    """Run `sensor.read()` on its worker; SensorError if it fails, ReadTimeout if it hangs."""
+    if worker.busy is not None and not worker.busy.done():
+        raise ReadTimeout(f"{sensor.describe()}: previous read still running")
+    fut = worker.submit(sensor.read)
+    try:
+        readings = await asyncio.wait_for(asyncio.shield(fut), timeout_s)
+    except TimeoutError:
+        fut.add_done_callback(_consume)
+        raise ReadTimeout(f"{sensor.describe()}: read did not return within {timeout_s:g} s") from None
+    if not isinstance(readings, list) or not all(isinstance(r, Reading) for r in readings):
+        raise SensorError(f"{sensor.describe()}: read() must return a list of Reading, "
+                          f"returned {readings!r:.80}")
+    return readings
+
+
+def _consume(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()  # a late failure of a timed-out read is already reported
+
+
+@dataclass
+class SensorStats:
+    reads: int = 0
+    failures: int = 0  # in the current streak
+    failed_total: int = 0
+    skipped_ticks: int = 0
+    last_error: str = ""
+
+
+class Scheduler:
+    """Reads each sensor on its own cadence and hands stamped samples to `sink`."""
+
+    def __init__(self, sensors: Sequence[tuple[SensorSpec, Sensor]], *, sink: Sink,
+                 clock: Clock | None = None, backoff_max_s: float = 300.0) -> None:
+        self._sensors = list(sensors)
+        self._sink = sink
+        self._clock: Clock = clock or SystemClock()
+        self._backoff_max_s = backoff_max_s
+        self._tasks: list[asyncio.Task[None]] = []
+        self._workers: list[Worker] = []
+        self.stats: dict[str, SensorStats] = {spec.name: SensorStats() for spec, _ in self._sensors}
+
+    async def run(self) -> None:
+        """Run until cancelled (or `stop()`)."""
+        start = self._clock.monotonic()
+        for spec, sensor in self._sensors:
+            worker = Worker(spec.name)
+            self._workers.append(worker)
+            self._tasks.append(asyncio.create_task(self._loop(spec, sensor, worker, start),
+                                                   name=f"sensor:{spec.name}"))
+        try:
+            await asyncio.gather(*self._tasks)
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for worker in self._workers:
+            worker.stop()
+        self._tasks.clear()
+        self._workers.clear()
+
+    async def _loop(self, spec: SensorSpec, sensor: Sensor, worker: Worker, start: float) -> None:
+        clock, stats, interval = self._clock, self.stats[spec.name], spec.interval_s
+        tick = 0
+        while True:
+            await clock.sleep_until(start + tick * interval)
+            stamp = clock.time()
+            try:
+                readings = await read_with_timeout(sensor, worker, spec.timeout_s)
+            except Exception as exc:  # a driver may raise anything; isolate it
+                stats.failures += 1
+                stats.failed_total += 1
+                stats.last_error = str(exc)
+                if stats.failures == 1:
+                    log.warning("%s: %s; retrying with backoff", sensor.describe(), _short(exc))
+                delay = min(interval * 2 ** (stats.failures - 1), max(self._backoff_max_s, interval))
+                tick = max(tick + 1, self._next_tick(start, interval, clock.monotonic() + delay - interval))
+                continue
+            if stats.failures:
+                log.info("%s: reading again after %d failed reads", sensor.describe(), stats.failures)
+                stats.failures = 0
+            stats.reads += 1
+            self._sink([Sample(spec.name, r.quantity, r.value, r.unit, stamp) for r in readings])
+            nxt = max(tick + 1, self._next_tick(start, interval, clock.monotonic()))
+            stats.skipped_ticks += max(0, nxt - tick - 1)
+            tick = nxt
+
+    @staticmethod
+    def _next_tick(start: float, interval: float, now: float) -> int:
+        """The first grid tick strictly after `now`."""
+        k = math.floor((now - start) / interval) + 1
+        return max(k, 0)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if isinstance(exc, SensorError) else f"{type(exc).__name__}: {text}"
