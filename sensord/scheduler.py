@@ -9,6 +9,7 @@ never delays the others. Readings leave through `sink(samples)`, called on the e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import queue
@@ -76,11 +77,12 @@ class Worker:
         while (job := self._jobs.get()) is not None:
             fn, loop, fut = job
             try:
-                result = fn()
+                outcome: tuple[Any, BaseException | None] = (fn(), None)
             except BaseException as exc:  # handed to the awaiting task
-                loop.call_soon_threadsafe(_settle, fut, None, exc)
-            else:
-                loop.call_soon_threadsafe(_settle, fut, result, None)
+                outcome = (None, exc)
+            # RuntimeError: the loop is closed (a read that hung past shutdown); nobody waits.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, fut, *outcome)
 
     def submit(self, fn: Callable[[], Any]) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()

@@ -1,0 +1,148 @@
+"""The command line, run as users run it: in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import sensord
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = str(ROOT / "config" / "demo.toml")
+
+
+def sensord_cmd(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if k != "SENSORD_CONFIG"}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "sensord", *args], capture_output=True, text=True,
+                          env=full_env, cwd=cwd, timeout=60)
+
+
+def test_version_and_help() -> None:
+    out = sensord_cmd("--version")
+    assert (out.returncode, out.stdout.strip()) == (0, f"sensord {sensord.__version__}")
+    out = sensord_cmd("--help")
+    assert out.returncode == 0
+    for command in ("check", "read", "plugins"):
+        assert command in out.stdout
+    assert sensord_cmd("read", "--help").stdout.count("--json") == 2
+    assert sensord_cmd().returncode == 2
+
+
+def test_read_demo_json_has_sim_and_system() -> None:
+    out = sensord_cmd("read", "-c", DEMO, "--json")
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert {r["sensor"] for r in rows} == {"greenhouse", "counter", "host"}
+    assert all(set(r) == {"sensor", "quantity", "value", "unit", "ts"} for r in rows)
+    counter = [r for r in rows if r["sensor"] == "counter"]
+    assert [r["value"] for r in counter] == [0]
+    assert {r["quantity"] for r in rows if r["sensor"] == "host"} >= {"load_1m", "memory_used", "uptime"}
+
+
+def test_read_named_sensor_text() -> None:
+    out = sensord_cmd("read", "-c", DEMO, "counter")
+    assert out.returncode == 0
+    assert out.stdout.split() == ["counter", "value", "0"]
+
+
+def test_read_unknown_sensor_name() -> None:
+    out = sensord_cmd("read", "-c", DEMO, "countr")
+    assert out.returncode == 2
+    assert out.stderr.strip() == f'sensord: no sensor "countr" in {DEMO}, did you mean "counter"?'
+
+
+def test_config_error_exit_78_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[sensor]]\nname = "a"\ntype = "sim"\ninterval_s = 0\n')
+    out = sensord_cmd("check", "-c", str(bad))
+    assert out.returncode == 78
+    assert out.stderr == f"sensord: {bad}: sensor[0].interval_s: expected a number > 0, found 0\n"
+    assert out.stdout == ""
+    debug = sensord_cmd("--debug", "check", "-c", str(bad))
+    assert debug.returncode == 78 and "Traceback" in debug.stderr
+
+
+def test_config_from_environment(tmp_path: Path) -> None:
+    out = sensord_cmd("check", env={"SENSORD_CONFIG": str(tmp_path / "nope.toml")})
+    assert out.returncode == 78
+    assert "nope.toml: config file not found" in out.stderr
+
+
+def test_check_open_summary() -> None:
+    out = sensord_cmd("check", "-c", DEMO, "--open")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == f"{DEMO}: OK"
+    assert "sensors: 3 (3 enabled)" in out.stdout
+    assert "opened counter: value" in out.stdout
+
+
+FAILING = '''
+from dataclasses import dataclass
+import sensord
+
+class Failing(sensord.Sensor):
+    type_name = "failing"
+
+    @dataclass(frozen=True)
+    class Config(sensord.SensorConfig):
+        pass
+
+    def read(self):
+        raise sensord.SensorError(f"{self.describe()}: chip id 0x58, expected 0x60")
+
+@sensord.hookimpl
+def sensord_register_sensors():
+    return [Failing]
+'''
+
+
+def test_read_failure_exit_1_others_still_read(tmp_path: Path) -> None:
+    (tmp_path / "failing.py").write_text(FAILING)
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(f'[plugins]\ndirs = ["{tmp_path}"]\n'
+                   '[[sensor]]\nname = "attic"\ntype = "failing"\ninterval_s = 1\n'
+                   '[[sensor]]\nname = "c"\ntype = "sim"\ninterval_s = 1\nsignal = "counter"\n')
+    out = sensord_cmd("read", "-c", str(cfg), "--json")
+    assert out.returncode == 1
+    assert out.stderr.strip() == 'sensord: sensor "attic" (failing): chip id 0x58, expected 0x60'
+    assert json.loads(out.stdout)["sensor"] == "c"
+
+
+def test_plugins_lists_versions_types_and_failures(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    info = site / "sensord_broken-0.3.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: sensord-broken\nVersion: 0.3\n")
+    (info / "entry_points.txt").write_text("[sensord]\nbroken = sensord_broken\n")
+    (site / "sensord_broken.py").write_text("raise ImportError('needs libfoo')\n")
+    dropins = tmp_path / "d"
+    dropins.mkdir()
+    (dropins / "failing.py").write_text(FAILING)
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(f'[plugins]\ndirs = ["{dropins}"]\ndisabled = ["system"]\n')
+    out = sensord_cmd("plugins", "-c", str(cfg), env={"PYTHONPATH": str(site)})
+    assert out.returncode == 78
+    lines = [line.split() for line in out.stdout.splitlines()]
+    assert lines[0] == ["sim", sensord.__version__, "builtin", "sim"]
+    assert lines[1] == ["failing", "-", "drop-in", "failing"]
+    assert lines[2] == ["system", "-", "disabled", "-"]
+    assert lines[3][:5] == ["broken", "0.3", "FAILED", "sensord-broken", "0.3:"]
+    assert "ImportError: needs libfoo" in out.stdout
+    assert 'cannot load plugin "broken" (sensord-broken 0.3)' in out.stderr
+
+
+@pytest.mark.parametrize("args", [["check"], ["read"]])
+def test_plugin_error_exit_78(tmp_path: Path, args: list[str]) -> None:
+    (tmp_path / "typo.py").write_text("import sensord\n\n@sensord.hookimpl\n"
+                                      "def sensord_register_sensor():\n    return []\n")
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(f'[plugins]\ndirs = ["{tmp_path}"]\n')
+    out = sensord_cmd(*args, "-c", str(cfg))
+    assert out.returncode == 78
+    assert out.stderr.strip().endswith('did you mean "sensord_register_sensors"?')

@@ -1,0 +1,201 @@
+"""Config parsing: valid files into dataclasses, and one exact line per kind of bad input."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from sensord import app
+from sensord import config as cfgmod
+from sensord.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GOOD = """
+[node]
+id = "barn"
+
+[mqtt]
+host = "broker.local"
+port = 8883
+username = "node"
+password_file = "/etc/sensord/mqtt.pass"
+qos = 0
+mode = "duty_cycle"
+
+[mqtt.tls]
+ca_file = "/etc/ssl/ca.pem"
+
+[batch]
+max_age_s = 30
+max_readings = 200
+
+[buffer]
+path = "/tmp/x.db"
+
+[plugins]
+dirs = []
+disabled = ["system"]
+
+[[sensor]]
+name = "a"
+type = "sim"
+interval_s = 1
+channels = ["temperature", "humidity"]
+signal = "counter"
+
+[[sensor]]
+name = "b"
+type = "sim"
+interval_s = 0.5
+enabled = false
+timeout_s = 2
+"""
+
+
+def load_text(tmp_path: Path, text: str) -> cfgmod.Config:
+    path = tmp_path / "sensord.toml"
+    path.write_text(text)
+    return app.load(str(path), entry_points=False).config
+
+
+def test_valid_file_into_frozen_dataclasses(tmp_path: Path) -> None:
+    cfg = load_text(tmp_path, GOOD)
+    assert cfg.node.id == "barn"
+    assert cfg.mqtt.port == 8883 and cfg.mqtt.qos == 0 and cfg.mqtt.mode == "duty_cycle"
+    assert cfg.mqtt.tls is not None and cfg.mqtt.tls.ca_file == "/etc/ssl/ca.pem"
+    assert cfg.batch.max_age_s == 30.0 and isinstance(cfg.batch.max_age_s, float)
+    assert cfg.plugins.disabled == ("system",)
+    assert [s.name for s in cfg.sensors] == ["a", "b"]
+    assert [s.name for s in cfg.enabled_sensors] == ["a"]
+    a = cfg.sensors[0]
+    assert a.interval_s == 1.0 and a.timeout_s == 10.0
+    assert a.options.channels == ["temperature", "humidity"]  # type: ignore[attr-defined]
+    assert cfg.sensors[1].timeout_s == 2.0
+    with pytest.raises(AttributeError):
+        cfg.node.id = "x"  # type: ignore[misc]
+
+
+def test_defaults(tmp_path: Path) -> None:
+    cfg = load_text(tmp_path, "")
+    assert cfg.mqtt.host == "localhost" and cfg.mqtt.port == 1883
+    assert cfg.mqtt.topic_prefix == "sensord" and cfg.mqtt.protocol == "5"
+    assert cfg.batch.max_age_s == 60 and cfg.batch.max_readings == 1000
+    assert cfg.buffer.max_bytes == 64 * 1024 * 1024 and cfg.buffer.commit_interval_s == 5
+    assert cfg.plugins.dirs == ("/etc/sensord/plugins.d",)
+    assert cfg.node.id and "." not in cfg.node.id
+    assert cfg.sensors == ()
+
+
+@pytest.mark.parametrize("name", ["demo.toml", "sensord.example.toml"])
+def test_shipped_configs_parse(name: str) -> None:
+    cfg = app.load(str(ROOT / "config" / name), entry_points=False).config
+    assert cfg.sensors
+
+
+def test_config_path_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(cfgmod.ENV_VAR, raising=False)
+    assert cfgmod.resolve_path(None) == "/etc/sensord/sensord.toml"
+    monkeypatch.setenv(cfgmod.ENV_VAR, "/srv/s.toml")
+    assert cfgmod.resolve_path(None) == "/srv/s.toml"
+    assert cfgmod.resolve_path("cli.toml") == "cli.toml"
+
+
+SENSOR = '[[sensor]]\nname = "a"\ntype = "sim"\ninterval_s = 1\n'
+
+# (TOML text, the exact message after "<file>: ")
+BAD = [
+    ("[node]\nid = 'a'\nid = 'b'\n",
+     "TOML syntax error: Cannot overwrite a value (at line 3, column 9)"),
+    ("[mqtt]\nhost = \n", "TOML syntax error: Invalid value (at line 2, column 8)"),
+    ("[mqtt]\nhots = 'x'\n", 'mqtt.hots: unknown key, did you mean "host"?'),
+    ("[mqtt]\nzzz = 1\n",
+     "mqtt.zzz: unknown key; expected one of: client_id, host, keepalive_s, mode, password_file, "
+     "port, protocol, qos, reconnect_max_s, stop_timeout_s, tls, topic_prefix, username"),
+    ("[mqt]\n", 'mqt: unknown section, did you mean "mqtt"?'),
+    ("[mqtt]\nport = 70000\n", "mqtt.port: expected an integer >= 1 and <= 65535, found 70000"),
+    ("[mqtt]\nport = '1883'\n", 'mqtt.port: expected an integer >= 1 and <= 65535, found "1883"'),
+    ("[mqtt]\nqos = 2\n", "mqtt.qos: expected one of 0, 1, found 2"),
+    ("[mqtt]\nprotocol = 5\n", 'mqtt.protocol: expected one of "5", "3.1.1", found 5'),
+    ("[mqtt]\nmode = 'sleepy'\n",
+     'mqtt.mode: expected one of "persistent", "duty_cycle", found "sleepy"'),
+    ("[mqtt.tls]\ncert_file = 'c.pem'\n",
+     "mqtt.tls.cert_file and key_file go together: set both or neither"),
+    ("[mqtt]\ntopic_prefix = 'a/b/'\n",
+     "mqtt.topic_prefix: expected a topic without leading or trailing '/', found \"a/b/\""),
+    ("[node]\nid = 'barn/1'\n",
+     "node.id: expected a non-empty name without '/', '+' or '#', found \"barn/1\""),
+    ("[batch]\nmax_age_s = 0\n", "batch.max_age_s: expected a number > 0, found 0"),
+    ("[batch]\nmax_readings = true\n", "batch.max_readings: expected an integer >= 1, found true"),
+    ("[buffer]\nmax_bytes = 10\n", "buffer.max_bytes: expected an integer >= 65536, found 10"),
+    ("[plugins]\ndirs = '/x'\n", 'plugins.dirs: expected a list of strings, found "/x"'),
+    ("[plugins]\ndisabled = [1]\n", "plugins.disabled[0]: expected a string, found 1"),
+    ("[sensor]\nname = 'a'\n", "sensor: expected an array of tables ([[sensor]]), found a table"),
+    ('[[sensor]]\ntype = "sim"\ninterval_s = 1\n', "sensor[0].name: required key missing"),
+    ('[[sensor]]\nname = "a"\ninterval_s = 1\n', "sensor[0].type: required key missing"),
+    ('[[sensor]]\nname = "a"\ntype = "sim"\n', "sensor[0].interval_s: required key missing"),
+    (SENSOR + '[[sensor]]\nname = "b"\ntype = "sim"\ninterval_s = -1\n',
+     "sensor[1].interval_s: expected a number > 0, found -1"),
+    (SENSOR + '[[sensor]]\nname = "b"\ntype = "sim"\ninterval_s = 1\ntimeout_s = 0\n',
+     "sensor[1].timeout_s: expected a number > 0, found 0"),
+    (SENSOR + '[[sensor]]\nname = "b"\ntype = "sm"\ninterval_s = 1\n',
+     'sensor[1].type: unknown sensor type "sm", did you mean "sim"?; known types: sim, system'),
+    (SENSOR + '[[sensor]]\nname = "b"\ntype = "bme280"\ninterval_s = 1\n',
+     'sensor[1].type: unknown sensor type "bme280"; known types: sim, system'),
+    (SENSOR + SENSOR, 'sensor[1].name: expected a unique name, found "a" (also sensor[0])'),
+    (SENSOR + "signl = 'sine'\n", 'sensor[0].signl: unknown key, did you mean "signal"?'),
+    (SENSOR + "intervall_s = 2\n", 'sensor[0].intervall_s: unknown key, did you mean "interval_s"?'),
+    (SENSOR + "signal = 'square'\n",
+     'sensor[0].signal: expected one of "counter", "sine", "random_walk", found "square"'),
+    (SENSOR + "channels = []\n", "sensor[0].channels: expected at least one quantity name, found []"),
+    (SENSOR + "channels = ['t', 2]\n", "sensor[0].channels[1]: expected a string, found 2"),
+    (SENSOR + "enabled = 'yes'\n", 'sensor[0].enabled: expected true or false, found "yes"'),
+    ('[[sensor]]\nname = "a/b"\ntype = "sim"\ninterval_s = 1\n',
+     "sensor[0].name: expected a non-empty name without '/', '+' or '#', found \"a/b\""),
+    ('[[sensor]]\nname = "h"\ntype = "system"\ninterval_s = 1\nchannels = ["cpu"]\n',
+     "sensor[0].channels[0]: expected one of cpu_temperature, load_1m, memory_used, disk_used, "
+     'uptime, found "cpu"'),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD, ids=[m.split(":")[0] + f"-{i}" for i, (_, m) in
+                                                         enumerate(BAD)])
+def test_bad_config_one_exact_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        app.load(str(path), entry_points=False)
+    assert str(info.value) == f"{path}: {message}"
+    assert "\n" not in str(info.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "none.toml"
+    with pytest.raises(ConfigError, match="config file not found") as info:
+        app.load(str(path))
+    assert str(info.value).startswith(f"{path}: ")
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b'[node]\nid = "caf\xe9"\n')
+    with pytest.raises(ConfigError) as info:
+        app.load(str(path))
+    assert str(info.value) == f"{path}: TOML syntax error: not UTF-8 text (byte 16)"
+
+
+def test_example_documents_every_key() -> None:
+    """Every key of every section appears (as a setting or a `# key = default` line) in the example."""
+    text = (ROOT / "config" / "sensord.example.toml").read_text()
+    lines = [line.strip() for line in text.splitlines()]
+    uncommented = "\n".join(line.removeprefix("# ") for line in lines if not line.startswith("##"))
+    doc = tomllib.loads(uncommented)
+    import dataclasses
+
+    for section, cls in cfgmod._SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            assert f.name in doc.get(section, {}), f"{section}.{f.name} is not in the example"
+    for key in cfgmod._SENSOR_KEYS:
+        assert any(key in s for s in doc["sensor"]), f"sensor.{key} is not in the example"

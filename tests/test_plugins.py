@@ -1,0 +1,140 @@
+"""Plugin loading: built-ins, entry points from a dist made in the test, drop-ins, blocking, errors."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sensord.errors import PluginError
+from sensord.plugins import get_plugin_manager
+
+THERMO = '''
+from dataclasses import dataclass
+import sensord
+
+class Thermo(sensord.Sensor):
+    type_name = "{type_name}"
+
+    @dataclass(frozen=True)
+    class Config(sensord.SensorConfig):
+        address: int = 0x48
+
+    def read(self):
+        return [sensord.Reading("temperature", 21.5, "°C")]
+
+@sensord.hookimpl
+def sensord_register_sensors():
+    return [Thermo]
+'''
+
+
+def make_dist(site: Path, dist: str, version: str, module: str, code: str, ep_name: str) -> None:
+    """An installed distribution, as pip leaves it: a module plus a .dist-info with entry points."""
+    site.mkdir(parents=True, exist_ok=True)
+    (site / f"{module}.py").write_text(textwrap.dedent(code))
+    info = site / f"{dist.replace('-', '_')}-{version}.dist-info"  # as pip names it
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[sensord]\n{ep_name} = {module}\n")
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "site"
+    path.mkdir()
+    monkeypatch.syspath_prepend(str(path))
+    yield path
+    for name in [m for m in sys.modules if m.startswith(("sensord_thermo", "sensord_broken", "sensord_dropin"))]:
+        del sys.modules[name]
+
+
+def test_builtins_only() -> None:
+    host = get_plugin_manager(entry_points=False)
+    assert [p.name for p in host.loaded] == ["sim", "system"]
+    assert set(host.sensor_types) == {"sim", "system"}
+    assert host.sensor_plugin == {"sim": "sim", "system": "system"}
+    assert host.failed == []
+
+
+def test_entry_point_plugin(site: Path) -> None:
+    make_dist(site, "sensord-thermo", "1.2", "sensord_thermo", THERMO.format(type_name="thermo"), "thermo")
+    host = get_plugin_manager()
+    info = {p.name: p for p in host.loaded}["thermo"]
+    assert (info.source, info.version, info.origin) == ("entry point", "1.2", "sensord-thermo 1.2")
+    assert host.sensor_plugin["thermo"] == "thermo"
+    assert host.sensor_types["thermo"].Config().address == 0x48  # type: ignore[attr-defined]
+
+
+def test_broken_plugin_is_named_and_others_load(site: Path, caplog: pytest.LogCaptureFixture) -> None:
+    make_dist(site, "sensord-broken", "0.3", "sensord_broken", "import no_such_module\n", "broken")
+    make_dist(site, "sensord-thermo", "1.2", "sensord_thermo", THERMO.format(type_name="thermo"), "thermo")
+    host = get_plugin_manager()
+    assert [(f.name, f.origin, f.error) for f in host.failed] == [
+        ("broken", "sensord-broken 0.3", "ModuleNotFoundError: No module named 'no_such_module'")]
+    assert {"sim", "system", "thermo"} <= set(host.sensor_types)
+    assert 'cannot load plugin "broken" (sensord-broken 0.3): ModuleNotFoundError' in caplog.text
+    assert host.failure_hint() == " (plugins that failed to load: broken)"
+
+
+def test_drop_in_file(tmp_path: Path) -> None:
+    dropins = tmp_path / "plugins.d"
+    dropins.mkdir()
+    (dropins / "cellar.py").write_text(THERMO.format(type_name="cellar"))
+    (dropins / "notes.txt").write_text("not a plugin")
+    host = get_plugin_manager(dirs=[str(dropins), str(tmp_path / "missing")], entry_points=False)
+    assert [(p.name, p.source) for p in host.loaded][-1] == ("cellar", "drop-in")
+    assert host.sensor_plugin["cellar"] == "cellar"
+
+
+def test_broken_drop_in(tmp_path: Path) -> None:
+    (tmp_path / "bad.py").write_text("raise RuntimeError('wiring not done')\n")
+    host = get_plugin_manager(dirs=[str(tmp_path)], entry_points=False)
+    assert [(f.name, f.error) for f in host.failed] == [("bad", "RuntimeError: wiring not done")]
+    assert "sensord_dropin_bad" not in sys.modules
+
+
+def test_disabled_plugins_are_not_loaded(site: Path, caplog: pytest.LogCaptureFixture) -> None:
+    make_dist(site, "sensord-thermo", "1.2", "sensord_thermo", THERMO.format(type_name="thermo"), "thermo")
+    host = get_plugin_manager(disabled=["system", "thermo", "nosuch"])
+    assert set(host.sensor_types) == {"sim"}
+    assert "sensord_thermo" not in sys.modules  # blocked before import
+    assert "no plugin of that name exists" in caplog.text and "'nosuch'" in caplog.text
+
+
+def test_misspelled_hook_fails_at_start(tmp_path: Path) -> None:
+    (tmp_path / "typo.py").write_text("import sensord\n\n@sensord.hookimpl\n"
+                                      "def sensord_register_sensor():\n    return []\n")
+    with pytest.raises(PluginError) as info:
+        get_plugin_manager(dirs=[str(tmp_path)], entry_points=False)
+    assert str(info.value) == ('plugin "typo": unknown hook "sensord_register_sensor", '
+                               'did you mean "sensord_register_sensors"?')
+
+
+def test_duplicate_type_names_both_plugins(tmp_path: Path) -> None:
+    (tmp_path / "again.py").write_text(THERMO.format(type_name="sim"))
+    with pytest.raises(PluginError) as info:
+        get_plugin_manager(dirs=[str(tmp_path)], entry_points=False)
+    assert str(info.value) == 'plugin "again": sensor type "sim" is already registered by plugin "sim"'
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("return [int]", 'plugin "odd": sensord_register_sensors returned <class \'int\'>, '
+                     "expected a Sensor subclass"),
+    ("return 3", 'plugin "odd": sensord_register_sensors must return a list of Sensor classes, returned int'),
+    ("raise KeyError('x')", "plugin \"odd\": sensord_register_sensors raised KeyError: 'x'"),
+])
+def test_invalid_registrations_name_the_plugin(tmp_path: Path, body: str, message: str) -> None:
+    (tmp_path / "odd.py").write_text(f"import sensord\n\n@sensord.hookimpl\n"
+                                     f"def sensord_register_sensors():\n    {body}\n")
+    with pytest.raises(PluginError) as info:
+        get_plugin_manager(dirs=[str(tmp_path)], entry_points=False)
+    assert str(info.value) == message
+
+
+def test_bad_type_name(tmp_path: Path) -> None:
+    (tmp_path / "caps.py").write_text(THERMO.format(type_name="Thermo"))
+    with pytest.raises(PluginError, match=r'plugin "caps": Thermo.type_name must match'):
+        get_plugin_manager(dirs=[str(tmp_path)], entry_points=False)
