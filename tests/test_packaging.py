@@ -1,0 +1,37 @@
+"""A plain wheel (not the editable install) carries both packages, the script and the entry points."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_installs_and_runs(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+                   check=True, capture_output=True, timeout=300)
+    (wheel,) = tmp_path.glob("sensord-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        entry_points = zf.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert {"sensord/cli.py", "sensord/testing/pytest_plugin.py", "sensord_plugins/sim.py",
+            "sensord_plugins/system.py"} <= names
+    assert "sensord = sensord.cli:run" in entry_points
+    assert "[pytest11]" in entry_points and "sensord = sensord.testing.pytest_plugin" in entry_points
+
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    where = subprocess.run([sys.executable, "-c", "import sensord, sensord_plugins.sim; print(sensord.__file__)"],
+                           env=env, capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert where.stdout.startswith(str(target))
+    out = subprocess.run([sys.executable, "-m", "sensord", "read", "--json", "-c", str(ROOT / "config" / "demo.toml")],
+                         env=env, capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert {json.loads(line)["sensor"] for line in out.stdout.splitlines()} == {"greenhouse", "counter", "host"}
