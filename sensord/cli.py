@@ -20,7 +20,7 @@ from . import __version__, app
 from . import config as cfgmod
 from .errors import ConfigError, PluginError, SensordError
 from .hardware import Hardware
-from .scheduler import Worker, read_with_timeout
+from .scheduler import Worker, call_with_timeout, read_with_timeout
 from .sensor import Reading
 
 EX_OK, EX_FAIL, EX_USAGE, EX_CONFIG = 0, 1, 2, 78
@@ -166,15 +166,11 @@ async def _read_all(specs: Sequence[cfgmod.SensorSpec], loaded: app.Loaded,
         worker = Worker(spec.name)
         try:
             sensor = app.build_sensor(spec, loaded, hardware)
-            opened = worker.submit(sensor.open)
-            await asyncio.wait_for(asyncio.shield(opened), spec.timeout_s)
+            await call_with_timeout(sensor, worker, sensor.open, spec.timeout_s, "open")
             ts = time.time()
             readings: list[Reading] = await read_with_timeout(sensor, worker, spec.timeout_s)
             worker.submit(sensor.close)
             return spec, readings, ts
-        except TimeoutError:
-            return spec, SensordError(f'sensor "{spec.name}": open did not return within '
-                                      f"{spec.timeout_s:g} s"), ts
         except Exception as exc:  # report each sensor's failure, keep reading the others
             if isinstance(exc, SensordError):
                 return spec, exc, ts

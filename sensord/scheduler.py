@@ -104,16 +104,22 @@ def _settle(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) ->
         fut.set_result(result)
 
 
-async def read_with_timeout(sensor: Sensor, worker: Worker, timeout_s: float) -> list[Reading]:
-    """Run `sensor.read()` on its worker; SensorError if it fails, ReadTimeout if it hangs."""
+async def call_with_timeout(sensor: Sensor, worker: Worker, fn: Callable[[], Any], timeout_s: float,
+                            what: str) -> Any:
+    """Run a blocking sensor call on its worker; ReadTimeout if it does not return in time."""
     if worker.busy is not None and not worker.busy.done():
-        raise ReadTimeout(f"{sensor.describe()}: previous read still running")
-    fut = worker.submit(sensor.read)
+        raise ReadTimeout(f"{sensor.describe()}: previous {what} still running")
+    fut = worker.submit(fn)
     try:
-        readings = await asyncio.wait_for(asyncio.shield(fut), timeout_s)
+        return await asyncio.wait_for(asyncio.shield(fut), timeout_s)
     except TimeoutError:
         fut.add_done_callback(_consume)
-        raise ReadTimeout(f"{sensor.describe()}: read did not return within {timeout_s:g} s") from None
+        raise ReadTimeout(f"{sensor.describe()}: {what} did not return within {timeout_s:g} s") from None
+
+
+async def read_with_timeout(sensor: Sensor, worker: Worker, timeout_s: float) -> list[Reading]:
+    """Run `sensor.read()` on its worker; SensorError if it fails, ReadTimeout if it hangs."""
+    readings = await call_with_timeout(sensor, worker, sensor.read, timeout_s, "read")
     if not isinstance(readings, list) or not all(isinstance(r, Reading) for r in readings):
         raise SensorError(f"{sensor.describe()}: read() must return a list of Reading, "
                           f"returned {readings!r:.80}")
@@ -145,6 +151,7 @@ class Scheduler:
         self._backoff_max_s = backoff_max_s
         self._tasks: list[asyncio.Task[None]] = []
         self._workers: list[Worker] = []
+        self._opened: list[tuple[Sensor, Worker]] = []
         self.stats: dict[str, SensorStats] = {spec.name: SensorStats() for spec, _ in self._sensors}
 
     async def run(self) -> None:
@@ -164,18 +171,28 @@ class Scheduler:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for sensor, worker in self._opened:
+            worker.submit(sensor.close)  # queued behind any read still running; not awaited
         for worker in self._workers:
             worker.stop()
         self._tasks.clear()
         self._workers.clear()
+        self._opened.clear()
 
     async def _loop(self, spec: SensorSpec, sensor: Sensor, worker: Worker, start: float) -> None:
         clock, stats, interval = self._clock, self.stats[spec.name], spec.interval_s
         tick = 0
+        opened = False
         while True:
             await clock.sleep_until(start + tick * interval)
             stamp = clock.time()
             try:
+                if not opened:
+                    # Opening here, not before the loop: a sensor that is unplugged at start-up
+                    # is retried with the same backoff as a failing read.
+                    await call_with_timeout(sensor, worker, sensor.open, spec.timeout_s, "open")
+                    opened = True
+                    self._opened.append((sensor, worker))
                 readings = await read_with_timeout(sensor, worker, spec.timeout_s)
             except Exception as exc:  # a driver may raise anything; isolate it
                 stats.failures += 1

@@ -203,3 +203,21 @@ def test_real_clock_stamps_are_wall_time() -> None:
 
     asyncio.run(main())
     assert samples and all(before - 0.01 <= s.ts <= time.time() for s in samples)
+
+
+def test_open_failure_is_retried_like_a_read_failure() -> None:
+    class LateChip(Scripted):
+        opens = 0
+
+        def open(self) -> None:
+            self.opens += 1
+            if self.opens < 3:
+                raise SensorError("chip id 0x00, expected 0x60")
+
+    clock = FakeClock()
+    epoch0 = clock.time()
+    chip = LateChip("late", float)
+    samples: list[Sample] = []
+    run_virtual([(spec("late", 1.0), chip)], clock, 6.0, samples)
+    assert chip.opens == 3  # at 0 s, 1 s, then 3 s after backoff
+    assert stamps(samples, "late", epoch0) == [3.0, 4.0, 5.0, 6.0]
