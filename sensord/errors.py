@@ -21,3 +21,42 @@ class SensorError(SensordError, OSError):
 
 class ReadTimeout(SensorError, TimeoutError):
     """A sensor's read() did not return within its timeout_s."""
+
+
+class BufferStorageError(SensordError, OSError):
+    """The offline buffer's SQLite file cannot be opened, moved aside or read (see sensord.buffer)."""
+
+
+class BrokerError(SensordError, ConnectionError):
+    """Talking to the MQTT broker failed. The message is one line naming the broker (host:port).
+
+    The daemon retries every BrokerError with backoff. `transient` is False when retrying alone
+    will not help (a wrong password, an untrusted certificate): log those at ERROR, as they
+    need someone to change the configuration or the broker."""
+
+    transient: bool = True
+
+
+class BrokerUnreachable(BrokerError):
+    """No MQTT broker answered: connection refused, unknown host, network down, or the broker
+    closed the connection before accepting it."""
+
+
+class BrokerDisconnected(BrokerError):
+    """The connection to the broker was lost (or closed by the broker) while in use."""
+
+
+class BrokerTimeout(BrokerError, TimeoutError):
+    """The broker did not answer in time (CONNACK, PUBACK, SUBACK)."""
+
+
+class BrokerAuthError(BrokerError, PermissionError):
+    """The broker refused the user name or password, or does not authorize this client."""
+
+    transient = False
+
+
+class BrokerTlsError(BrokerError):
+    """The TLS handshake failed, typically because the broker's certificate is not trusted."""
+
+    transient = False

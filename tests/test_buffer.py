@@ -1,0 +1,320 @@
+"""Tests of the durable offline buffer (sensord.buffer)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sensord import buffer as buffer_module
+from sensord.buffer import Buffer, StoredBatch
+from sensord.errors import BufferStorageError, SensordError
+
+NOW = 1_700_000_000.0
+
+
+def clock() -> float:
+    return NOW
+
+
+def payload(size: int = 100) -> Callable[[int], bytes]:
+    """An encoder whose payload names the seq and is exactly `size` bytes long."""
+    return lambda seq: f"seq={seq};".encode().ljust(size, b".")
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "spool" / "buffer.db"
+
+
+def open_buffer(path: Path, max_bytes: int = 1_000_000) -> Buffer:
+    return Buffer.open(path, max_bytes=max_bytes, clock=clock)
+
+
+def seal(buf: Buffer, size: int = 100, readings: int = 3) -> int | None:
+    return buf.seal(payload(size), readings=readings, first_ts=NOW - 60)
+
+
+def test_open_creates_directory_file_and_schema(path: Path) -> None:
+    with open_buffer(path) as buf:
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o750
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640
+        assert not Path(f"{path}-shm").exists()  # exclusive locking: the WAL index lives in memory
+        assert buf.stats() == buffer_module.BufferStats(
+            pending_batches=0, pending_readings=0, pending_bytes=0, staged_readings=0,
+            oldest_created=None, dropped_batches=0, dropped_readings=0, next_seq=1)
+        buf.close()  # idempotent
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == buffer_module.SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+    wal = Path(f"{path}-wal")
+    assert not wal.exists() or wal.stat().st_size == 0  # close() checkpointed
+
+
+def test_seq_increases_across_reopen_and_after_everything_is_acked(path: Path) -> None:
+    with open_buffer(path) as buf:
+        assert [seal(buf) for _ in range(3)] == [1, 2, 3]
+        assert buf.ack_many([1, 2, 3])
+        assert buf.stats().pending_batches == 0
+    with open_buffer(path) as buf:
+        assert seal(buf) == 4
+        assert buf.stats().next_seq == 5
+
+
+def test_peek_is_oldest_first_and_ack_removes(path: Path) -> None:
+    with open_buffer(path) as buf:
+        for _ in range(3):
+            seal(buf, size=50, readings=2)
+        batches = buf.peek()
+        assert [b.seq for b in batches] == [1, 2, 3]
+        assert batches[0] == StoredBatch(seq=1, created=NOW, first_ts=NOW - 60, readings=2,
+                                         payload=payload(50)(1))
+        assert [b.seq for b in buf.peek(limit=2)] == [1, 2]
+        assert [b.seq for b in buf.peek(after_seq=1)] == [2, 3]
+        assert buf.ack(2)
+        assert [b.seq for b in buf.peek()] == [1, 3]
+        assert buf.ack_many([1, 3, 99])  # unknown seqs are ignored
+        assert buf.peek() == []
+        assert buf.stats().pending_bytes == 0
+
+
+def test_encode_failure_leaves_no_trace(path: Path) -> None:
+    def broken(seq: int) -> bytes:
+        raise ValueError("cannot encode")
+
+    with open_buffer(path) as buf:
+        assert buf.stage(b"chunk", readings=4)
+        before = buf.stats()
+        with pytest.raises(ValueError, match="cannot encode"):
+            buf.seal(broken, readings=4, first_ts=NOW)
+        assert buf.stats() == before
+        assert buf.staged() == [b"chunk"]
+        assert seal(buf) == 1
+
+
+def test_staged_chunks_survive_reopen_and_seal_clears_them(path: Path) -> None:
+    with open_buffer(path) as buf:
+        assert buf.stage(b"first", readings=2)
+        assert buf.stage(b"second", readings=3)
+    with open_buffer(path) as buf:
+        assert buf.staged() == [b"first", b"second"]
+        assert buf.staged_readings() == 5
+        assert buf.stats().staged_readings == 5
+        assert seal(buf, readings=5) == 1
+        assert buf.staged() == []
+        assert buf.staged_readings() == 0
+
+
+def test_cap_drops_oldest_counts_and_warns_once_per_episode(
+        path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="sensord.buffer")
+    with open_buffer(path, max_bytes=1000) as buf:
+        for _ in range(3):
+            seal(buf, size=300, readings=5)
+        assert not buf.dropping
+        seal(buf, size=300, readings=5)  # 1200 bytes: seq 1 goes
+        seal(buf, size=300, readings=5)  # seq 2 goes
+        assert buf.dropping
+        assert [b.seq for b in buf.peek()] == [3, 4, 5]
+        stats = buf.stats()
+        assert (stats.dropped_batches, stats.dropped_readings, stats.pending_bytes) == (2, 10, 900)
+        assert buf.ack_many([3, 4])  # 300 bytes left, below max_bytes / 2: the episode ends
+        assert not buf.dropping
+        for _ in range(3):
+            seal(buf, size=300, readings=5)  # a second episode drops seq 5
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert "over max_bytes=1000" in warnings[0].getMessage()
+    assert any("2 batches (10 readings) were dropped" in r.getMessage() for r in caplog.records)
+    with open_buffer(path, max_bytes=1000) as buf:
+        stats = buf.stats()
+        assert (stats.dropped_batches, stats.dropped_readings) == (3, 15)
+        assert [b.seq for b in buf.peek()] == [6, 7, 8]
+
+
+def test_a_batch_larger_than_max_bytes_is_kept_alone(path: Path) -> None:
+    with open_buffer(path, max_bytes=1000) as buf:
+        seal(buf, size=500)
+        assert seal(buf, size=2000) == 2
+        assert [b.seq for b in buf.peek()] == [2]
+        assert buf.stats().dropped_batches == 1
+
+
+def test_garbage_file_is_moved_aside(path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path.parent.mkdir()
+    garbage = b"this is not an sqlite file " * 200
+    path.write_bytes(garbage)
+    with open_buffer(path) as buf:
+        # Nothing can be salvaged: seq restarts from the clock, so it does not go back.
+        assert seal(buf) == int(NOW)
+    moved = list(path.parent.glob("buffer.db.corrupt-*"))
+    assert [m.name for m in moved] == ["buffer.db.corrupt-20231114T221320Z"]
+    assert moved[0].read_bytes() == garbage
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert str(path) in warning.getMessage() and str(moved[0]) in warning.getMessage()
+
+
+def test_truncated_file_is_moved_aside_and_seq_continues(
+        path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with open_buffer(path) as buf:
+        for _ in range(50):
+            seal(buf, size=3000)
+    size = path.stat().st_size
+    with path.open("r+b") as f:
+        f.truncate(size // 2)
+    with Buffer.open(path, max_bytes=1000, clock=lambda: 0.0) as buf:  # a clock still at 1970
+        assert buf.stats().next_seq == 51  # salvaged from the damaged file's meta table
+        assert buf.peek() == []
+    assert len(list(path.parent.glob("buffer.db.corrupt-*"))) == 1
+    assert "moved it to" in caplog.text
+
+
+def test_failure_to_move_aside_raises(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path.parent.mkdir()
+    path.write_bytes(b"\x00garbage" * 600)
+
+    def refuse(*args: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(buffer_module.os, "replace", refuse)
+    with pytest.raises(BufferStorageError, match="cannot be moved aside") as info:
+        open_buffer(path)
+    assert isinstance(info.value, SensordError) and isinstance(info.value, OSError)
+
+
+def test_second_open_of_a_file_in_use_fails_clearly(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(buffer_module, "_LOCK_TIMEOUT_S", 0.0)
+    with open_buffer(path), pytest.raises(BufferStorageError, match="in use by another process"):
+        open_buffer(path)
+
+
+def test_newer_schema_version_is_refused(path: Path) -> None:
+    open_buffer(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(BufferStorageError, match="schema version 99"):
+        open_buffer(path)
+
+
+def test_disk_full_keeps_the_caller_in_charge_and_recovers(
+        path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="sensord.buffer")
+    with open_buffer(path) as buf:
+        conn = buf._conn  # simulate a full disk: SQLite answers SQLITE_FULL like ENOSPC
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+        assert buf.stage(b"x" * 20_000, readings=1) is False
+        assert seal(buf, size=20_000) is None
+        assert seal(buf, size=20_000) is None
+        assert buf.storage_failing
+        assert buf.stats().next_seq == 1 and buf.staged() == []
+        conn.execute("PRAGMA max_page_count = 1000000")
+        assert buf.stage(b"x" * 20_000, readings=1) is True
+        assert seal(buf, size=20_000) == 1
+        assert not buf.storage_failing
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "full" in warnings[0].getMessage()
+    assert "writes succeed again after 3 failures" in caplog.text
+
+
+def test_calls_from_several_threads_get_distinct_seqs(path: Path) -> None:
+    seqs: list[int | None] = []
+    with open_buffer(path) as buf:
+        def work() -> None:
+            for _ in range(10):
+                seqs.append(seal(buf))
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert sorted(s for s in seqs if s is not None) == list(range(1, 41))
+
+
+def test_kill_9_loses_nothing_committed(path: Path) -> None:
+    script = textwrap.dedent("""
+        import os, signal, sys
+        from sensord.buffer import Buffer
+        buf = Buffer.open(sys.argv[1], max_bytes=1_000_000)
+        for _ in range(3):
+            buf.seal(lambda seq: b"batch-%d" % seq, readings=2, first_ts=1.0)
+        buf.ack(1)
+        buf.stage(b"chunk-a", readings=1)
+        buf.stage(b"chunk-b", readings=2)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, timeout=30)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert Path(f"{path}-wal").stat().st_size > 0  # the data is in the WAL, not yet checkpointed
+    with open_buffer(path) as buf:
+        assert [(b.seq, b.payload) for b in buf.peek()] == [(2, b"batch-2"), (3, b"batch-3")]
+        assert buf.staged() == [b"chunk-a", b"chunk-b"]
+        assert buf.stats().next_seq == 4
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    conn.close()
+
+
+_op = st.one_of(
+    st.tuples(st.just("seal"), st.integers(1, 400), st.integers(1, 5)),
+    st.tuples(st.just("ack"), st.integers(0, 10), st.integers(1, 3)),
+    st.tuples(st.just("stage"), st.integers(1, 50), st.integers(1, 5)),
+    st.tuples(st.just("reopen"), st.just(0), st.just(0)),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_op, max_size=25))
+def test_random_operations_keep_the_invariants(ops: list[tuple[str, int, int]]) -> None:
+    max_bytes = 1000
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "buffer.db"
+        buf = open_buffer(path, max_bytes)
+        sealed: dict[int, int] = {}  # seq -> readings
+        acked: set[int] = set()
+        staged: list[bytes] = []
+        try:
+            for op, a, b in ops:
+                if op == "seal":
+                    seq = seal(buf, size=a, readings=b)
+                    assert seq == max(sealed, default=0) + 1
+                    sealed[seq] = b
+                    staged.clear()
+                elif op == "ack":
+                    chosen = [batch.seq for batch in buf.peek()][a::b]
+                    assert buf.ack_many(chosen)
+                    acked.update(chosen)
+                elif op == "stage":
+                    assert buf.stage(bytes([a]) * a, readings=b)
+                    staged.append(bytes([a]) * a)
+                else:
+                    buf.close()
+                    buf = open_buffer(path, max_bytes)
+                pending = [batch.seq for batch in buf.peek(limit=1000)]
+                dropped = set(sealed) - acked - set(pending)
+                stats = buf.stats()
+                assert pending == sorted(pending) and set(pending) <= set(sealed) - acked
+                assert stats.dropped_batches == len(dropped)
+                assert stats.dropped_readings == sum(sealed[s] for s in dropped)
+                assert not dropped or not pending or max(dropped) < min(pending)
+                assert stats.pending_bytes <= max_bytes or stats.pending_batches == 1
+                assert stats.pending_bytes == buf._pending_bytes  # the cached total the cap uses
+                assert stats.next_seq == max(sealed, default=0) + 1
+                assert buf.staged() == staged
+        finally:
+            buf.close()
