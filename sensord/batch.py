@@ -1,0 +1,61 @@
+"""The batcher: collects stamped samples into the open batch and says when it must be sealed.
+
+Pure bookkeeping, no I/O: the daemon seals (`take()`) when `add()` reports the batch full or
+when `due_at()` has passed, and stages `unstaged()` samples to disk every commit interval.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from .scheduler import Sample
+
+
+class Batcher:
+    """The open batch: sealed at `max_readings` samples or when its first sample is `max_age_s` old."""
+
+    def __init__(self, *, max_age_s: float, max_readings: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_age_s = max_age_s
+        self.max_readings = max_readings
+        self._clock = clock
+        self._samples: list[Sample] = []
+        self._opened_at: float | None = None
+        self._staged = 0  # how many of _samples are already on disk
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    def add(self, samples: Sequence[Sample]) -> bool:
+        """Add samples; True when the batch is full and should be sealed now."""
+        if samples and self._opened_at is None:
+            self._opened_at = self._clock()
+        self._samples.extend(samples)
+        return len(self._samples) >= self.max_readings
+
+    def due_at(self) -> float | None:
+        """Monotonic time at which the open batch reaches `max_age_s`; None when it is empty."""
+        return None if self._opened_at is None else self._opened_at + self.max_age_s
+
+    def pending(self) -> list[Sample]:
+        """The open batch's samples (a copy); `clear()` once they are sealed on disk."""
+        return list(self._samples)
+
+    def clear(self) -> None:
+        """Start a new, empty batch (the old one was sealed)."""
+        self._samples = []
+        self._staged = 0
+        self._opened_at = None
+
+    def unstaged(self) -> list[Sample]:
+        """Samples not yet written to the buffer's staging area."""
+        return self._samples[self._staged:]
+
+    def mark_staged(self) -> None:
+        self._staged = len(self._samples)
+
+    def restore(self, samples: Sequence[Sample]) -> None:
+        """Put back samples found staged on disk at start-up (they are already staged)."""
+        self.add(samples)
+        self._staged = len(self._samples)
