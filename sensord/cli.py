@@ -55,6 +55,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("plugins", "list plugins, their versions and sensor types, and plugins that failed")
     p.set_defaults(func=cmd_plugins)
+
+    p = add("run", "run the daemon: read sensors, batch, buffer on disk, publish over MQTT")
+    p.set_defaults(func=cmd_run)
+
+    p = add("buffer", "show the offline buffer: pending batches, readings, bytes, oldest age, dropped")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_buffer)
+
+    p = sub.add_parser("listen", help="subscribe to nodes' batches and print one JSON line per reading",
+                       description="Subscribe to sensord batches and print one JSON object per reading per line "
+                                   "(node, sensor, quantity, value, unit, ts, seq).")
+    p.add_argument("-c", "--config", metavar="FILE",
+                   help="take broker, prefix and node from this config (options below override it)")
+    p.add_argument("--host", help="broker host (default: from the config, else localhost)")
+    p.add_argument("--port", type=int, help="broker port (default: from the config, else 1883)")
+    p.add_argument("--prefix", help="topic prefix (default: sensord)")
+    p.add_argument("--node", help="only this node (default: every node)")
+    p.add_argument("--count", type=int, metavar="N", help="exit 0 after N readings")
+    p.add_argument("--timeout", type=float, metavar="S", help="exit 0 after S seconds")
+    p.add_argument("--status", action="store_true", help='also print status changes as {"node": ..., "status": ...}')
+    p.set_defaults(func=cmd_listen)
     return parser
 
 
@@ -201,6 +222,77 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     for info in host.failed:
         print(f"{info.name:<16} {info.version or '-':<10} {'FAILED':<12} {info.origin}: {info.error}")
     return EX_CONFIG if host.failed else EX_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .daemon import run_daemon
+
+    path = cfgmod.resolve_path(args.config)
+    loaded = app.load(path)
+    for failed in loaded.plugins.failed:
+        log.error('plugin "%s" (%s) failed to load: %s', failed.name, failed.origin, failed.error)
+    if not args.debug and not args.verbose:
+        logging.getLogger().setLevel(logging.INFO)  # a daemon says what it does; journald keeps it
+    return asyncio.run(run_daemon(path, loaded))
+
+
+def cmd_buffer(args: argparse.Namespace) -> int:
+    import time
+
+    from .buffer import Buffer
+    from .errors import BufferStorageError
+
+    path = cfgmod.resolve_path(args.config)
+    cfg = app.load(path).config
+    if not os.path.exists(cfg.buffer.path):
+        print(f"sensord: no buffer at {cfg.buffer.path} (nothing was buffered yet)", file=sys.stderr)
+        return EX_FAIL
+    try:
+        with Buffer.open(cfg.buffer.path, max_bytes=cfg.buffer.max_bytes) as buf:
+            st = buf.stats()
+    except BufferStorageError as exc:
+        print(f"sensord: {exc}", file=sys.stderr)
+        if "in use" in str(exc):
+            print("sensord: the daemon holds the buffer while it runs; its figures are in "
+                  "`systemctl status sensord` and in the retained meta topic", file=sys.stderr)
+        return EX_FAIL
+    age = None if st.oldest_created is None else max(0.0, time.time() - st.oldest_created)
+    figures = {"path": cfg.buffer.path, "pending_batches": st.pending_batches,
+               "pending_readings": st.pending_readings, "pending_bytes": st.pending_bytes,
+               "staged_readings": st.staged_readings, "oldest_age_s": None if age is None else round(age, 1),
+               "dropped_batches": st.dropped_batches, "dropped_readings": st.dropped_readings,
+               "next_seq": st.next_seq}
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        for key, value in figures.items():
+            print(f"{key:<18} {'-' if value is None else value}")
+    return EX_OK
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    from .listen import listen
+
+    mqtt = None
+    if args.config:
+        cfg = app.load(args.config).config
+        mqtt = cfg.mqtt
+        host, port, prefix, node = cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.topic_prefix, cfg.node.id
+    else:
+        host, port, prefix, node = "localhost", 1883, "sensord", None
+    host = args.host or host
+    port = args.port or port
+    prefix = args.prefix or prefix
+    node = args.node or node
+    if args.count is not None and args.count < 1:
+        print("sensord: --count must be at least 1", file=sys.stderr)
+        return EX_USAGE
+
+    def emit(obj: dict[str, Any]) -> None:
+        print(json.dumps(obj, ensure_ascii=False), flush=True)
+
+    return asyncio.run(listen(host=host, port=port, prefix=prefix, node=node, count=args.count,
+                              timeout_s=args.timeout, status=args.status, emit=emit, mqtt=mqtt))
 
 
 def run() -> None:

@@ -67,7 +67,7 @@ class MqttConfig:
     password_file: str | None = None
     tls: TlsConfig | None = None
     protocol: Literal["5", "3.1.1"] = "5"
-    keepalive_s: int = field_range(60, ge=5, le=65535)
+    keepalive_s: int = field_range(60, ge=1, le=65535)
     qos: Literal[0, 1] = 1
     mode: Literal["persistent", "duty_cycle"] = "persistent"
     reconnect_max_s: float = field_range(60.0, ge=1)

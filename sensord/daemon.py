@@ -1,0 +1,244 @@
+"""`sensord run`: the wiring. scheduler → batcher → buffer → MQTT, plus signals and shutdown order.
+
+Shutdown (SIGTERM, SIGINT): stop reading, seal the open batch, deliver for up to
+`[mqtt] stop_timeout_s`, publish `offline`, disconnect, close the buffer. What was not delivered
+stays on disk and goes out first at the next start. SIGHUP reloads the config: the open batch is
+sealed under the old settings (each batch describes itself), then sensors and the MQTT link are
+rebuilt; the buffer and its pending batches are kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Sequence
+
+from . import __version__, app
+from .batch import Batcher
+from .buffer import Buffer
+from .config import Config, SensorSpec
+from .encoding import decode_samples, encode_batch, encode_samples
+from .hardware import Hardware
+from .publisher import Publisher, Topics
+from .scheduler import Sample, Scheduler
+from .sensor import Sensor
+from .systemd import Notifier
+
+log = logging.getLogger(__name__)
+
+
+class Daemon:
+    """One running node. `run()` returns the exit code."""
+
+    def __init__(self, config_path: str, loaded: app.Loaded, *, hardware: Hardware | None = None,
+                 notifier: Notifier | None = None) -> None:
+        self.config_path = config_path
+        self.loaded = loaded
+        self.hardware = hardware or Hardware()
+        self.notifier = notifier or Notifier()
+        self.started = time.time()
+        self._stop = asyncio.Event()
+        self._reload = asyncio.Event()
+        self._wake = asyncio.Event()  # a batch was sealed
+        self.buffer: Buffer | None = None
+        self.batcher: Batcher | None = None
+
+    @property
+    def config(self) -> Config:
+        return self.loaded.config
+
+    # -- signals ---------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        self._reload.set()
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+        loop.add_signal_handler(signal.SIGINT, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+
+    # -- main ------------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        self._install_signals()
+        cfg = self.config
+        self.buffer = Buffer.open(cfg.buffer.path, max_bytes=cfg.buffer.max_bytes)
+        self._recover_staged()
+        watchdog = asyncio.create_task(self._watchdog())
+        try:
+            first = True
+            while True:
+                reloading = await self._generation(first)
+                first = False
+                if not reloading:
+                    break
+            return 0
+        finally:
+            watchdog.cancel()
+            self.buffer.close()
+            self.hardware.close()
+            self.notifier.close()
+
+    def _recover_staged(self) -> None:
+        """Readings staged by a previous run that died before sealing go out first, as one batch."""
+        assert self.buffer is not None
+        chunks = self.buffer.staged()
+        samples = [s for chunk in chunks for s in decode_samples(chunk)]
+        if samples:
+            log.info("recovered %d readings staged by the previous run", len(samples))
+            self._seal_samples(samples)
+
+    async def _generation(self, first: bool) -> bool:
+        """Run with the current config until stop (returns False) or reload (returns True)."""
+        cfg = self.config
+        assert self.buffer is not None
+        self.batcher = Batcher(max_age_s=cfg.batch.max_age_s, max_readings=cfg.batch.max_readings)
+        sensors = [(spec, app.build_sensor(spec, self.loaded, self.hardware)) for spec in cfg.enabled_sensors]
+        scheduler = Scheduler(sensors, sink=self._on_samples)
+        topics = Topics(cfg.mqtt.topic_prefix, cfg.node.id)
+        publisher = Publisher(cfg, topics=topics, buffer=self.buffer, wake=self._wake,
+                              meta=lambda: self._meta(sensors), notifier=self.notifier)
+        tasks = [asyncio.create_task(scheduler.run(), name="scheduler"),
+                 asyncio.create_task(self._flusher(), name="flusher"),
+                 asyncio.create_task(publisher.run(), name="publisher")]
+        if first:
+            self.notifier.ready()
+        log.info("sensord %s running: node %s, %d sensors, broker %s:%d (%s)", __version__, cfg.node.id,
+                 len(sensors), cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.mode)
+        stop_wait = asyncio.create_task(self._stop.wait())
+        reload_wait = asyncio.create_task(self._reload.wait())
+        crashed = asyncio.gather(*tasks)
+        done, _ = await asyncio.wait([stop_wait, reload_wait, crashed], return_when=asyncio.FIRST_COMPLETED)
+        reloading = reload_wait in done and not self._stop.is_set()
+        stop_wait.cancel()
+        reload_wait.cancel()
+        if crashed in done:
+            crashed.result()  # re-raise: a component died; systemd restarts us
+
+        if reloading:
+            self.notifier.reloading()
+        else:
+            self.notifier.stopping()
+        # Stop reading first, so the batch sealed below is the last one of this generation.
+        for task in tasks[:2]:
+            task.cancel()
+        await asyncio.gather(*tasks[:2], return_exceptions=True)
+        await scheduler.stop()
+        self._seal()
+        new: app.Loaded | None = None
+        if reloading:
+            self._reload.clear()
+            new = self._try_reload()
+        # On reload the link is closed normally (the broker discards the will, status stays
+        # online) and the next generation connects with the new settings.
+        await publisher.finish(timeout_s=cfg.mqtt.stop_timeout_s, offline=not reloading)
+        crashed.cancel()
+        await asyncio.gather(crashed, return_exceptions=True)
+        if new is not None:
+            self.loaded = new
+        return reloading
+
+    def _try_reload(self) -> app.Loaded | None:
+        try:
+            new = app.load(self.config_path)
+        except Exception as exc:  # keep running on the old config, say why
+            log.error("reload failed, keeping the running config: %s", exc)
+            return None
+        if new.config.buffer.path != self.config.buffer.path:
+            log.warning("reload: buffer.path changed to %s; the buffer stays at %s until restart",
+                        new.config.buffer.path, self.config.buffer.path)
+        log.info("reloaded %s", self.config_path)
+        return new
+
+    # -- batching --------------------------------------------------------------------------------
+
+    def _on_samples(self, samples: Sequence[Sample]) -> None:
+        assert self.batcher is not None
+        if self.batcher.add(samples):
+            self._seal()
+
+    def _seal(self) -> bool:
+        assert self.batcher is not None
+        samples = self.batcher.pending()
+        # If storage refuses the write, the samples stay in the open batch and are retried at
+        # the next flush; the buffer logs the failure streak once.
+        if samples and not self._seal_samples(samples):
+            return False
+        self.batcher.clear()
+        return True
+
+    def _seal_samples(self, samples: list[Sample]) -> bool:
+        assert self.buffer is not None
+        node = self.config.node.id
+        seq = self.buffer.seal(lambda seq: encode_batch(node, seq, samples), readings=len(samples),
+                               first_ts=samples[0].ts)
+        if seq is None:
+            return False  # storage refused; the buffer logged it, we keep the samples in memory
+        self._wake.set()
+        return True
+
+    def _stage(self) -> None:
+        assert self.batcher is not None and self.buffer is not None
+        chunk = self.batcher.unstaged()
+        if chunk and self.buffer.stage(encode_samples(chunk), readings=len(chunk)):
+            self.batcher.mark_staged()
+
+    async def _flusher(self) -> None:
+        """Seal the open batch when it is due; stage its new readings every commit interval."""
+        assert self.batcher is not None
+        commit_s = self.config.buffer.commit_interval_s
+        next_stage = time.monotonic() + commit_s
+        while True:
+            now = time.monotonic()
+            due = self.batcher.due_at()
+            if due is not None and due <= now:
+                if self._seal():
+                    continue
+                due = now + commit_s  # storage refused: retry at the next commit interval
+            if next_stage <= now:
+                self._stage()
+                next_stage = now + commit_s
+            wake = min(next_stage, due if due is not None else next_stage)
+            await asyncio.sleep(max(0.0, wake - time.monotonic()))
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _meta(self, sensors: Sequence[tuple[SensorSpec, Sensor]]) -> dict[str, object]:
+        assert self.buffer is not None
+        stats = self.buffer.stats()
+        described = []
+        for spec, sensor in sensors:
+            try:
+                channels = [{"quantity": c.quantity, "unit": c.unit, "resolution": c.resolution}
+                            for c in sensor.channels()]
+            except Exception:  # a plugin's channels() may fail before open(); meta must not
+                channels = []
+            described.append({"name": spec.name, "type": spec.type, "interval_s": spec.interval_s,
+                              "channels": channels})
+        return {"node": self.config.node.id, "version": __version__, "started": round(self.started, 3),
+                "encoding": "json", "sensors": described,
+                "buffer": {"pending_batches": stats.pending_batches, "pending_readings": stats.pending_readings,
+                           "dropped_batches": stats.dropped_batches, "dropped_readings": stats.dropped_readings}}
+
+    async def _watchdog(self) -> None:
+        interval = self.notifier.watchdog_interval_s
+        if interval is None:
+            return
+        # Pinged from the event loop itself: a wedged loop stops the pings and systemd restarts us.
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(interval)
+
+
+async def run_daemon(config_path: str, loaded: app.Loaded) -> int:
+    daemon = Daemon(config_path, loaded)
+    with contextlib.suppress(asyncio.CancelledError):
+        return await daemon.run()
+    return 0

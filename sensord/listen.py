@@ -1,0 +1,61 @@
+"""`sensord listen`: subscribe to nodes' batches and status, print one JSON object per reading."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from .config import MqttConfig
+from .encoding import DecodeError, decode_batch
+from .mqtt import MqttLink
+
+log = logging.getLogger(__name__)
+
+
+async def listen(*, host: str, port: int, prefix: str, node: str | None, count: int | None,
+                 timeout_s: float | None, status: bool, emit: Callable[[dict[str, Any]], None],
+                 mqtt: MqttConfig | None = None) -> int:
+    """Print readings until `count` readings or `timeout_s` seconds; returns the exit code."""
+    base = mqtt or MqttConfig()
+    config = MqttConfig(host=host, port=port, username=base.username, password_file=base.password_file,
+                        tls=base.tls, protocol=base.protocol, keepalive_s=base.keepalive_s)
+    link = MqttLink(config=config, client_id=f"sensord-listen-{os.getpid()}", timeout_s=10.0)
+    who = node or "+"
+    topics = [f"{prefix}/{who}/data"] + ([f"{prefix}/{who}/status"] if status else [])
+    seen = 0
+
+    async def receive() -> None:
+        nonlocal seen
+        await link.connect()
+        await link.subscribe(topics, qos=1)
+        async for message in link.messages():
+            parts = message.topic.split("/")
+            sender = parts[-2] if len(parts) >= 2 else "?"
+            if message.topic.endswith("/status"):
+                emit({"node": sender, "status": message.payload.decode("utf-8", "replace")})
+                continue
+            try:
+                batch = decode_batch(message.payload)
+            except DecodeError as exc:
+                log.warning("%s: %s", message.topic, exc)
+                continue
+            for s in batch.samples:
+                emit({"node": batch.node, "sensor": s.sensor, "quantity": s.quantity, "value": s.value,
+                      "unit": s.unit, "ts": s.ts, "seq": batch.seq})
+                seen += 1
+                if count is not None and seen >= count:
+                    return
+
+    try:
+        if timeout_s is None:
+            await receive()
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(receive(), timeout_s)
+    finally:
+        await link.disconnect()
+    return 0

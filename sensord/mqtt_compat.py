@@ -1,0 +1,290 @@
+"""The two MQTT library generations sensord runs on, behind one small `Connection` class.
+
+Only `sensord.mqtt` uses this module. It imports `aiomqtt` 2.x (Debian trixie, PyPI) and falls
+back to `asyncio_mqtt` 0.16 (Debian bookworm). What differs, read from both libraries' source:
+
+- client id: `Client(identifier=)` in 2.x, `Client(client_id=)` in 0.16.
+- connecting: 2.x only has `async with client` and takes `timeout=` in the constructor; 0.16 also
+  has `connect(timeout=)` / `disconnect(timeout=)`.
+- incoming messages: 2.x `client.messages` iterates a queue filled from connect on; 0.16
+  `async with client.messages() as gen` keeps only messages arriving while entered, so it must be
+  entered before SUBSCRIBE.
+- CONNACK code in `MqttCodeError.rc`: 2.x a `ReasonCode`, with MQTT 3.1.1 codes mapped to MQTT 5
+  values (4 becomes 0x86); 0.16 the raw int on 3.1.1, a `ReasonCodes` on MQTT 5, except that a
+  3.1.1-style refusal (rc 1) of an MQTT 5 CONNECT arrives as the int 132 (0x84).
+- reason code class: paho 2.x `ReasonCode` (`ReasonCodes` is a deprecated alias), paho 1.6
+  `ReasonCodes`; same constructor `(packet_type, name, identifier=)`.
+- paho 2.x needs `CallbackAPIVersion` (aiomqtt passes VERSION2), paho 1.6 has none; the callbacks'
+  arguments differ, which is why the wrappers below take `*args`.
+- in both, an `OSError` during connect becomes `MqttError(str(exc)) from None` (the type is lost),
+  a broker closing the socket before CONNACK leaves the connect waiting for its timeout, and a
+  PUBACK carrying a failure reason code counts as success.
+
+Both await PUBACK on a QoS 1 publish, take `will=Will(topic, payload, qos, retain, properties)` and
+MQTT 5 `properties=`, and keep the paho client in `client._client` and the connection state in the
+futures `client._connected` / `client._disconnected`, which this module relies on to fill the gaps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import ssl
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, Literal, TypeVar
+
+from paho.mqtt import client as paho_client
+from paho.mqtt import reasoncodes
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+T = TypeVar("T")
+FailureKind = Literal["os", "connack", "closed", "lost", "timeout", "suback", "library"]
+
+
+def _import_library() -> tuple[Any, str]:
+    try:
+        lib = importlib.import_module("aiomqtt")
+    except ImportError:
+        return importlib.import_module("asyncio_mqtt"), "asyncio_mqtt"
+    if not str(lib.__version__).startswith("2."):
+        raise ImportError(f"sensord needs aiomqtt 2.x (or asyncio-mqtt 0.16), found aiomqtt {lib.__version__}")
+    return lib, "aiomqtt"
+
+
+lib, LIBRARY = _import_library()
+_GEN2 = LIBRARY == "aiomqtt"
+ReasonCode: Any = getattr(reasoncodes, "ReasonCode", None) or reasoncodes.ReasonCodes
+DISCONNECT_WITH_WILL = 0x04  # MQTT 5 §3.14.2.1: the server publishes the will, after its delay
+
+
+class Failure(Exception):
+    """What went wrong, independent of the library; `sensord.mqtt` turns it into a BrokerError."""
+
+    def __init__(self, kind: FailureKind, detail: str = "", *, code: int | None = None,
+                 os_error: OSError | None = None) -> None:
+        super().__init__(detail or kind)
+        self.kind = kind
+        self.detail = detail
+        self.code = code
+        self.os_error = os_error
+
+
+def code_of(rc: Any) -> int | None:
+    """A paho reason code (`ReasonCode`, `ReasonCodes` or int) as an int."""
+    if rc is None:
+        return None
+    return int(getattr(rc, "value", rc))
+
+
+def properties(packet_type: int, **values: Any) -> Any:
+    """MQTT 5 properties, e.g. `properties(PacketTypes.CONNECT, SessionExpiryInterval=60)`."""
+    props = Properties(packet_type)
+    for name, value in values.items():
+        setattr(props, name, value)
+    return props
+
+
+class Connection:
+    """One library client: one network connection, opened once and then discarded."""
+
+    def __init__(self, *, host: str, port: int, client_id: str, mqtt5: bool, keepalive_s: int,
+                 username: str | None, password: str | None, tls: ssl.SSLContext | None,
+                 will: tuple[str, bytes, int, bool, Any] | None, connect_properties: Any,
+                 clean_start: bool, logger: logging.Logger) -> None:
+        # The library's own timeouts are a backstop: the awaits here use their own, shorter ones.
+        kwargs: dict[str, Any] = {"identifier": client_id, "timeout": 3600} if _GEN2 else {"client_id": client_id}
+        if mqtt5:  # paho refuses clean_start for 3.1.1, whose clean session flag is left at 1
+            kwargs["clean_start"] = clean_start
+        self._client = lib.Client(
+            host, port, username=username, password=password, logger=logger, tls_context=tls,
+            protocol=lib.ProtocolVersion.V5 if mqtt5 else lib.ProtocolVersion.V311,
+            will=lib.Will(*will) if will else None, keepalive=keepalive_s,
+            properties=connect_properties, **kwargs)
+        self._paho: Any = self._client._client
+        self._opening = False
+        self._connect_error: OSError | None = None
+        self._close_reason = ""
+        self._closed_on_purpose = False
+        self._abandoned = False
+        self._messages: AsyncIterator[Any] | None = None
+        self._stack = contextlib.AsyncExitStack()
+        self._wrap_paho()
+
+    def _wrap_paho(self) -> None:
+        # Both libraries turn a failed socket connect into `MqttError(str(exc)) from None`; keep the
+        # original so a refused connection and a failed certificate check can be told apart.
+        paho_connect = self._paho.connect
+        loop = asyncio.get_running_loop()
+
+        def connect(*args: Any, **kwargs: Any) -> Any:  # runs in an executor thread
+            try:
+                result = paho_connect(*args, **kwargs)
+            except OSError as exc:
+                self._connect_error = exc
+                raise
+            if self._abandoned:  # open() timed out meanwhile: leave no connection behind
+                loop.call_soon_threadsafe(self._paho._sock_close)
+            return result
+
+        self._paho.connect = connect
+        # A broker that does not speak MQTT 5 may just close the socket after CONNECT; neither
+        # library notices before its timeout, so end the wait on the close.
+        on_disconnect = self._paho.on_disconnect
+
+        def closed_early() -> None:
+            connected = self._client._connected
+            if self._opening and not connected.done():
+                connected.set_exception(Failure("closed", "the broker closed the connection before CONNACK"))
+
+        def wrapped(*args: Any) -> None:
+            with contextlib.suppress(Exception):  # paho re-raises callback errors
+                self._close_reason = _close_reason(args)
+            on_disconnect(*args)
+            loop.call_soon_threadsafe(closed_early)
+
+        self._paho.on_disconnect = wrapped
+
+    @property
+    def _lost(self) -> asyncio.Future[Any]:
+        lost: asyncio.Future[Any] = self._client._disconnected
+        return lost
+
+    @property
+    def is_open(self) -> bool:
+        return not self._lost.done()
+
+    async def open(self, timeout_s: float) -> None:
+        """Connect and wait for a positive CONNACK; raise `Failure` on any error."""
+        self._opening = True
+        self._paho._connect_timeout = timeout_s  # TCP connect; both paho versions default to 5 s
+        try:
+            enter = self._client.__aenter__() if _GEN2 else self._client.connect(timeout=3600)
+            await asyncio.wait_for(enter, timeout_s)
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, Failure | asyncio.CancelledError):
+                raise
+            if isinstance(exc, asyncio.TimeoutError):
+                raise Failure("timeout", "no CONNACK") from None
+            if self._connect_error is not None:
+                raise Failure("os", os_error=self._connect_error) from None
+            if isinstance(exc, lib.MqttCodeError):
+                raise Failure("connack", str(exc), code=code_of(exc.rc)) from None
+            if isinstance(exc, lib.MqttError):
+                raise Failure("library", str(exc)) from None
+            raise
+        finally:
+            self._opening = False
+
+    async def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool, props: Any,
+                      timeout_s: float) -> None:
+        """Publish; for QoS 1 return once the broker's PUBACK arrived."""
+        await self._guard(self._client.publish(topic, payload, qos, retain, props, timeout=3600), timeout_s)
+
+    async def subscribe(self, topics: list[tuple[str, int]], timeout_s: float) -> None:
+        """Subscribe in one SUBSCRIBE packet; raise `Failure("suback")` for a refused topic."""
+        await self._message_source()  # asyncio-mqtt 0.16 drops messages that arrive before this
+        granted = await self._guard(self._client.subscribe(topics, timeout=3600), timeout_s)
+        for (topic, _), rc in zip(topics, granted, strict=False):
+            code = code_of(rc)
+            if code is not None and code >= 0x80:  # MQTT 3.1.1 §3.9.3, MQTT 5 §3.9.3
+                raise Failure("suback", topic, code=code)
+
+    async def messages(self) -> AsyncIterator[tuple[str, bytes, bool]]:
+        """(topic, payload, retain) of each message received; `Failure("lost")` when the connection ends."""
+        source = await self._message_source()
+        while True:
+            try:
+                message = await source.__anext__()
+            except lib.MqttError:
+                raise self._lost_failure() from None
+            yield str(message.topic), bytes(message.payload or b""), bool(message.retain)
+
+    async def _message_source(self) -> AsyncIterator[Any]:
+        if self._messages is not None:
+            return self._messages
+        source: AsyncIterator[Any]
+        if _GEN2:
+            source = self._client.messages
+        else:
+            source = await self._stack.enter_async_context(self._client.messages())
+        self._messages = source
+        return source
+
+    async def wait_closed(self) -> None:
+        """Return once `close()` or `abort()` ended the connection; raise `Failure("lost")` if it was lost."""
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self._lost)
+        if not self._closed_on_purpose:
+            raise self._lost_failure()
+
+    async def close(self, timeout_s: float, reason_code: int | None = None) -> None:
+        """Send DISCONNECT (MQTT 5: with `reason_code`) and wait until it is written."""
+        if self.is_open:
+            self._closed_on_purpose = True
+            rc = ReasonCode(PacketTypes.DISCONNECT, identifier=reason_code) if reason_code else None
+            self._paho.disconnect(reasoncode=rc)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._lost), timeout_s)
+        self.abort()
+        await self._stack.aclose()
+
+    def abort(self) -> None:
+        """Drop the TCP connection without DISCONNECT: to the broker the client just vanished."""
+        self._abandoned = True
+        self._closed_on_purpose |= self.is_open
+        self._paho._sock_close()
+        lost = self._lost
+        if not lost.done():
+            lost.set_result(None)
+        elif not lost.cancelled():
+            lost.exception()  # mark a lost-connection error as seen: we report it ourselves
+
+    def _lost_failure(self) -> Failure:
+        exc = self._lost.exception() if self._lost.done() and not self._lost.cancelled() else None
+        detail = self._close_reason or (str(exc) if exc else "")
+        return Failure("lost", detail, os_error=exc if isinstance(exc, OSError) else None)
+
+    async def _guard(self, call: Awaitable[T], timeout_s: float) -> T:
+        """Await a library call, but give up at once when the connection is lost."""
+        task = asyncio.ensure_future(call)
+        try:
+            done, _ = await asyncio.wait({task, self._lost}, timeout=timeout_s,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if task in done:
+            try:
+                return task.result()
+            except lib.MqttError as exc:
+                if not self.is_open:
+                    raise self._lost_failure() from None
+                raise Failure("library", str(exc), code=code_of(getattr(exc, "rc", None))) from None
+        task.cancel()
+        await asyncio.wait({task})  # let the library clean up its pending call
+        if not task.cancelled() and task.exception() is None and self.is_open:
+            return task.result()  # it finished just as the timeout expired
+        if not self.is_open:
+            raise self._lost_failure()
+        raise Failure("timeout")
+
+
+def _close_reason(args: tuple[Any, ...]) -> str:
+    """Why paho's on_disconnect was called, from its arguments (which differ between paho 1.6 and 2)."""
+    if _GEN2:  # (client, userdata, DisconnectFlags, ReasonCode, properties)
+        rc, from_broker = args[3], args[2].is_disconnect_packet_from_server
+    else:  # (client, userdata, rc[, properties]): an int for local errors, ReasonCodes from the broker
+        rc = args[2]
+        from_broker = not isinstance(rc, int)
+    if from_broker:
+        return f"the broker sent DISCONNECT: {rc.getName()} (code {code_of(rc):#04x})"
+    if isinstance(rc, int):
+        text = str(paho_client.error_string(rc)).rstrip(".")  # "The connection was lost."
+        return text[:1].lower() + text[1:]
+    name = str(rc.getName())
+    # paho 2 reports a closed socket as "Unspecified error"
+    return "the connection was closed" if name == "Unspecified error" else name

@@ -1,0 +1,236 @@
+"""The MQTT loop: drains the buffer oldest first and keeps the node's status and meta current.
+
+A batch leaves the buffer only after the broker acknowledged it (PUBACK at QoS 1), so delivery
+is at-least-once and in order; consumers drop repeats by `seq`. Connection failures are logged
+once per streak and retried with capped, jittered exponential backoff.
+
+Modes:
+- `persistent`: stay connected; keepalive pings only.
+- `duty_cycle`: connect when a batch is sealed, deliver everything pending, disconnect. Under
+  MQTT 5 the will carries a Will Delay Interval a little longer than the wake-up period and the
+  node disconnects with reason 0x04 (Disconnect with Will Message): the broker holds `offline`
+  back, the next wake-up cancels it, and a node that misses its wake-up turns `offline` by itself.
+  MQTT 3.1.1 has no will delay: the node disconnects normally, its status stays `online` between
+  wake-ups, and only a connection lost mid-session (not a missed wake-up) publishes `offline`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .buffer import Buffer
+from .config import Config
+from .encoding import CONTENT_TYPE
+from .mqtt import Backoff, MqttLink, Will
+from .systemd import Notifier
+
+log = logging.getLogger(__name__)
+
+ONLINE, OFFLINE = b"online", b"offline"
+PAGE = 20  # batches in flight at once while draining (paho's default max in-flight is 20)
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str
+    node: str
+
+    @property
+    def data(self) -> str:
+        return f"{self.prefix}/{self.node}/data"
+
+    @property
+    def status(self) -> str:
+        return f"{self.prefix}/{self.node}/status"
+
+    @property
+    def meta(self) -> str:
+        return f"{self.prefix}/{self.node}/meta"
+
+
+def will_delay_s(config: Config) -> int:
+    """Duty cycle: how long the broker holds the will back. Batches are sealed at most
+    `max_age_s` after their first reading, which comes at most one (shortest) interval after the
+    last seal; twice that period plus slack for a slow connect."""
+    intervals = [s.interval_s for s in config.enabled_sensors] or [config.batch.max_age_s]
+    period = config.batch.max_age_s + min(intervals)
+    return math.ceil(2 * period) + 2
+
+
+class Publisher:
+    """Owns the MQTT link of one daemon generation."""
+
+    def __init__(self, config: Config, *, topics: Topics, buffer: Buffer, wake: asyncio.Event,
+                 meta: Callable[[], dict[str, Any]], notifier: Notifier) -> None:
+        self.config = config
+        self.mqtt = config.mqtt
+        self.topics = topics
+        self.buffer = buffer
+        self.wake = wake
+        self.meta = meta
+        self.notifier = notifier
+        self.duty = self.mqtt.mode == "duty_cycle"
+        delay = will_delay_s(config) if self.duty else None
+        # A broker silent for 1.5 x keepalive counts as gone (as the broker judges us); the same
+        # bound, within [3 s, 30 s], limits how long a connect or a PUBACK may take.
+        timeout_s = max(3.0, min(30.0, 1.5 * self.mqtt.keepalive_s))
+        self.link = MqttLink(config=self.mqtt, client_id=self.mqtt.client_id or f"sensord-{config.node.id}",
+                             will=Will(topics.status, OFFLINE, qos=1, retain=True, delay_s=delay),
+                             session_expiry_s=(2 * delay if delay else None), timeout_s=timeout_s)
+        self.backoff = Backoff(max_s=self.mqtt.reconnect_max_s)
+        self.connected = False
+        self._finishing = False
+        self._drained = asyncio.Event()
+        self._failing = False
+        self._meta_sent = False
+        self._task: asyncio.Task[None] | None = None
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self._task = asyncio.current_task()
+        self._set_status()
+        while True:
+            if self.duty:
+                await self._wait_for_work()
+            try:
+                if not self.connected:
+                    await self._connect()
+                await self._drain()
+                if self.duty and not self._finishing:
+                    await self._disconnect(send_will=self.link.protocol == "5")
+                elif not self.duty:
+                    await self._idle()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # every failure means: drop the link, back off, retry
+                await self._on_failure(exc)
+
+    async def _connect(self) -> None:
+        await self.link.connect()
+        self.connected = True
+        if self._failing:
+            log.info("connected to %s:%d again (MQTT %s)", self.mqtt.host, self.mqtt.port, self.link.protocol)
+        else:
+            log.info("connected to %s:%d (MQTT %s)", self.mqtt.host, self.mqtt.port, self.link.protocol)
+        self._failing = False
+        self.backoff.reset()
+        await self.link.publish(self.topics.status, ONLINE, qos=1, retain=True)
+        if not (self.duty and self._meta_sent):
+            await self._publish_meta()
+
+    async def _publish_meta(self) -> None:
+        payload = json.dumps(self.meta(), separators=(",", ":"), ensure_ascii=False).encode()
+        await self.link.publish(self.topics.meta, payload, qos=1, retain=True,
+                                content_type="application/json")
+        self._meta_sent = True
+
+    async def _drain(self) -> None:
+        """Publish pending batches oldest first, a page at a time; ack a page once all its PUBACKs are in."""
+        while True:
+            self.wake.clear()
+            page = self.buffer.peek(PAGE)
+            if not page:
+                break
+            await asyncio.gather(*(self.link.publish(self.topics.data, b.payload, qos=self.mqtt.qos,
+                                                     content_type=CONTENT_TYPE) for b in page))
+            self.buffer.ack_many([b.seq for b in page])
+            self._set_status()
+        self._set_status()
+        if self._finishing:
+            self._drained.set()
+
+    async def _idle(self) -> None:
+        """Persistent mode: wait for the next sealed batch, or for the connection to drop."""
+        if self._finishing:
+            await asyncio.Event().wait()  # finish() takes over from here
+        waiter = asyncio.create_task(self.wake.wait())
+        closed = asyncio.create_task(self.link.wait_closed())
+        try:
+            done, _ = await asyncio.wait([waiter, closed], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            closed.cancel()
+        if closed in done:
+            closed.result()  # raises the reason the link went down
+            raise ConnectionError("connection closed")
+
+    async def _wait_for_work(self) -> None:
+        while not self.buffer.peek(1) and not self._finishing:
+            self.wake.clear()
+            await self.wake.wait()
+        if self._finishing and not self.buffer.peek(1):
+            self._drained.set()
+            await asyncio.Event().wait()
+
+    async def _disconnect(self, *, send_will: bool) -> None:
+        self.connected = False
+        await self.link.disconnect(send_will=send_will)
+        self._set_status()
+
+    async def _on_failure(self, exc: Exception) -> None:
+        was_connected, self.connected = self.connected, False
+        with contextlib.suppress(Exception):
+            await self.link.disconnect()
+        pending = self.buffer.stats().pending_readings
+        if was_connected:
+            log.warning("connection to %s:%d lost: %s; %d readings buffered", self.mqtt.host, self.mqtt.port,
+                        exc, pending)
+        elif not self._failing:
+            log.warning("cannot connect to %s:%d: %s; retrying with backoff up to %g s", self.mqtt.host,
+                        self.mqtt.port, exc, self.mqtt.reconnect_max_s)
+        else:
+            log.debug("still cannot connect: %s", exc)
+        self._failing = True
+        self._set_status()
+        delay = self.backoff.next_delay()
+        waiter = asyncio.create_task(self._finish_requested())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(waiter, delay)
+
+    async def _finish_requested(self) -> None:
+        while not self._finishing:
+            self.wake.clear()
+            await self.wake.wait()
+
+    def _set_status(self) -> None:
+        stats = self.buffer.stats()
+        if self.connected or (self.duty and not self._failing):
+            text = f"{'connected' if self.connected else 'sleeping'}, {stats.pending_batches} batches pending"
+        else:
+            text = f"offline, {stats.pending_readings + stats.staged_readings} readings buffered"
+        self.notifier.status(text)
+
+    # -- shutdown --------------------------------------------------------------------------------
+
+    async def finish(self, *, timeout_s: float, offline: bool) -> None:
+        """Deliver what is pending for up to `timeout_s`, then (on stop) publish `offline` and disconnect."""
+        self._finishing = True
+        self.wake.set()
+        if self.buffer.peek(1):
+            try:
+                await asyncio.wait_for(self._drained.wait(), timeout_s)
+            except TimeoutError:
+                stats = self.buffer.stats()
+                log.warning("stopping with %d readings undelivered; they stay in %s for the next start",
+                            stats.pending_readings, self.config.buffer.path)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self.connected:
+            try:
+                if offline:
+                    await asyncio.wait_for(self.link.publish(self.topics.status, OFFLINE, qos=1, retain=True),
+                                           max(1.0, min(timeout_s, 5.0)))
+            except Exception as exc:  # the broker will publish the will instead
+                log.warning("could not publish offline: %s", exc)
+            with contextlib.suppress(Exception):
+                await self.link.disconnect()
+            self.connected = False
