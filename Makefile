@@ -1,16 +1,18 @@
 # sensord developer tasks. Every target installs what it needs on a fresh Debian machine (as root).
+SHELL  := /bin/bash
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/demo.toml
 
-.PHONY: help venv deps-system run test lint bench clean
+.PHONY: help venv deps-system run listen test lint bench bench-start bench-delivery clean
 
 help:
-	@echo "make run    run sensord on config/demo.toml (simulated and system sensors)"
+	@echo "make run    run sensord on config/demo.toml, with a local mosquitto on 127.0.0.1:1883"
+	@echo "make listen print the decoded readings and status arriving at that broker"
 	@echo "make test   create .venv, install sensord[test] and mosquitto, run the whole test suite"
 	@echo "make lint   ruff and mypy"
-	@echo "make bench  start-up benchmark (sensord check with 100 sensors)"
+	@echo "make bench  start-up and delivery benchmarks (bench/, about 2 minutes)"
 
 # python3-venv provides ensurepip on Debian; mosquitto is the broker the integration tests start.
 deps-system:
@@ -27,9 +29,22 @@ $(BIN)/.installed: pyproject.toml | deps-system
 
 venv: $(BIN)/.installed
 
-run: venv
-	@echo "sensord: reading $(CONFIG) every 5 s (Ctrl-C stops)"
-	@while $(BIN)/sensord read -c $(CONFIG); do echo; sleep 5; done
+# Starts mosquitto on 127.0.0.1:1883 unless something listens there already, and stops it again
+# when sensord exits (Ctrl-C). Without a broker, sensord keeps everything in its offline buffer.
+run: venv deps-system
+	@mkdir -p .state
+	@broker=; \
+	if ! (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then \
+	  printf 'listener 1883 127.0.0.1\nallow_anonymous true\npersistence false\n' > .state/mosquitto.conf; \
+	  setsid mosquitto -c .state/mosquitto.conf 2> .state/mosquitto.log & broker=$$!; \
+	  echo "make run: started mosquitto on 127.0.0.1:1883 (pid $$broker, log .state/mosquitto.log)"; \
+	fi; \
+	trap '[ -n "$$broker" ] && kill $$broker 2>/dev/null' EXIT; \
+	echo "make run: sensord run -c $(CONFIG)  (Ctrl-C stops; 'make listen' in another shell shows the data)"; \
+	$(BIN)/sensord run -c $(CONFIG)
+
+listen: venv
+	$(BIN)/sensord listen -c $(CONFIG) --status
 
 test: venv deps-system
 	$(BIN)/pytest
@@ -39,8 +54,13 @@ lint: venv
 	$(BIN)/ruff check sensord plugins tests bench
 	$(BIN)/mypy
 
-bench: venv
+bench: bench-start bench-delivery
+
+bench-start: venv
 	$(BIN)/python bench/check_startup.py
+
+bench-delivery: venv deps-system
+	$(BIN)/python bench/delivery.py
 
 clean:
 	rm -rf $(VENV) .state build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

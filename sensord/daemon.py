@@ -15,6 +15,7 @@ import logging
 import signal
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from . import __version__, app
 from .batch import Batcher
@@ -112,9 +113,9 @@ class Daemon:
             self.notifier.ready()
         log.info("sensord %s running: node %s, %d sensors, broker %s:%d (%s)", __version__, cfg.node.id,
                  len(sensors), cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.mode)
-        stop_wait = asyncio.create_task(self._stop.wait())
-        reload_wait = asyncio.create_task(self._reload.wait())
-        crashed = asyncio.gather(*tasks)
+        stop_wait: asyncio.Future[Any] = asyncio.create_task(self._stop.wait())
+        reload_wait: asyncio.Future[Any] = asyncio.create_task(self._reload.wait())
+        crashed: asyncio.Future[Any] = asyncio.gather(*tasks)
         done, _ = await asyncio.wait([stop_wait, reload_wait, crashed], return_when=asyncio.FIRST_COMPLETED)
         reloading = reload_wait in done and not self._stop.is_set()
         stop_wait.cancel()

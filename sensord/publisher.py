@@ -87,9 +87,11 @@ class Publisher:
         self.backoff = Backoff(max_s=self.mqtt.reconnect_max_s)
         self.connected = False
         self._finishing = False
+        self._abandoned = False  # finish() gave up waiting: the loop must end even if a cancel was lost
         self._drained = asyncio.Event()
         self._failing = False
         self._meta_sent = False
+        self._retried_for_finish = False
         self._task: asyncio.Task[None] | None = None
 
     # -- the loop --------------------------------------------------------------------------------
@@ -97,7 +99,7 @@ class Publisher:
     async def run(self) -> None:
         self._task = asyncio.current_task()
         self._set_status()
-        while True:
+        while not self._abandoned:
             if self.duty:
                 await self._wait_for_work()
             try:
@@ -196,9 +198,13 @@ class Publisher:
             await asyncio.wait_for(waiter, delay)
 
     async def _finish_requested(self) -> None:
+        """Cut the backoff short once, when a stop asks for a last delivery attempt."""
+        if self._finishing and self._retried_for_finish:
+            await asyncio.Event().wait()
         while not self._finishing:
             self.wake.clear()
             await self.wake.wait()
+        self._retried_for_finish = True
 
     def _set_status(self) -> None:
         stats = self.buffer.stats()
@@ -221,6 +227,7 @@ class Publisher:
                 stats = self.buffer.stats()
                 log.warning("stopping with %d readings undelivered; they stay in %s for the next start",
                             stats.pending_readings, self.config.buffer.path)
+        self._abandoned = True
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

@@ -38,7 +38,7 @@ def test_read_demo_json_has_sim_and_system() -> None:
     out = sensord_cmd("read", "-c", DEMO, "--json")
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
-    assert {r["sensor"] for r in rows} == {"greenhouse", "counter", "host"}
+    assert {r["sensor"] for r in rows} == {"greenhouse", "soil", "counter", "host"}
     assert all(set(r) == {"sensor", "quantity", "value", "unit", "ts"} for r in rows)
     counter = [r for r in rows if r["sensor"] == "counter"]
     assert [r["value"] for r in counter] == [0]
@@ -78,7 +78,7 @@ def test_check_open_summary() -> None:
     out = sensord_cmd("check", "-c", DEMO, "--open")
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0] == f"{DEMO}: OK"
-    assert "sensors: 3 (3 enabled)" in out.stdout
+    assert "sensors: 4 (4 enabled)" in out.stdout
     assert "opened counter: value" in out.stdout
 
 

@@ -34,4 +34,4 @@ def test_wheel_installs_and_runs(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "sensord", "read", "--json", "-c", str(ROOT / "config" / "demo.toml")],
                          env=env, capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert {json.loads(line)["sensor"] for line in out.stdout.splitlines()} == {"greenhouse", "counter", "host"}
+    assert {json.loads(line)["sensor"] for line in out.stdout.splitlines()} == {"greenhouse", "soil", "counter", "host"}
