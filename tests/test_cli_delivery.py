@@ -1,0 +1,80 @@
+"""`sensord listen` and `sensord buffer` as users run them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sensord.buffer import Buffer
+from sensord.encoding import encode_batch
+from sensord.scheduler import Sample
+from sensord.testing.broker import Mosquitto, publish
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sensord(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sensord", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=timeout)
+
+
+@pytest.mark.broker
+def test_listen_prints_readings_and_status() -> None:
+    with Mosquitto() as broker:
+        proc = subprocess.Popen([sys.executable, "-m", "sensord", "listen", "--host", broker.host, "--port",
+                                 str(broker.port), "--status", "--count", "3", "--timeout", "20"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        time.sleep(1.0)  # let it subscribe
+        publish(broker, "sensord/barn/status", b"online", retain=True)
+        publish(broker, "sensord/barn/data", b"garbage")
+        samples = [Sample("air", "temperature", 21.5, "\u00b0C", 1_700_000_000.0),
+                   Sample("air", "temperature", 21.6, "\u00b0C", 1_700_000_010.0),
+                   Sample("door", "contact", True, "", 1_700_000_011.0)]
+        publish(broker, "sensord/barn/data", encode_batch("barn", 9, samples))
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines[0] == {"node": "barn", "status": "online"}
+    assert lines[1] == {"node": "barn", "sensor": "air", "quantity": "temperature", "value": 21.5,
+                        "unit": "\u00b0C", "ts": 1_700_000_000.0, "seq": 9}
+    assert [r["value"] for r in lines[1:]] == [21.5, 21.6, True]
+    assert "sensord/barn/data: not a sensord batch" in err and "Traceback" not in err
+
+
+@pytest.mark.broker
+def test_listen_timeout_exits_0() -> None:
+    with Mosquitto() as broker:
+        t0 = time.monotonic()
+        out = sensord("listen", "--host", broker.host, "--port", str(broker.port), "--timeout", "0.5")
+    assert (out.returncode, out.stdout) == (0, "")
+    assert time.monotonic() - t0 < 10
+
+
+def test_listen_no_broker_is_one_clear_line() -> None:
+    out = sensord("listen", "--host", "127.0.0.1", "--port", "1", "--timeout", "2")
+    assert out.returncode == 1
+    assert out.stderr.strip().startswith("sensord: MQTT broker 127.0.0.1:1: connection refused")
+    assert "Traceback" not in out.stderr
+
+
+def test_buffer_command(tmp_path: Path) -> None:
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(f'[buffer]\npath = "{tmp_path / "b.db"}"\n[plugins]\ndirs = []\n')
+    out = sensord("buffer", "-c", str(cfg))
+    assert out.returncode == 1 and "no buffer at" in out.stderr
+    samples = [Sample("a", "v", i, "", 1_700_000_000.0 + i) for i in range(5)]
+    with Buffer.open(tmp_path / "b.db", max_bytes=1 << 20) as buf:
+        buf.seal(lambda seq: encode_batch("n", seq, samples), readings=5, first_ts=samples[0].ts)
+        buf.seal(lambda seq: encode_batch("n", seq, samples[:2]), readings=2, first_ts=samples[0].ts)
+    out = sensord("buffer", "-c", str(cfg), "--json")
+    assert out.returncode == 0, out.stderr
+    figures = json.loads(out.stdout)
+    assert (figures["pending_batches"], figures["pending_readings"], figures["dropped_readings"]) == (2, 7, 0)
+    assert figures["pending_bytes"] > 0 and figures["oldest_age_s"] >= 0 and figures["next_seq"] == 3
+    text = sensord("buffer", "-c", str(cfg))
+    assert "pending_readings   7" in text.stdout
