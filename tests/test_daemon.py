@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
-from contextlib import closing
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
-from daemon_harness import Node, assert_gapless, counter_values, readings, statuses, wait_until, write_config
+from daemon_harness import Node, assert_gapless, counter_values, readings, statuses, write_config
 
 from sensord.testing.broker import Mosquitto, Subscription
 from sensord.testing.proxy import TcpProxy
@@ -217,3 +217,28 @@ def test_sighup_reload_keeps_buffered_data(broker: Mosquitto, nodes: list[Node],
     assert_gapless(c0[restart:])
     assert "offline" not in statuses(sub.messages)[:-1]  # no offline flap on reload
     assert "reloaded" in node.log()
+
+
+def test_systemd_notify(broker: Mosquitto, nodes: list[Node], tmp_path: Path) -> None:
+    import socket
+
+    path = str(tmp_path / "notify")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(path)
+    server.settimeout(10)
+    cfg = write_config(tmp_path / "s.toml", port=broker.port, sensors=1)
+    node = Node(cfg).start(env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
+    nodes.append(node)
+    got: list[str] = []
+    try:
+        while not any(m.startswith("STATUS=connected") for m in got):
+            got.append(server.recv(512).decode())
+        while got.count("WATCHDOG=1") < 2:
+            got.append(server.recv(512).decode())
+        assert node.stop()[0] == 0
+        while "STOPPING=1" not in got:
+            got.append(server.recv(512).decode())
+    finally:
+        server.close()
+    assert got.index("READY=1") < got.index("STOPPING=1")
+    assert any(m.startswith("STATUS=connected, ") and m.endswith("batches pending") for m in got)
