@@ -22,6 +22,7 @@ A plugin module provides sensor types::
 
 from .errors import ConfigError, PluginError, ReadTimeout, SensordError, SensorError
 from .hookspecs import hookimpl
+from .i2c import I2CConfig, I2CSensor
 from .sensor import Channel, Reading, Sensor, SensorConfig, field_range
 
 __version__ = "0.1.0"
@@ -29,6 +30,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Channel",
     "ConfigError",
+    "I2CConfig",
+    "I2CSensor",
     "PluginError",
     "ReadTimeout",
     "Reading",

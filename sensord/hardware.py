@@ -7,9 +7,14 @@ gpiozero's `MockFactory`. smbus2 and gpiozero are imported lazily so sensord imp
 
 from __future__ import annotations
 
+import errno
 import threading
+import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+NACK_ERRNOS = frozenset({errno.EREMOTEIO})  # 121: the Linux I2C drivers' "no acknowledge"
 
 
 class I2CBus(Protocol):
@@ -28,6 +33,7 @@ class I2CBus(Protocol):
     def write_i2c_block_data(self, i2c_addr: int, register: int, data: list[int],
                              force: bool | None = None) -> None: ...
     def i2c_rdwr(self, *i2c_msgs: Any) -> None: ...
+    def write_quick(self, i2c_addr: int, force: bool | None = None) -> None: ...
     def close(self) -> None: ...
 
 
@@ -55,13 +61,18 @@ class Hardware:
     """The hardware a node has, handed to every sensor.
 
     `i2c_factory(n)` opens bus n (default `smbus2.SMBus(n)`); `pin_factory` is a gpiozero pin
-    factory (default: gpiozero's own choice, e.g. lgpio on a Pi).
+    factory (default: gpiozero's own choice, e.g. lgpio on a Pi); `sleep(seconds)` is how drivers
+    wait for a conversion (tests pass one that returns at once); `w1_root` is where the kernel's
+    1-Wire devices appear.
     """
 
     def __init__(self, *, i2c_factory: Callable[[int], I2CBus] | None = None,
-                 pin_factory: Any = None) -> None:
+                 pin_factory: Any = None, sleep: Callable[[float], None] = time.sleep,
+                 w1_root: str = "/sys/bus/w1/devices") -> None:
         self._i2c_factory = i2c_factory or _open_smbus
         self._pin_factory = pin_factory
+        self.sleep = sleep  # drivers wait for conversions with this; tests make it free
+        self.w1_root = w1_root
         self._buses: dict[int, LockedBus] = {}
         self._guard = threading.Lock()
 
@@ -88,3 +99,19 @@ class Hardware:
             for bus in self._buses.values():
                 bus.bus.close()
             self._buses.clear()
+
+
+def retry_nack(fn: Callable[[], T], *, sleep: Callable[[float], None], attempts: int = 3,
+               delay_s: float = 0.005) -> T:
+    """Call `fn`, retrying when the chip does not acknowledge (errno 121).
+
+    A NACK is often transient (a chip busy converting, a glitch on a long cable); other errors
+    and the last NACK propagate. Keep `attempts * delay_s` well inside the sensor's timeout_s."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except OSError as exc:
+            if exc.errno not in NACK_ERRNOS or attempt == attempts - 1:
+                raise
+            sleep(delay_s * (attempt + 1))
+    raise AssertionError("unreachable")

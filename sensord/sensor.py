@@ -64,6 +64,8 @@ class Sensor:
 
     type_name: ClassVar[str] = ""
     Config: ClassVar[type[SensorConfig]] = SensorConfig
+    #: I2C chips: the addresses the chip can have, for `sensord detect`.
+    i2c_addresses: ClassVar[tuple[int, ...]] = ()
 
     def __init__(self, config: SensorConfig, *, name: str, hardware: Hardware) -> None:
         self.config = config
@@ -83,6 +85,14 @@ class Sensor:
 
     def close(self) -> None:
         """Release the device. Default: nothing to do."""
+
+    @classmethod
+    def identify(cls, bus: Any, address: int) -> dict[str, Any] | None:
+        """For `sensord detect`: probe a chip that answered at `address` (read its id register).
+
+        Return the `[[sensor]]` keys to configure it (e.g. `{"type": "bme280", "address": 0x76}`)
+        when it is this chip, else None. Must not change the chip's state. Default: not detectable."""
+        return None
 
     def describe(self) -> str:
         """A short label for messages: `sensor "attic" (bme280)`."""
