@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import queue
@@ -137,6 +138,7 @@ class SensorStats:
     failures: int = 0  # in the current streak
     failed_total: int = 0
     skipped_ticks: int = 0
+    pushes: int = 0
     last_error: str = ""
 
 
@@ -193,6 +195,9 @@ class Scheduler:
                     await call_with_timeout(sensor, worker, sensor.open, spec.timeout_s, "open")
                     opened = True
                     self._opened.append((sensor, worker))
+                    emit = self._push_emitter(spec, sensor, asyncio.get_running_loop())
+                    await call_with_timeout(sensor, worker, functools.partial(sensor.watch, emit), spec.timeout_s,
+                                            "watch")
                 readings = await read_with_timeout(sensor, worker, spec.timeout_s)
             except Exception as exc:  # a driver may raise anything; isolate it
                 stats.failures += 1
@@ -211,6 +216,24 @@ class Scheduler:
             nxt = max(tick + 1, self._next_tick(start, interval, clock.monotonic()))
             stats.skipped_ticks += max(0, nxt - tick - 1)
             tick = nxt
+
+    def _push_emitter(self, spec: SensorSpec, sensor: Sensor,
+                      loop: asyncio.AbstractEventLoop) -> Callable[[list[Reading]], None]:
+        """What a watching sensor calls from its own thread (gpiozero's callback thread)."""
+
+        def deliver(readings: list[Reading], stamp: float) -> None:
+            if not isinstance(readings, list) or not all(isinstance(r, Reading) for r in readings):
+                log.warning("%s: pushed %r, expected a list of Reading", sensor.describe(), readings)
+                return
+            self.stats[spec.name].pushes += 1
+            self._sink([Sample(spec.name, r.quantity, r.value, r.unit, stamp) for r in readings])
+
+        def emit(readings: list[Reading]) -> None:
+            stamp = self._clock.time()  # stamped at the edge, not when the loop gets to it
+            with contextlib.suppress(RuntimeError):  # loop closed: the daemon is exiting
+                loop.call_soon_threadsafe(deliver, readings, stamp)
+
+        return emit
 
     @staticmethod
     def _next_tick(start: float, interval: float, now: float) -> int:

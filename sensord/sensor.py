@@ -7,6 +7,7 @@ name and channel, and the bus or pin factory is handed in through `Hardware`.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -82,6 +83,11 @@ class Sensor:
     def read(self) -> list[Reading]:
         """Read the device once; blocks; runs in a worker thread."""
         raise NotImplementedError
+
+    def watch(self, emit: Callable[[list[Reading]], None]) -> None:
+        """Edge-driven inputs (a door contact, a PIR): after `open()`, arrange to call
+        `emit(readings)` from any thread whenever the input changes, so the change does not wait
+        for the next poll. The scheduler stamps the time when `emit` is called. Default: polled only."""
 
     def close(self) -> None:
         """Release the device. Default: nothing to do."""

@@ -221,3 +221,29 @@ def test_open_failure_is_retried_like_a_read_failure() -> None:
     run_virtual([(spec("late", 1.0), chip)], clock, 6.0, samples)
     assert chip.opens == 3  # at 0 s, 1 s, then 3 s after backoff
     assert stamps(samples, "late", epoch0) == [3.0, 4.0, 5.0, 6.0]
+
+
+def test_pushed_readings_are_stamped_and_delivered() -> None:
+    class Door(Scripted):
+        def watch(self, emit: Callable[[list[Reading]], None]) -> None:
+            self.emit = emit
+
+    door = Door("door", float)
+    samples: list[Sample] = []
+    sched = Scheduler([(spec("door", 60.0), door)], sink=samples.extend)
+
+    async def main() -> None:
+        task = asyncio.create_task(sched.run())
+        while not hasattr(door, "emit"):
+            await asyncio.sleep(0.001)
+        before = time.time()
+        threading.Thread(target=door.emit, args=([Reading("contact", True, "")],)).start()
+        while len(samples) < 2:
+            await asyncio.sleep(0.001)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert samples[1].ts >= before
+
+    asyncio.run(main())
+    assert [(s.quantity, s.value) for s in samples] == [("value", 0.0), ("contact", True)]
+    assert sched.stats["door"].pushes == 1
