@@ -46,8 +46,12 @@ run: venv deps-system
 listen: venv
 	$(BIN)/sensord listen -c $(CONFIG) --status
 
+# The second run is Debian bookworm's MQTT stack (asyncio-mqtt 0.16 on paho 1.6, pluggy 1.0,
+# gpiozero 1.6.2): the .deb must work with what the distribution ships.
 test: venv deps-system
 	$(BIN)/pytest
+	.ci/bookworm-env
+	.venv-bookworm/bin/pytest
 
 lint: venv
 	$(BIN)/pip install -q -e '.[dev]'
@@ -63,4 +67,4 @@ bench-delivery: venv deps-system
 	$(BIN)/python bench/delivery.py
 
 clean:
-	rm -rf $(VENV) .state build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-bookworm .state build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

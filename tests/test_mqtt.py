@@ -8,12 +8,10 @@ import asyncio
 import logging
 import os
 import re
-import shutil
-import subprocess
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import pytest
 
@@ -28,9 +26,8 @@ from sensord.errors import (
     ConfigError,
 )
 from sensord.mqtt import Backoff, MqttLink, Received, Will, read_password_file
-
-if TYPE_CHECKING:
-    from conftest import Broker
+from sensord.testing.broker import Mosquitto
+from sensord.testing.pytest_plugin import MqttBrokerFactory
 
 T = TypeVar("T")
 PASSWORD = "s3cret-PW-7Hq2"
@@ -47,7 +44,7 @@ class Address(NamedTuple):
     port: int
 
 
-def link_to(broker: Broker | Address, client_id: str, **kwargs: Any) -> MqttLink:
+def link_to(broker: Mosquitto | Address, client_id: str, **kwargs: Any) -> MqttLink:
     """A link with small timeouts; `protocol`, `username`, `password_file`, `tls` go to MqttConfig."""
     host, port = broker.host, broker.port
     options = {k: kwargs.pop(k) for k in list(kwargs) if k in ("protocol", "username", "password_file", "tls")}
@@ -58,7 +55,7 @@ def link_to(broker: Broker | Address, client_id: str, **kwargs: Any) -> MqttLink
 class Watcher:
     """A subscriber collecting messages in the background."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Mosquitto) -> None:
         self.link = link_to(broker, "watcher")
         self.received: list[Received] = []
         self._task: asyncio.Task[None] | None = None
@@ -94,10 +91,10 @@ class Watcher:
 
 @pytest.mark.broker
 @PROTOCOLS
-def test_publish_qos1_round_trip(mosquitto: Broker, protocol: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_publish_qos1_round_trip(mqtt_broker: Mosquitto, protocol: str, caplog: pytest.LogCaptureFixture) -> None:
     async def main() -> None:
-        watcher = await Watcher(mosquitto).start("rt/#")
-        async with link_to(mosquitto, "node", protocol=protocol) as link:
+        watcher = await Watcher(mqtt_broker).start("rt/#")
+        async with link_to(mqtt_broker, "node", protocol=protocol) as link:
             assert link.protocol == protocol and link.connected
             closed = asyncio.create_task(link.wait_closed())
             await link.publish("rt/data", b"\x00batch", qos=1, content_type="application/cbor")
@@ -107,7 +104,7 @@ def test_publish_qos1_round_trip(mosquitto: Broker, protocol: str, caplog: pytes
         assert await watcher.wait_for("rt/data", 2) == Received("rt/data", b"\x00batch", retain=False)
         await watcher.stop()
         # A new subscription gets the retained message with the retain flag set.
-        late = await Watcher(mosquitto).start("rt/retained")
+        late = await Watcher(mqtt_broker).start("rt/retained")
         assert await late.wait_for("rt/retained", 2) == Received("rt/retained", b"on", retain=True)
         await late.stop()
 
@@ -120,50 +117,50 @@ def test_publish_qos1_round_trip(mosquitto: Broker, protocol: str, caplog: pytes
 
 
 @pytest.mark.broker
-def test_publish_raises_instead_of_returning_without_puback(mosquitto: Broker) -> None:
+def test_publish_raises_instead_of_returning_without_puback(mqtt_broker: Mosquitto) -> None:
     async def main() -> None:
-        link = link_to(mosquitto, "node")
+        link = link_to(mqtt_broker, "node")
         await link.connect()
-        mosquitto.pause()  # the TCP stack still takes the bytes, but no PUBACK comes back
+        mqtt_broker.freeze()  # the TCP stack still takes the bytes, but no PUBACK comes back
         started = time.monotonic()
         with pytest.raises(BrokerTimeout, match=r"no answer within 0\.4 s"):
             await link.publish("frozen/data", b"x", qos=1, timeout_s=0.4)
         assert 0.35 < time.monotonic() - started < 1.5
-        mosquitto.resume()
+        mqtt_broker.thaw()
         await link.disconnect()
 
     run(main())
 
 
 @pytest.mark.broker
-def test_connect_times_out_without_connack(mosquitto: Broker) -> None:
+def test_connect_times_out_without_connack(mqtt_broker: Mosquitto) -> None:
     async def main() -> None:
-        mosquitto.pause()  # the kernel still completes the TCP handshake
+        mqtt_broker.freeze()  # the kernel still completes the TCP handshake
         with pytest.raises(BrokerTimeout, match=r"connect: no answer within 0\.3 s"):
-            await link_to(mosquitto, "node").connect(timeout_s=0.3)
-        mosquitto.resume()
+            await link_to(mqtt_broker, "node").connect(timeout_s=0.3)
+        mqtt_broker.thaw()
 
     run(main())
 
 
 @pytest.mark.broker
-def test_publish_raises_when_the_connection_drops(mosquitto: Broker) -> None:
+def test_publish_raises_when_the_connection_drops(mqtt_broker: Mosquitto) -> None:
     async def consume(link: MqttLink) -> None:
         async for _ in link.messages():
             pass
 
     async def main() -> None:
-        link, listener = link_to(mosquitto, "node"), link_to(mosquitto, "listener")
+        link, listener = link_to(mqtt_broker, "node"), link_to(mqtt_broker, "listener")
         await link.connect()
         await listener.connect()
         await listener.subscribe("drop/#")
         closed = asyncio.create_task(link.wait_closed())
         receiving = asyncio.create_task(consume(listener))
-        mosquitto.pause()
+        mqtt_broker.freeze()
         publish = asyncio.create_task(link.publish("drop/data", b"x", qos=1, timeout_s=5))
         await asyncio.sleep(0.2)
         started = time.monotonic()
-        mosquitto.kill()  # while paused, so it cannot send the PUBACK first
+        mqtt_broker.kill()  # while frozen, so it cannot send the PUBACK first
         with pytest.raises(BrokerDisconnected, match="connection lost during publish to drop/data"):
             await publish
         with pytest.raises(BrokerDisconnected, match="connection lost: the connection was (closed|lost)"):
@@ -181,13 +178,13 @@ def test_publish_raises_when_the_connection_drops(mosquitto: Broker) -> None:
 
 
 @pytest.mark.broker
-def test_no_broker_there_is_a_one_line_error(mosquitto: Broker) -> None:
-    mosquitto.stop()
+def test_no_broker_there_is_a_one_line_error(mqtt_broker: Mosquitto) -> None:
+    mqtt_broker.stop()
 
     async def main() -> None:
         with pytest.raises(BrokerUnreachable) as info:
-            await link_to(mosquitto, "node").connect()
-        assert str(info.value) == (f"MQTT broker 127.0.0.1:{mosquitto.port}: connection refused: "
+            await link_to(mqtt_broker, "node").connect()
+        assert str(info.value) == (f"MQTT broker 127.0.0.1:{mqtt_broker.port}: connection refused: "
                                    f"no broker listening there")
         assert info.value.transient
 
@@ -200,10 +197,10 @@ def test_no_broker_there_is_a_one_line_error(mosquitto: Broker) -> None:
 
 @pytest.mark.broker
 @PROTOCOLS
-def test_will_published_on_disconnect_with_will(mosquitto: Broker, protocol: str) -> None:
+def test_will_published_on_disconnect_with_will(mqtt_broker: Mosquitto, protocol: str) -> None:
     async def main() -> None:
-        watcher = await Watcher(mosquitto).start("w/+/status")
-        link = link_to(mosquitto, "a", protocol=protocol, will=Will("w/a/status", b"offline"))
+        watcher = await Watcher(mqtt_broker).start("w/+/status")
+        link = link_to(mqtt_broker, "a", protocol=protocol, will=Will("w/a/status", b"offline"))
         await link.connect()
         await link.disconnect(send_will=True)
         message = await watcher.wait_for("w/a/status", 1.5)
@@ -215,10 +212,10 @@ def test_will_published_on_disconnect_with_will(mosquitto: Broker, protocol: str
 
 @pytest.mark.broker
 @PROTOCOLS
-def test_will_discarded_on_normal_disconnect(mosquitto: Broker, protocol: str) -> None:
+def test_will_discarded_on_normal_disconnect(mqtt_broker: Mosquitto, protocol: str) -> None:
     async def main() -> None:
-        watcher = await Watcher(mosquitto).start("w/+/status")
-        link = link_to(mosquitto, "b", protocol=protocol, will=Will("w/b/status", b"offline", delay_s=None))
+        watcher = await Watcher(mqtt_broker).start("w/+/status")
+        link = link_to(mqtt_broker, "b", protocol=protocol, will=Will("w/b/status", b"offline", delay_s=None))
         await link.connect()
         await link.disconnect()
         assert await watcher.wait_for("w/b/status", 0.7) is None
@@ -228,10 +225,10 @@ def test_will_discarded_on_normal_disconnect(mosquitto: Broker, protocol: str) -
 
 
 @pytest.mark.broker
-def test_will_delay_holds_the_will_back(mosquitto: Broker) -> None:
+def test_will_delay_holds_the_will_back(mqtt_broker: Mosquitto) -> None:
     async def main() -> None:
-        watcher = await Watcher(mosquitto).start("wd/+/status")
-        link = link_to(mosquitto, "c", will=Will("wd/c/status", b"offline", delay_s=1))
+        watcher = await Watcher(mqtt_broker).start("wd/+/status")
+        link = link_to(mqtt_broker, "c", will=Will("wd/c/status", b"offline", delay_s=1))
         await link.connect()
         await link.disconnect(send_will=True)
         assert await watcher.wait_for("wd/c/status", 0.8) is None  # not before the delay
@@ -242,10 +239,11 @@ def test_will_delay_holds_the_will_back(mosquitto: Broker) -> None:
 
 
 @pytest.mark.broker
-def test_reconnect_within_will_delay_cancels_the_will(mosquitto: Broker, caplog: pytest.LogCaptureFixture) -> None:
+def test_reconnect_within_will_delay_cancels_the_will(mqtt_broker: Mosquitto,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
     async def main() -> None:
-        watcher = await Watcher(mosquitto).start("wd/+/status")
-        link = link_to(mosquitto, "d", will=Will("wd/d/status", b"offline", delay_s=1))
+        watcher = await Watcher(mqtt_broker).start("wd/+/status")
+        link = link_to(mqtt_broker, "d", will=Will("wd/d/status", b"offline", delay_s=1))
         await link.connect()
         await link.disconnect(send_will=True)  # going to sleep: offline unless back within 1 s
         await asyncio.sleep(0.3)
@@ -350,20 +348,16 @@ def _texts(exc: BaseException | None) -> list[str]:
 
 
 @pytest.mark.broker
-def test_credentials_and_the_password_never_shows(mosquitto_factory: Callable[..., Broker], tmp_path: Path,
+def test_credentials_and_the_password_never_shows(mqtt_broker_factory: MqttBrokerFactory, tmp_path: Path,
                                                   caplog: pytest.LogCaptureFixture) -> None:
-    passwd = shutil.which("mosquitto_passwd")
-    if passwd is None:
-        pytest.fail('mosquitto_passwd not found: install it with "apt-get install -y mosquitto"')
-    subprocess.run([passwd, "-b", "-c", str(tmp_path / "passwd"), "node", PASSWORD], check=True)
-    broker = mosquitto_factory(f"allow_anonymous false\npassword_file {tmp_path / 'passwd'}")
+    broker = mqtt_broker_factory(password=("node", PASSWORD))  # no anonymous access
     good, bad = tmp_path / "good.pass", tmp_path / "bad.pass"
     for path, password in ((good, PASSWORD), (bad, PASSWORD[::-1])):
         path.write_text(password + "\n")
         path.chmod(0o600)
 
     async def main() -> list[BrokerError]:
-        errors = []
+        errors: list[BrokerError] = []
         for protocol in ("5", "3.1.1"):
             with pytest.raises(BrokerAuthError) as info:
                 await link_to(broker, "n", protocol=protocol, username="node", password_file=str(bad)).connect()
@@ -393,31 +387,17 @@ def test_credentials_and_the_password_never_shows(mosquitto_factory: Callable[..
 # TLS
 
 
-@pytest.fixture
-def self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 and its key, made by the openssl command."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.fail('openssl not found: install it with "apt-get install -y openssl"')
-    cert, key = tmp_path / "broker.crt", tmp_path / "broker.key"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-days", "2", "-subj", "/CN=sensord test broker",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
-    return cert, key
-
-
 @pytest.mark.broker
-def test_tls(mosquitto_factory: Callable[..., Broker], self_signed: tuple[Path, Path],
-             caplog: pytest.LogCaptureFixture) -> None:
-    cert, key = self_signed
-    broker = mosquitto_factory(f"certfile {cert}\nkeyfile {key}")
+def test_tls(mqtt_broker_factory: MqttBrokerFactory, caplog: pytest.LogCaptureFixture) -> None:
+    broker = mqtt_broker_factory(tls=True)  # certificate for 127.0.0.1 from a throw-away CA
+    assert broker.pki is not None
+    ca_file = str(broker.pki.ca_cert)
 
     async def main() -> None:
         with pytest.raises(BrokerTlsError, match="certificate verify failed .*set mqtt.tls.ca_file") as info:
             await link_to(broker, "t", tls=TlsConfig()).connect()
         assert not info.value.transient
-        async with link_to(broker, "t", tls=TlsConfig(ca_file=str(cert))) as link:
+        async with link_to(broker, "t", tls=TlsConfig(ca_file=ca_file)) as link:
             await link.publish("tls/data", b"x", qos=1)
         insecure = link_to(broker, "t", tls=TlsConfig(insecure=True))
         for _ in range(2):

@@ -1,10 +1,14 @@
 """Test helpers for sensord drivers and plugins: a fake I2C bus with chip models, mock GPIO
-pins, a virtual clock, and a pytest plugin (fixtures `fake_i2c_bus`, `mock_pin_factory`,
-`mock_pins`, `fake_hardware`, `fake_clock`) that is active once sensord is installed.
+pins, a virtual clock, a real mosquitto broker (`Mosquitto`, `make_test_pki`) with a paho
+subscriber to watch it (`Subscription`, `Message`), a TCP proxy to cut or stall links
+(`TcpProxy`), and a pytest plugin (fixtures `fake_i2c_bus`, `mock_pin_factory`, `mock_pins`,
+`fake_hardware`, `fake_clock`, `mqtt_broker`, `mqtt_broker_factory`) that is active once
+sensord is installed.
 
 The names below are imported on first use: pytest imports this package at start-up (the plugin
 lives in it) in every project that has sensord installed, so importing it must cost nothing.
-Nothing here imports gpiozero or smbus2 until a pin helper is called.
+Nothing here imports gpiozero or smbus2 until a pin helper is called, nor paho until an MQTT
+client is made.
 """
 
 from __future__ import annotations
@@ -13,19 +17,27 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .broker import Mosquitto, make_test_pki
     from .clock import FakeClock
     from .i2c import EREMOTEIO, FakeI2CBus, I2CDeviceModel, RegisterMapDevice, Transaction
+    from .mqtt_client import Message, Subscription
     from .pins import MockPins, fake_hardware, mock_pin_factory
+    from .proxy import TcpProxy
 
 __all__ = [
     "EREMOTEIO",
     "FakeClock",
     "FakeI2CBus",
     "I2CDeviceModel",
+    "Message",
     "MockPins",
+    "Mosquitto",
     "RegisterMapDevice",
+    "Subscription",
+    "TcpProxy",
     "Transaction",
     "fake_hardware",
+    "make_test_pki",
     "mock_pin_factory",
 ]
 
@@ -34,10 +46,15 @@ _MODULE_OF = {
     "FakeClock": "clock",
     "FakeI2CBus": "i2c",
     "I2CDeviceModel": "i2c",
+    "Message": "mqtt_client",
     "MockPins": "pins",
+    "Mosquitto": "broker",
     "RegisterMapDevice": "i2c",
+    "Subscription": "mqtt_client",
+    "TcpProxy": "proxy",
     "Transaction": "i2c",
     "fake_hardware": "pins",
+    "make_test_pki": "broker",
     "mock_pin_factory": "pins",
 }
 

@@ -311,6 +311,11 @@ class FakeI2CBus:
 
     # -- smbus2.SMBus ------------------------------------------------------------------------
 
+    def write_quick(self, i2c_addr: int, force: bool | None = None) -> None:
+        """SMBus quick command: the address byte alone, as `i2cdetect` probes. Acknowledged by
+        any attached chip, without reaching its model; NACK (errno 121) where none is."""
+        self._smbus("write_quick", i2c_addr, None, b"", lambda m: None)
+
     def read_byte(self, i2c_addr: int, force: bool | None = None) -> int:
         """Read one byte without a register."""
         return self._smbus("read_byte", i2c_addr, None, b"", lambda m: m.read_raw(1), 1)[0]

@@ -1,14 +1,23 @@
 """sensord's pytest plugin, registered under the `pytest11` entry point.
 
 Fixtures for driver and plugin tests: `fake_i2c_bus`, `mock_pin_factory`, `mock_pins`,
-`fake_hardware` (a `Hardware` on the first two) and `fake_clock`. pytest imports this module at
-start-up in every project where sensord is installed, so sensord and gpiozero are imported only
-inside the fixtures that need them.
+`fake_hardware` (a `Hardware` on the first two) and `fake_clock`.
+
+Fixtures for tests against a real broker (the `mosquitto` binary: `apt-get install -y mosquitto`):
+`mqtt_broker`, a started `sensord.testing.Mosquitto` on a free loopback port, and
+`mqtt_broker_factory`, which starts one per call with `Mosquitto`'s keyword arguments
+(`mqtt_broker_factory(password=("node", "pw"), tls=True)`). Brokers are stopped after the test;
+their work dirs (config, log) are kept under pytest's `tmp_path` for a post-mortem. Without
+mosquitto a test using them fails with the install hint: it is never skipped, so a CI machine
+without the broker cannot pass by running nothing.
+
+pytest imports this module at start-up in every project where sensord is installed, so sensord,
+gpiozero and paho are imported only inside the fixtures that need them.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
@@ -18,7 +27,7 @@ if TYPE_CHECKING:
     from gpiozero.pins.mock import MockFactory
 
     from sensord.hardware import Hardware
-    from sensord.testing import FakeClock, FakeI2CBus, MockPins
+    from sensord.testing import FakeClock, FakeI2CBus, MockPins, Mosquitto
 
 
 @pytest.fixture
@@ -67,3 +76,44 @@ def fake_clock() -> FakeClock:
     from sensord.testing.clock import FakeClock
 
     return FakeClock()
+
+
+class MqttBrokerFactory(Protocol):
+    """The `mqtt_broker_factory` fixture: start a `Mosquitto` with these keyword arguments."""
+
+    def __call__(self, **kwargs: Any) -> Mosquitto:
+        """Start and return a broker; `kwargs` go to `Mosquitto` (`password=`, `tls=`, ...)."""
+        ...
+
+
+@pytest.fixture
+def mqtt_broker_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MqttBrokerFactory]:
+    """Start brokers with `mqtt_broker_factory(**Mosquitto_kwargs)`; all are stopped after the test.
+
+    Each broker gets its own work dir under pytest's temporary directory unless `workdir=` is
+    given. Fails the test (never skips) with the install hint if mosquitto is not installed.
+    """
+    from sensord.testing.broker import Mosquitto, MosquittoNotFoundError
+
+    brokers: list[Mosquitto] = []
+
+    def start(**kwargs: Any) -> Mosquitto:
+        kwargs.setdefault("workdir", tmp_path_factory.mktemp("mosquitto"))
+        try:
+            broker = Mosquitto(**kwargs)
+        except MosquittoNotFoundError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        brokers.append(broker)  # before start(): a failed start still gets cleaned up
+        broker.start()
+        return broker
+
+    yield start
+    for broker in reversed(brokers):
+        broker.close()
+
+
+@pytest.fixture
+def mqtt_broker(mqtt_broker_factory: MqttBrokerFactory) -> Mosquitto:
+    """A started `Mosquitto` on a free `127.0.0.1` port, anonymous access, no TLS, no persistence;
+    stopped after the test. Give each test its own topics (e.g. from `request.node.name`)."""
+    return mqtt_broker_factory()

@@ -125,8 +125,8 @@ def _modules_loaded_by(statement: str) -> set[str]:
 def test_importing_the_pytest_plugin_loads_none_of_the_kit() -> None:
     loaded = _modules_loaded_by("import sensord.testing.pytest_plugin")
     assert "sensord.testing.pytest_plugin" in loaded
-    assert not loaded & {"gpiozero", "smbus2", "sensord.testing.i2c", "sensord.testing.pins",
-                         "sensord.testing.clock"}
+    assert not loaded & {"gpiozero", "smbus2", "paho", "sensord.testing.i2c", "sensord.testing.pins",
+                         "sensord.testing.clock", "sensord.testing.broker", "sensord.testing.mqtt_client"}
 
 
 def test_the_kit_imports_without_gpiozero() -> None:
