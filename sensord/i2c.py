@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -86,7 +86,7 @@ class I2CSensor(Sensor):
         """Check the chip id and load calibration; raise `self.error(...)` when it is not the chip."""
 
 
-def crc8(data: bytes | list[int], *, polynomial: int = 0x31, init: int = 0xFF) -> int:
+def crc8(data: bytes | bytearray | Sequence[int], *, polynomial: int = 0x31, init: int = 0xFF) -> int:
     """CRC-8 as Sensirion (SHT3x, SHT4x, SCD4x) and Aosong (AHT20) compute it: x^8+x^5+x^4+1, init 0xFF."""
     crc = init
     for byte in data:
@@ -96,7 +96,7 @@ def crc8(data: bytes | list[int], *, polynomial: int = 0x31, init: int = 0xFF) -
     return crc
 
 
-def words_with_crc(data: bytes | list[int], what: Any) -> list[int]:
+def words_with_crc(data: bytes | bytearray | Sequence[int], what: Any) -> list[int]:
     """Sensirion framing: 16-bit big-endian words each followed by its CRC-8. Raises ValueError
     naming `what` on a CRC mismatch."""
     out = []

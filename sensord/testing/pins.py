@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import errno
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sensord.hardware import Hardware
@@ -104,7 +104,8 @@ class MockPins:
 
 
 def fake_hardware(i2c_buses: Mapping[int, FakeI2CBus] | FakeI2CBus | None = None,
-                  pin_factory: Any = None) -> Hardware:
+                  pin_factory: Any = None, sleep: Callable[[float], None] | None = None,
+                  w1_root: str | None = None) -> Hardware:
     """A `Hardware` on fake I2C buses and a `MockFactory`, to hand to a `Sensor`.
 
     `i2c_buses` maps bus numbers to buses; a single `FakeI2CBus` is bus 1, None gives an empty
@@ -125,4 +126,7 @@ def fake_hardware(i2c_buses: Mapping[int, FakeI2CBus] | FakeI2CBus | None = None
 
     if pin_factory is None:
         pin_factory = mock_pin_factory()
-    return Hardware(i2c_factory=open_bus, pin_factory=pin_factory)
+    # Tests never really sleep: pass a model's `advance` (or a recorder) to see the waits.
+    return Hardware(i2c_factory=open_bus, pin_factory=pin_factory,
+                    sleep=sleep if sleep is not None else (lambda _s: None),
+                    **({"w1_root": w1_root} if w1_root is not None else {}))
