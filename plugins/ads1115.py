@@ -37,6 +37,8 @@ Example::
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -174,7 +176,8 @@ class ADS1115(I2CSensor):
         return [Reading(quantity_name(ch), self._convert(ch), "V") for ch in self.config.channels]
 
     @classmethod
-    def identify(cls, bus: Any, address: int) -> dict[str, Any] | None:
+    def identify(cls, bus: Any, address: int, *,
+                 sleep: Callable[[float], None] = time.sleep) -> dict[str, Any] | None:
         """An ADS1x15 has no id register; recognise it by the threshold registers' reset values
         (Lo 0x8000, Hi 0x7FFF, §9.6.4), which this driver never changes, and a disabled comparator.
         Only reads (the pointer byte before each read selects a register). The low 4 bits are

@@ -43,6 +43,8 @@ from __future__ import annotations
 
 import dataclasses
 import struct
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -282,7 +284,8 @@ class BMP280(I2CSensor):
                          f"after {_POLLS} polls")
 
     @classmethod
-    def identify(cls, bus: Any, address: int) -> dict[str, Any] | None:
+    def identify(cls, bus: Any, address: int, *,
+                 sleep: Callable[[float], None] = time.sleep) -> dict[str, Any] | None:
         """The `[[sensor]]` keys when the chip id register (0xD0) holds one of `CHIP_IDS`."""
         try:
             chip_id = bus.read_byte_data(address, _REG_ID)

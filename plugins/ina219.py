@@ -38,6 +38,8 @@ Example::
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -193,7 +195,8 @@ class INA219(I2CSensor):
                 Reading("power", round(power, 9), "W")]
 
     @classmethod
-    def identify(cls, bus: Any, address: int) -> dict[str, Any] | None:
+    def identify(cls, bus: Any, address: int, *,
+                 sleep: Callable[[float], None] = time.sleep) -> dict[str, Any] | None:
         """The INA219 has no id register. Recognise it by bits that always read 0 (configuration
         15:14, bus voltage bit 2, calibration bit 0), a shunt reading within the configured shunt
         range (§8.6.3.1: sign bits fill the rest), and zero current and power while uncalibrated.

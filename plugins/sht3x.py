@@ -28,7 +28,8 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -123,7 +124,8 @@ class SHT3x(I2CSensor):
             raise self.error(str(exc)) from None
 
     @classmethod
-    def identify(cls, bus: Any, address: int) -> dict[str, Any] | None:
+    def identify(cls, bus: Any, address: int, *,
+                 sleep: Callable[[float], None] = time.sleep) -> dict[str, Any] | None:
         """An SHT3x answers the status command with a word whose CRC is right and whose
         reserved bits are 0; other chips NACK or answer something else. The status command
         only reads; another chip at 0x44/0x45 (an INA219) takes its two bytes as a register

@@ -28,7 +28,8 @@ Example::
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -121,7 +122,8 @@ class SHT4x(I2CSensor):
             raise self.error(str(exc)) from None
 
     @classmethod
-    def identify(cls, bus: Any, address: int) -> dict[str, Any] | None:
+    def identify(cls, bus: Any, address: int, *,
+                 sleep: Callable[[float], None] = time.sleep) -> dict[str, Any] | None:
         """An SHT4x answers the serial number command with two words whose CRCs are right;
         other chips NACK or answer something else. The command only reads; another chip at
         0x44/0x45 (an INA219) takes the byte as a register pointer, which changes no setting."""

@@ -7,6 +7,7 @@ name and channel, and the bus or pin factory is handed in through `Hardware`.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -93,11 +94,13 @@ class Sensor:
         """Release the device. Default: nothing to do."""
 
     @classmethod
-    def identify(cls, bus: Any, address: int) -> dict[str, Any] | None:
+    def identify(cls, bus: Any, address: int, *,
+                 sleep: Callable[[float], None] = time.sleep) -> dict[str, Any] | None:
         """For `sensord detect`: probe a chip that answered at `address` (read its id register).
 
         Return the `[[sensor]]` keys to configure it (e.g. `{"type": "bme280", "address": 0x76}`)
-        when it is this chip, else None. Must not change the chip's state. Default: not detectable."""
+        when it is this chip, else None. Must not change the chip's state; `sleep` waits between
+        a command and its answer. Default: not detectable."""
         return None
 
     def describe(self) -> str:
