@@ -268,8 +268,21 @@ def _check_value(tp: Any, value: Any, path: str, file: str,
     if ok and bounds:
         ok = _in_bounds(converted, bounds)
     if not ok:
+        if path.endswith("address") and tp is int and isinstance(value, int) and not isinstance(value, bool):
+            raise ConfigError(f"{file}: {path}: expected {_describe_address(bounds or {})}, found 0x{value:02x}")
         raise ConfigError(f"{file}: {path}: expected {_describe(tp, bounds)}, found {_show(value)}")
     return converted
+
+
+def _describe_address(bounds: Mapping[str, Any]) -> str:
+    """I2C addresses are written in hex, as datasheets and i2cdetect do."""
+    low = bounds.get("ge", bounds["gt"] + 1 if "gt" in bounds else None)
+    high = bounds.get("le", bounds["lt"] - 1 if "lt" in bounds else None)
+    if low is not None and low == high:
+        return f"0x{low:02x}"
+    if low is not None and high is not None:
+        return f"an address from 0x{low:02x} to 0x{high:02x}"
+    return "an I2C address"
 
 
 def _convert(tp: Any, value: Any, path: str, file: str) -> tuple[bool, Any]:

@@ -29,7 +29,11 @@ from .sensor import Sensor, SensorConfig
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "sensord"
-BUILTIN_PLUGINS: tuple[str, ...] = ("sensord_plugins.sim", "sensord_plugins.system")
+BUILTIN_PLUGINS: tuple[str, ...] = tuple(f"sensord_plugins.{name}" for name in (
+    "sim", "system",
+    # I2C
+    "bme280", "sht3x", "sht4x", "aht20", "htu21d", "bh1750", "ads1115", "ina219", "tmp102", "lm75", "scd4x",
+))
 _TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 

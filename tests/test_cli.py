@@ -128,11 +128,13 @@ def test_plugins_lists_versions_types_and_failures(tmp_path: Path) -> None:
     cfg.write_text(f'[plugins]\ndirs = ["{dropins}"]\ndisabled = ["system"]\n')
     out = sensord_cmd("plugins", "-c", str(cfg), env={"PYTHONPATH": str(site)})
     assert out.returncode == 78
-    lines = [line.split() for line in out.stdout.splitlines()]
-    assert lines[0] == ["sim", sensord.__version__, "builtin", "sim"]
-    assert lines[1] == ["failing", "-", "drop-in", "failing"]
-    assert lines[2] == ["system", "-", "disabled", "-"]
-    assert lines[3][:5] == ["broken", "0.3", "FAILED", "sensord-broken", "0.3:"]
+    lines = {line.split()[0]: line.split() for line in out.stdout.splitlines()}
+    assert lines["sim"] == ["sim", sensord.__version__, "builtin", "sim"]
+    assert lines["bme280"] == ["bme280", sensord.__version__, "builtin", "bme280,", "bmp280"]
+    assert lines["failing"] == ["failing", "-", "drop-in", "failing"]
+    assert lines["system"] == ["system", "-", "disabled", "-"]
+    assert lines["broken"][:5] == ["broken", "0.3", "FAILED", "sensord-broken", "0.3:"]
+    assert list(lines)[-1] == "broken"  # failures last
     assert "ImportError: needs libfoo" in out.stdout
     assert 'cannot load plugin "broken" (sensord-broken 0.3)' in out.stderr
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sensord.errors import PluginError
-from sensord.plugins import get_plugin_manager
+from sensord.plugins import BUILTIN_PLUGINS, get_plugin_manager
 
 THERMO = '''
 from dataclasses import dataclass
@@ -53,9 +53,9 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_builtins_only() -> None:
     host = get_plugin_manager(entry_points=False)
-    assert [p.name for p in host.loaded] == ["sim", "system"]
-    assert set(host.sensor_types) == {"sim", "system"}
-    assert host.sensor_plugin == {"sim": "sim", "system": "system"}
+    assert [p.name for p in host.loaded] == [m.rsplit(".", 1)[1] for m in BUILTIN_PLUGINS]
+    assert {"sim", "system", "bme280", "bmp280", "sht3x", "scd4x"} <= set(host.sensor_types)
+    assert host.sensor_plugin["sim"] == "sim" and host.sensor_plugin["bmp280"] == "bme280"
     assert host.failed == []
 
 
@@ -98,7 +98,8 @@ def test_broken_drop_in(tmp_path: Path) -> None:
 
 def test_disabled_plugins_are_not_loaded(site: Path, caplog: pytest.LogCaptureFixture) -> None:
     make_dist(site, "sensord-thermo", "1.2", "sensord_thermo", THERMO.format(type_name="thermo"), "thermo")
-    host = get_plugin_manager(disabled=["system", "thermo", "nosuch"])
+    host = get_plugin_manager(disabled=["system", "thermo", "nosuch"],
+                              builtins=("sensord_plugins.sim", "sensord_plugins.system"))
     assert set(host.sensor_types) == {"sim"}
     assert "sensord_thermo" not in sys.modules  # blocked before import
     assert "no plugin of that name exists" in caplog.text and "'nosuch'" in caplog.text

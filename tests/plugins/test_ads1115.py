@@ -187,7 +187,7 @@ def test_a_missing_chip_fails_open() -> None:
      "found 860"),
     ({"data_rate": 1600}, "f.toml: sensor[0].data_rate: expected one of 8, 16, 32, 64, 128, 250, 475, 860 "
                           "for the ads1115, found 1600"),
-    ({"address": 0x40}, "f.toml: sensor[0].address: expected an integer >= 72 and <= 75, found 64"),
+    ({"address": 0x40}, "f.toml: sensor[0].address: expected an address from 0x48 to 0x4b, found 0x40"),
     ({"chip": "ads1113"}, 'f.toml: sensor[0].chip: expected one of "ads1115", "ads1015", found "ads1113"'),
 ])
 def test_bad_options(options: dict[str, Any], message: str) -> None:

@@ -207,7 +207,7 @@ def test_defaults_and_fixed_address() -> None:
     assert (cfg.bus, cfg.address) == (1, 0x38)
     with pytest.raises(ConfigError) as excinfo:
         build_options(AHT20Config, {"address": 0x39}, "sensor[0]", "f.toml")
-    assert str(excinfo.value) == "f.toml: sensor[0].address: expected an integer >= 56 and <= 56, found 57"
+    assert str(excinfo.value) == "f.toml: sensor[0].address: expected 0x38, found 0x39"
 
 
 def test_unknown_key_is_an_error() -> None:

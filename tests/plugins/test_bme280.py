@@ -277,7 +277,7 @@ def test_read_before_open() -> None:
 
 @pytest.mark.parametrize(("cls", "table", "message"), [
     (BME280Config, {"address": 0x40},
-     "f.toml: sensor[0].address: expected an integer >= 118 and <= 119, found 64"),
+     "f.toml: sensor[0].address: expected an address from 0x76 to 0x77, found 0x40"),
     (BME280Config, {"oversampling_humidity": 3},
      "f.toml: sensor[0].oversampling_humidity: expected one of 1, 2, 4, 8, 16, found 3"),
     (BMP280Config, {"oversampling_humidity": 1},

@@ -207,7 +207,7 @@ def test_config_keys() -> None:
 
 @pytest.mark.parametrize(("table", "message"), [
     ({"model": "sht31"}, 'f.toml: sensor[0].model: expected one of "htu21d", "si7021", found "sht31"'),
-    ({"address": 0x41}, "f.toml: sensor[0].address: expected an integer >= 64 and <= 64, found 65"),
+    ({"address": 0x41}, "f.toml: sensor[0].address: expected 0x40, found 0x41"),
 ])
 def test_config_errors(table: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError) as excinfo:

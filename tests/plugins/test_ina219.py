@@ -216,7 +216,7 @@ def test_persistent_nacks_name_the_chip() -> None:
     ({"max_current_a": -1}, "f.toml: sensor[0].max_current_a: expected a number > 0, found -1"),
     ({"samples": 3}, "f.toml: sensor[0].samples: expected one of 1, 2, 4, 8, 16, 32, 64, 128, found 3"),
     ({"bus_voltage_range_v": 26}, "f.toml: sensor[0].bus_voltage_range_v: expected one of 16, 32, found 26"),
-    ({"address": 0x50}, "f.toml: sensor[0].address: expected an integer >= 64 and <= 79, found 80"),
+    ({"address": 0x50}, "f.toml: sensor[0].address: expected an address from 0x40 to 0x4f, found 0x50"),
 ])
 def test_bad_options(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as info:

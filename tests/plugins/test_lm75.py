@@ -163,7 +163,7 @@ def test_config_defaults() -> None:
 
 
 @pytest.mark.parametrize(("table", "message"), [
-    ({"address": 0x50}, "f.toml: sensor[0].address: expected an integer >= 72 and <= 79, found 80"),
+    ({"address": 0x50}, "f.toml: sensor[0].address: expected an address from 0x48 to 0x4f, found 0x50"),
     ({"resolution_bits": 12}, "f.toml: sensor[0].resolution_bits: expected one of 9, 11, found 12"),
 ])
 def test_config_errors(table: dict[str, object], message: str) -> None:

@@ -215,7 +215,7 @@ def test_model_unknown_command_and_soft_reset() -> None:
 
 
 @pytest.mark.parametrize(("table", "message"), [
-    ({"address": 0x46}, "f.toml: sensor[0].address: expected an integer >= 68 and <= 69, found 70"),
+    ({"address": 0x46}, "f.toml: sensor[0].address: expected an address from 0x44 to 0x45, found 0x46"),
     ({"repeatability": "ultra"},
      'f.toml: sensor[0].repeatability: expected one of "high", "medium", "low", found "ultra"'),
 ])

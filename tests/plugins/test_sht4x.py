@@ -188,7 +188,7 @@ def test_model_soft_reset_and_unknown_commands() -> None:
 
 
 @pytest.mark.parametrize(("table", "message"), [
-    ({"address": 0x47}, "f.toml: sensor[0].address: expected an integer >= 68 and <= 70, found 71"),
+    ({"address": 0x47}, "f.toml: sensor[0].address: expected an address from 0x44 to 0x46, found 0x47"),
     ({"precision": "best"},
      'f.toml: sensor[0].precision: expected one of "high", "medium", "low", found "best"'),
 ])

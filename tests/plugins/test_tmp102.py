@@ -212,7 +212,7 @@ def test_config_defaults() -> None:
 
 
 @pytest.mark.parametrize(("table", "message"), [
-    ({"address": 0x4C}, "f.toml: sensor[0].address: expected an integer >= 72 and <= 75, found 76"),
+    ({"address": 0x4C}, "f.toml: sensor[0].address: expected an address from 0x48 to 0x4b, found 0x4c"),
     ({"extended": 1}, "f.toml: sensor[0].extended: expected true or false, found 1"),
 ])
 def test_config_errors(table: dict[str, object], message: str) -> None:
