@@ -26,7 +26,8 @@ def load(path: str, *, entry_points: bool = True) -> Loaded:
     plugins_cfg = cfgmod.parse_plugins(doc, path)
     host = get_plugin_manager(dirs=plugins_cfg.dirs, disabled=plugins_cfg.disabled,
                               entry_points=entry_points)
-    config = cfgmod.parse_config(doc, path, host.sensor_types, type_hint=host.failure_hint())
+    config = cfgmod.parse_config(doc, path, host.sensor_types, type_hint=host.failure_hint(),
+                                 filter_types=host.filter_types)
     return Loaded(config, host)
 
 
@@ -34,9 +35,15 @@ def build_sensor(spec: SensorSpec, loaded: Loaded, hardware: Hardware) -> Sensor
     """Instantiate (but do not open) the sensor a `[[sensor]]` table describes."""
     cls = loaded.plugins.sensor_types[spec.type]
     try:
-        return cls(spec.options, name=spec.name, hardware=hardware)
+        sensor = cls(spec.options, name=spec.name, hardware=hardware)
     except SensorError:
         raise
     except Exception as exc:  # a plugin constructor can raise anything
         raise SensorError(f'sensor "{spec.name}" ({spec.type}): cannot create: '
                           f"{type(exc).__name__}: {exc}") from exc
+    try:
+        declared = [c.quantity for c in sensor.channels()]
+    except Exception:  # a plugin's channels() may need open(); then there is nothing to check
+        declared = []
+    spec.filters.check_channels(declared)  # ConfigError for a misspelled channel_filters key
+    return sensor

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import ConfigError
+from .filters import ChannelFilters, FilterFactory, build_sensor_filters, builtin_filters
 from .sensor import Sensor, SensorConfig, field_range
 
 DEFAULT_PATH = "/etc/sensord/sensord.toml"
@@ -87,6 +88,16 @@ class MqttConfig:
 class BatchConfig:
     max_age_s: float = field_range(60.0, gt=0)
     max_readings: int = field_range(1000, ge=1)
+    # 64 KiB: far below every broker's packet limit (mosquitto's is 256 MiB, AWS IoT's 128 KiB)
+    # and a few seconds' transfer on a 9.6 kbit/s link.
+    max_bytes: int = field_range(65536, ge=256, le=268435455)
+    encoding: str = "compact"
+    urgent: tuple[str, ...] = ()  # sensors whose readings seal the batch at once
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    fake: bool = False  # run on the device models of sensord.testing (demos, tests)
 
 
 @dataclass(frozen=True)
@@ -113,6 +124,10 @@ class SensorSpec:
     options: SensorConfig
     enabled: bool = True
     timeout_s: float = 10.0
+    #: The template of this sensor's filter chains; take `filters.fresh()` for each run.
+    filters: ChannelFilters = field(default_factory=ChannelFilters.passthrough, compare=False)
+    #: Readings that pass the filters are sent at once (the open batch is sealed).
+    urgent: bool = False
 
     @property
     def path(self) -> str:
@@ -127,6 +142,7 @@ class Config:
     batch: BatchConfig = field(default_factory=BatchConfig)
     buffer: BufferConfig = field(default_factory=BufferConfig)
     plugins: PluginsConfig = field(default_factory=PluginsConfig)
+    hardware: HardwareConfig = field(default_factory=HardwareConfig)
     sensors: tuple[SensorSpec, ...] = ()
 
     @property
@@ -136,9 +152,9 @@ class Config:
 
 _SECTIONS: dict[str, type] = {
     "node": NodeConfig, "mqtt": MqttConfig, "batch": BatchConfig, "buffer": BufferConfig,
-    "plugins": PluginsConfig,
+    "plugins": PluginsConfig, "hardware": HardwareConfig,
 }
-_SENSOR_KEYS = ("name", "type", "interval_s", "enabled", "timeout_s")
+_SENSOR_KEYS = ("name", "type", "interval_s", "enabled", "timeout_s", "filters", "channel_filters", "urgent")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,10 +190,12 @@ def parse_plugins(doc: Mapping[str, Any], file: str) -> PluginsConfig:
 
 
 def parse_config(doc: Mapping[str, Any], file: str, sensor_types: Mapping[str, type[Sensor]],
-                 *, type_hint: str = "") -> Config:
-    """The whole document, with sensor tables checked against the registered sensor types.
+                 *, type_hint: str = "", filter_types: Mapping[str, FilterFactory] | None = None) -> Config:
+    """The whole document, with sensor tables checked against the registered sensor types and
+    their filters against `filter_types` (default: the built-in filters).
 
     `type_hint` is appended to unknown-sensor-type errors (e.g. which plugins failed to load)."""
+    filter_types = builtin_filters() if filter_types is None else filter_types
     known = [*_SECTIONS, "sensor"]
     for key in doc:
         if key not in known:
@@ -190,17 +208,21 @@ def parse_config(doc: Mapping[str, Any], file: str, sensor_types: Mapping[str, t
     sensors: list[SensorSpec] = []
     seen: dict[str, int] = {}
     for index, table in enumerate(raw_sensors):
-        spec = _build_sensor(index, table, file, sensor_types, type_hint)
+        spec = _build_sensor(index, table, file, sensor_types, type_hint, filter_types)
         if spec.name in seen:
             raise ConfigError(f"{file}: {spec.path}.name: expected a unique name, found "
                               f"{_show(spec.name)} (also sensor[{seen[spec.name]}])")
         seen[spec.name] = index
         sensors.append(spec)
+    for i, name in enumerate(sections["batch"].urgent):
+        if name not in seen:
+            raise ConfigError(f"{file}: batch.urgent[{i}]: expected the name of a [[sensor]], found "
+                              f"{_show(name)}{_did_you_mean(name, seen)}")
     return Config(file=file, sensors=tuple(sensors), **sections)
 
 
 def _build_sensor(index: int, table: Any, file: str, sensor_types: Mapping[str, type[Sensor]],
-                  type_hint: str) -> SensorSpec:
+                  type_hint: str, filter_types: Mapping[str, FilterFactory]) -> SensorSpec:
     path = f"sensor[{index}]"
     if not isinstance(table, dict):
         raise ConfigError(f"{file}: {path}: expected a table, found {_show(table)}")
@@ -226,8 +248,11 @@ def _build_sensor(index: int, table: Any, file: str, sensor_types: Mapping[str, 
     interval_s = _check_value(float, common["interval_s"], f"{path}.interval_s", file, {"gt": 0})
     enabled = _check_value(bool, common.get("enabled", True), f"{path}.enabled", file)
     timeout_s = _check_value(float, common.get("timeout_s", 10.0), f"{path}.timeout_s", file, {"gt": 0})
+    urgent = _check_value(bool, common.get("urgent", False), f"{path}.urgent", file)
+    filters = build_sensor_filters(common.get("filters"), common.get("channel_filters"), path=path, file=file,
+                                   registry=filter_types)
     return SensorSpec(index=index, name=name, type=type_name, interval_s=interval_s, options=options,
-                      enabled=enabled, timeout_s=timeout_s)
+                      enabled=enabled, timeout_s=timeout_s, filters=filters, urgent=urgent)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from .batch import Batcher
 from .buffer import Buffer
 from .config import Config, SensorSpec
 from .encoding import decode_samples, encode_batch, encode_samples
+from .filters import ChannelFilters
 from .hardware import Hardware
 from .publisher import Publisher, Topics
 from .scheduler import Sample, Scheduler
@@ -46,6 +47,8 @@ class Daemon:
         self._wake = asyncio.Event()  # a batch was sealed
         self.buffer: Buffer | None = None
         self.batcher: Batcher | None = None
+        self._filters: dict[str, ChannelFilters] = {}  # sensor name → this run's filter state
+        self._urgent: set[str] = set()
 
     @property
     def config(self) -> Config:
@@ -102,6 +105,9 @@ class Daemon:
         assert self.buffer is not None
         self.batcher = Batcher(max_age_s=cfg.batch.max_age_s, max_readings=cfg.batch.max_readings)
         sensors = [(spec, app.build_sensor(spec, self.loaded, self.hardware)) for spec in cfg.enabled_sensors]
+        # Fresh state per run: a reload restarts every chain (each channel's first value passes).
+        self._filters = {spec.name: spec.filters.fresh() for spec, _ in sensors}
+        self._urgent = {spec.name for spec, _ in sensors if spec.urgent}
         scheduler = Scheduler(sensors, sink=self._on_samples)
         topics = Topics(cfg.mqtt.topic_prefix, cfg.node.id)
         publisher = Publisher(cfg, topics=topics, buffer=self.buffer, wake=self._wake,
@@ -161,8 +167,13 @@ class Daemon:
     # -- batching --------------------------------------------------------------------------------
 
     def _on_samples(self, samples: Sequence[Sample]) -> None:
+        """One read of one sensor: filter it, add what passes to the open batch."""
         assert self.batcher is not None
-        if self.batcher.add(samples):
+        if not samples:
+            return
+        sensor = samples[0].sensor
+        passed = self._filters[sensor].apply(samples)
+        if passed and (self.batcher.add(passed) or sensor in self._urgent):
             self._seal()
 
     def _seal(self) -> bool:
@@ -217,7 +228,8 @@ class Daemon:
         described = []
         for spec, sensor in sensors:
             try:
-                channels = [{"quantity": c.quantity, "unit": c.unit, "resolution": c.resolution}
+                channels = [{"quantity": c.quantity, "unit": c.unit,
+                             "resolution": spec.filters.resolution(c.quantity, c.resolution)}
                             for c in sensor.channels()]
             except Exception:  # a plugin's channels() may fail before open(); meta must not
                 channels = []

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from .filters import FilterFactory
     from .sensor import Sensor
 
 PROJECT = "sensord"
@@ -23,4 +24,17 @@ def sensord_register_sensors() -> list[type[Sensor]]:  # type: ignore[empty-body
 
     Each class needs a unique `type_name` (the TOML `type = ...`, lower case, `[a-z][a-z0-9_]*`)
     and a `Config` dataclass derived from `SensorConfig`.
+    """
+
+
+@hookspec
+def sensord_register_filters() -> dict[str, FilterFactory]:  # type: ignore[empty-body]
+    """Return the filters this plugin provides: `{name: factory}`.
+
+    A name is the key of a filter table in `filters = [...]` (lower case, `[a-z][a-z0-9_]*`) and
+    must not clash with a built-in filter, `or`, or another plugin's filter. The factory is called
+    once per use in the config as `factory(arg, path)` with the table's value and its key path
+    (`sensor[0].filters[1].ewma`); it returns a `sensord.filters.Filter`, or raises ConfigError
+    whose message starts with `path` (`sensord.filters.filter_error` writes one). A factory does
+    no I/O; the Filter it returns reads no clock (time is the `ts` passed to `process`).
     """

@@ -24,6 +24,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginError
+from .filters import FilterFactory, collect_filters
 from .sensor import Sensor, SensorConfig
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class PluginHost:
     failed: list[PluginInfo] = field(default_factory=list)
     sensor_types: dict[str, type[Sensor]] = field(default_factory=dict)
     sensor_plugin: dict[str, str] = field(default_factory=dict)  # type name → plugin name
+    filter_types: dict[str, FilterFactory] = field(default_factory=dict)  # built-in and plugin filters
 
     def failure_hint(self) -> str:
         """A note for "unknown sensor type" errors when some plugin did not load."""
@@ -128,6 +130,7 @@ def get_plugin_manager(*, dirs: Iterable[str] = (), disabled: Iterable[str] = ()
 
     _check_hooks(pm)
     _collect_sensor_types(host)
+    host.filter_types = collect_filters(pm)
     return host
 
 
