@@ -13,12 +13,23 @@ from .scheduler import Sample
 
 
 class Batcher:
-    """The open batch: sealed at `max_readings` samples or when its first sample is `max_age_s` old."""
+    """The open batch: sealed at `max_readings` samples, when its first sample is `max_age_s` old,
+    or when its payload would pass `max_bytes`.
 
-    def __init__(self, *, max_age_s: float, max_readings: int,
+    The payload size is only known after encoding, so the batcher estimates it from the bytes per
+    reading of the last sealed batch (`observe()`), with a margin; the sealer splits a batch that
+    still comes out too large."""
+
+    # A reading never costs more than this in any built-in encoding (JSON with long names).
+    FIRST_GUESS_BYTES = 48.0
+    MARGIN = 1.25
+
+    def __init__(self, *, max_age_s: float, max_readings: int, max_bytes: int = 1 << 28,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.max_age_s = max_age_s
         self.max_readings = max_readings
+        self.max_bytes = max_bytes
+        self.bytes_per_reading = self.FIRST_GUESS_BYTES
         self._clock = clock
         self._samples: list[Sample] = []
         self._opened_at: float | None = None
@@ -32,7 +43,13 @@ class Batcher:
         if samples and self._opened_at is None:
             self._opened_at = self._clock()
         self._samples.extend(samples)
-        return len(self._samples) >= self.max_readings
+        return (len(self._samples) >= self.max_readings
+                or len(self._samples) * self.bytes_per_reading * self.MARGIN >= self.max_bytes)
+
+    def observe(self, readings: int, payload_bytes: int) -> None:
+        """Learn the bytes per reading from a batch just encoded."""
+        if readings:
+            self.bytes_per_reading = max(1.0, payload_bytes / readings)
 
     def due_at(self) -> float | None:
         """Monotonic time at which the open batch reaches `max_age_s`; None when it is empty."""

@@ -90,3 +90,14 @@ def test_decode_errors(payload: bytes, message: str) -> None:
     with pytest.raises(DecodeError) as info:
         decode_batch(payload)
     assert str(info.value).startswith(message)
+
+
+def test_batcher_seals_before_max_bytes() -> None:
+    b = Batcher(max_age_s=60, max_readings=10_000, max_bytes=1000, clock=lambda: 0.0)
+    # First guess 48 B/reading with a 25% margin: full after 17 readings (17 * 60 >= 1000).
+    assert not any(b.add([sample(i)]) for i in range(16))
+    assert b.add([sample(16)])
+    b.clear()
+    b.observe(readings=100, payload_bytes=500)  # 5 B/reading measured
+    assert not any(b.add([sample(i)]) for i in range(159))
+    assert b.add([sample(159)])  # 160 * 5 * 1.25 = 1000
