@@ -47,3 +47,14 @@ def build_sensor(spec: SensorSpec, loaded: Loaded, hardware: Hardware) -> Sensor
         declared = []
     spec.filters.check_channels(declared)  # ConfigError for a misspelled channel_filters key
     return sensor
+
+
+def make_hardware(config: Config, *, fake: bool = False) -> Hardware:
+    """The node's real hardware, or with `fake` (or `[hardware] fake = true`) the device models of
+    `sensord.testing`: one of each built-in I2C chip on bus 1, gpiozero mock pins, and a 1-Wire
+    directory holding one DS18B20, for demos and tests without a Pi."""
+    if not (fake or config.hardware.fake):
+        return Hardware()
+    from .testing.fakenode import fake_node_hardware
+
+    return fake_node_hardware()

@@ -43,21 +43,30 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-c", "--config", metavar="FILE", help="config file (TOML)")
         return p
 
+    fake_help = "use the simulated chips of sensord.testing instead of real hardware"
     p = add("check", "validate the config, load plugins and print a summary")
     p.add_argument("--open", action="store_true", help="also open (probe) every enabled sensor")
+    p.add_argument("--fake", action="store_true", help=fake_help)
     p.set_defaults(func=cmd_check)
 
     p = add("read", "read each enabled sensor (or the named ones) once and print the readings")
     p.add_argument("--json", action="store_true",
                    help="one JSON object per reading per line: sensor, quantity, value, unit, ts")
     p.add_argument("sensors", nargs="*", metavar="SENSOR", help="sensor names (default: all enabled)")
+    p.add_argument("--fake", action="store_true", help=fake_help)
     p.set_defaults(func=cmd_read)
 
     p = add("plugins", "list plugins, their versions and sensor types, and plugins that failed")
     p.set_defaults(func=cmd_plugins)
 
     p = add("run", "run the daemon: read sensors, batch, buffer on disk, publish over MQTT")
+    p.add_argument("--fake", action="store_true", help=fake_help)
     p.set_defaults(func=cmd_run)
+
+    p = add("detect", "scan an I2C bus (and 1-Wire) and print [[sensor]] blocks for the chips found")
+    p.add_argument("--bus", type=int, default=1, metavar="N", help="I2C bus: /dev/i2c-N (default 1)")
+    p.add_argument("--fake", action="store_true", help="scan a fake bus holding one of each built-in chip model")
+    p.set_defaults(func=cmd_detect)
 
     p = add("buffer", "show the offline buffer: pending batches, readings, bytes, oldest age, dropped")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -125,7 +134,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"    {spec.name}: {spec.type} every {spec.interval_s:g} s{state}")
     code = EX_CONFIG if loaded.plugins.failed else EX_OK
     if args.open:
-        hardware = Hardware()
+        hardware = app.make_hardware(cfg, fake=args.fake)
         try:
             for spec in enabled:
                 sensor = app.build_sensor(spec, loaded, hardware)
@@ -157,7 +166,7 @@ def cmd_read(args: argparse.Namespace) -> int:
         specs = [by_name[n] for n in args.sensors]
     else:
         specs = list(cfg.enabled_sensors)
-    hardware = Hardware()
+    hardware = app.make_hardware(cfg, fake=args.fake)
     try:
         results = asyncio.run(_read_all(specs, loaded, hardware))
     finally:
@@ -233,7 +242,43 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.error('plugin "%s" (%s) failed to load: %s', failed.name, failed.origin, failed.error)
     if not args.debug and not args.verbose:
         logging.getLogger().setLevel(logging.INFO)  # a daemon says what it does; journald keeps it
-    return asyncio.run(run_daemon(path, loaded))
+    return asyncio.run(run_daemon(path, loaded, hardware=app.make_hardware(loaded.config, fake=args.fake)))
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from .detect import identify, scan, sensor_block, suggest_name, toml_block
+    from .plugins import get_plugin_manager
+
+    path = cfgmod.resolve_path(args.config)
+    plugins_cfg = (cfgmod.parse_plugins(cfgmod.read_toml(path), path)
+                   if args.config or os.path.exists(path) else cfgmod.PluginsConfig())
+    host = get_plugin_manager(dirs=plugins_cfg.dirs, disabled=plugins_cfg.disabled)
+    if args.fake:
+        from .testing.fakenode import fake_node_hardware
+
+        hardware = fake_node_hardware()
+    else:
+        hardware = Hardware()
+    try:
+        try:
+            bus = hardware.i2c(1 if args.fake else args.bus)
+        except OSError as exc:
+            print(f"sensord: cannot open /dev/i2c-{args.bus}: {exc.strerror or exc} (is I2C enabled, "
+                  f"e.g. with raspi-config, and are you in group i2c?)", file=sys.stderr)
+            return EX_FAIL
+        found = identify(bus, scan(bus), host.sensor_types.values(), sleep=hardware.sleep)
+        kind = " (fake: one of each built-in chip model)" if args.fake else ""
+        print(f"## I2C bus {args.bus}{kind}: {len(found)} chip(s)\n")
+        for chip in found:
+            print(toml_block(chip, suggest_name(chip), bus=args.bus))
+        if "ds18b20" in host.sensor_types:
+            from sensord_plugins.ds18b20 import list_devices
+
+            for device in list_devices(hardware.w1_root):
+                print(sensor_block(f"ds18b20_{device[3:]}", "ds18b20", {"device": device}))
+    finally:
+        hardware.close()
+    return EX_OK
 
 
 def cmd_buffer(args: argparse.Namespace) -> int:

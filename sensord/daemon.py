@@ -250,8 +250,8 @@ class Daemon:
             await asyncio.sleep(interval)
 
 
-async def run_daemon(config_path: str, loaded: app.Loaded) -> int:
-    daemon = Daemon(config_path, loaded)
+async def run_daemon(config_path: str, loaded: app.Loaded, *, hardware: Hardware | None = None) -> int:
+    daemon = Daemon(config_path, loaded, hardware=hardware)
     with contextlib.suppress(asyncio.CancelledError):
         return await daemon.run()
     return 0

@@ -34,6 +34,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = tuple(f"sensord_plugins.{name}" for name in (
     "sim", "system",
     # I2C
     "bme280", "sht3x", "sht4x", "aht20", "htu21d", "bh1750", "ads1115", "ina219", "tmp102", "lm75", "scd4x",
+    # GPIO and 1-Wire
+    "digital_input", "motion", "pulse_counter", "distance", "ds18b20",
 ))
 _TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 

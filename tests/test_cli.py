@@ -148,3 +148,33 @@ def test_plugin_error_exit_78(tmp_path: Path, args: list[str]) -> None:
     out = sensord_cmd(*args, "-c", str(cfg))
     assert out.returncode == 78
     assert out.stderr.strip().endswith('did you mean "sensord_register_sensors"?')
+
+
+def test_detect_fake_prints_pasteable_toml() -> None:
+    import tomllib
+
+    out = sensord_cmd("detect", "--fake")
+    assert out.returncode == 0, out.stderr
+    doc = tomllib.loads(out.stdout)
+    types = {s["type"] for s in doc["sensor"]}
+    assert {"bme280", "bmp280", "sht3x", "sht4x", "aht20", "htu21d", "ina219", "ads1115", "scd4x",
+            "ds18b20"} <= types
+    assert "# 0x23: unknown chip; sensor types that use this address: bh1750" in out.stdout
+    assert "address = 0x76" in out.stdout  # hex, as datasheets write it
+
+
+def test_detect_missing_bus_is_one_clear_line() -> None:
+    out = sensord_cmd("detect", "--bus", "97")
+    assert out.returncode == 1
+    assert out.stderr.startswith("sensord: cannot open /dev/i2c-97: ")
+
+
+def test_read_every_builtin_type_on_fake_hardware(tmp_path: Path) -> None:
+    out = sensord_cmd("read", "-c", str(ROOT / "config" / "fake.toml"), "--fake", "--json", cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    by_sensor = {r["sensor"]: r for r in rows}
+    assert len(by_sensor) == 16
+    assert {r["quantity"] for r in rows} >= {"temperature", "humidity", "pressure", "illuminance", "voltage",
+                                              "current", "power", "carbon_dioxide", "contact", "motion", "count"}
+    assert by_sensor["tank"]["value"] == 21.5

@@ -90,7 +90,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert cfg.sensors == ()
 
 
-@pytest.mark.parametrize("name", ["demo.toml", "sensord.example.toml"])
+@pytest.mark.parametrize("name", ["demo.toml", "sensord.example.toml", "fake.toml"])
 def test_shipped_configs_parse(name: str) -> None:
     cfg = app.load(str(ROOT / "config" / name), entry_points=False).config
     assert cfg.sensors

@@ -7,6 +7,12 @@ import tomllib
 from typing import Any, Generic, TypeVar
 
 import pytest
+
+from sensord import ConfigError, SensorError
+from sensord.config import build_options, parse_config
+from sensord.hardware import Hardware
+from sensord.testing.i2c import FakeI2CBus, I2CDeviceModel, RegisterMapDevice
+from sensord.testing.models.ads1115 import ADS1115Model
 from sensord_plugins import ads1115 as plugin
 from sensord_plugins.ads1115 import (
     ADS1115,
@@ -17,12 +23,6 @@ from sensord_plugins.ads1115 import (
     quantity_name,
     swap16,
 )
-
-from sensord import ConfigError, SensorError
-from sensord.config import build_options, parse_config
-from sensord.hardware import Hardware
-from sensord.testing.i2c import FakeI2CBus, I2CDeviceModel, RegisterMapDevice
-from sensord.testing.models.ads1115 import ADS1115Model
 
 M = TypeVar("M", bound=I2CDeviceModel)
 

@@ -6,7 +6,14 @@ import textwrap
 import tomllib
 
 import pytest
+
 import sensord_plugins.aht20 as aht20
+from sensord import ConfigError, SensorError
+from sensord.config import build_options, parse_config
+from sensord.hardware import Hardware
+from sensord.testing.clock import FakeClock
+from sensord.testing.i2c import FakeI2CBus, RegisterMapDevice
+from sensord.testing.models.aht20 import AHT20Model
 from sensord_plugins.aht20 import (
     AHT20,
     AHT20Config,
@@ -15,13 +22,6 @@ from sensord_plugins.aht20 import (
     parse_frame,
     temperature_celsius,
 )
-
-from sensord import ConfigError, SensorError
-from sensord.config import build_options, parse_config
-from sensord.hardware import Hardware
-from sensord.testing.clock import FakeClock
-from sensord.testing.i2c import FakeI2CBus, RegisterMapDevice
-from sensord.testing.models.aht20 import AHT20Model
 
 # A frame read from a real AHT20, published in the elixir-sensors/aht20 wiki: status 0x1c,
 # humidity 0x269a7, temperature 0x642e7, CRC 0x76.

@@ -7,15 +7,15 @@ import textwrap
 import tomllib
 
 import pytest
-import sensord_plugins.bh1750 as bh1750
-from sensord_plugins.bh1750 import BH1750, BH1750Config, illuminance_lux, measurement_time_s, mtreg_opcodes
 
+import sensord_plugins.bh1750 as bh1750
 from sensord import ConfigError, SensorError
 from sensord.config import build_options, parse_config
 from sensord.hardware import Hardware
 from sensord.testing.clock import FakeClock
 from sensord.testing.i2c import FakeI2CBus
 from sensord.testing.models.bh1750 import BH1750Model
+from sensord_plugins.bh1750 import BH1750, BH1750Config, illuminance_lux, measurement_time_s, mtreg_opcodes
 
 NACK_MESSAGE = ('sensor "window" (bh1750 @ 0x23 on bus 1): no answer (NACK): '
                 'is it wired, powered, at this address?')

@@ -11,19 +11,6 @@ import tomllib
 
 import pluggy
 import pytest
-from sensord_plugins import bme280 as plugin
-from sensord_plugins.bme280 import (
-    BME280,
-    BMP280,
-    BME280Config,
-    BMP280Config,
-    Calibration,
-    compensate_humidity,
-    compensate_pressure,
-    compensate_temperature,
-    measurement_time_s,
-    parse_calibration,
-)
 
 from sensord import hookspecs
 from sensord.config import build_options, parse_config
@@ -44,6 +31,19 @@ from sensord.testing.models.bme280 import (
     t_fine_float,
 )
 from sensord.testing.pins import fake_hardware
+from sensord_plugins import bme280 as plugin
+from sensord_plugins.bme280 import (
+    BME280,
+    BMP280,
+    BME280Config,
+    BMP280Config,
+    Calibration,
+    compensate_humidity,
+    compensate_pressure,
+    compensate_temperature,
+    measurement_time_s,
+    parse_calibration,
+)
 
 # BMP280 datasheet §3.12, the compensation example.
 EXAMPLE = Calibration(*DATASHEET_T, *DATASHEET_P)

@@ -7,7 +7,14 @@ import textwrap
 import tomllib
 
 import pytest
+
 import sensord_plugins.htu21d as htu21d
+from sensord import ConfigError, SensorError
+from sensord.config import build_options, parse_config
+from sensord.hardware import Hardware
+from sensord.testing.clock import FakeClock
+from sensord.testing.i2c import FakeI2CBus, RegisterMapDevice
+from sensord.testing.models.htu21d import HTU21DModel
 from sensord_plugins.htu21d import (
     HTU21D,
     HTU21DConfig,
@@ -16,13 +23,6 @@ from sensord_plugins.htu21d import (
     parse_result,
     temperature_celsius,
 )
-
-from sensord import ConfigError, SensorError
-from sensord.config import build_options, parse_config
-from sensord.hardware import Hardware
-from sensord.testing.clock import FakeClock
-from sensord.testing.i2c import FakeI2CBus, RegisterMapDevice
-from sensord.testing.models.htu21d import HTU21DModel
 
 NACK_MESSAGE = ('sensor "cellar" (htu21d @ 0x40 on bus 1): no answer (NACK): '
                 'is it wired, powered, at this address?')

@@ -8,6 +8,13 @@ import tomllib
 from typing import Any, Generic, TypeVar
 
 import pytest
+
+from sensord import ConfigError, SensorError
+from sensord.config import build_options, parse_config
+from sensord.hardware import Hardware
+from sensord.testing.i2c import FakeI2CBus, I2CDeviceModel, RegisterMapDevice
+from sensord.testing.models.ads1115 import ADS1115Model
+from sensord.testing.models.ina219 import INA219Model
 from sensord_plugins import ina219 as plugin
 from sensord_plugins.ina219 import (
     INA219,
@@ -20,13 +27,6 @@ from sensord_plugins.ina219 import (
     swap16,
     to_signed16,
 )
-
-from sensord import ConfigError, SensorError
-from sensord.config import build_options, parse_config
-from sensord.hardware import Hardware
-from sensord.testing.i2c import FakeI2CBus, I2CDeviceModel, RegisterMapDevice
-from sensord.testing.models.ads1115 import ADS1115Model
-from sensord.testing.models.ina219 import INA219Model
 
 # SBOS448 §8.5.1, the Configure/Measure/Calculate example: 10 A through 2 mΩ at 12 V, Current_LSB
 # 1 mA (so max_current_a = 32.768 A).

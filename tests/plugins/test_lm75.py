@@ -7,15 +7,15 @@ import textwrap
 import tomllib
 
 import pytest
-import sensord_plugins.lm75 as lm75
-from sensord_plugins.lm75 import LM75, LM75Config, decode_temperature, lm75_celsius, swap_bytes
 
+import sensord_plugins.lm75 as lm75
 from sensord import ConfigError, SensorError
 from sensord.config import build_options, parse_config
 from sensord.hardware import Hardware
 from sensord.testing.clock import FakeClock
 from sensord.testing.i2c import FakeI2CBus
 from sensord.testing.models.tmp102 import LM75Model, TMP102Model
+from sensord_plugins.lm75 import LM75, LM75Config, decode_temperature, lm75_celsius, swap_bytes
 
 NACK_MESSAGE = ('sensor "enclosure" (lm75 @ 0x48 on bus 1): no answer (NACK): '
                 'is it wired, powered, at this address?')

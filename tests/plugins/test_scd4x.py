@@ -8,6 +8,13 @@ import tomllib
 from typing import Any
 
 import pytest
+
+from sensord import ConfigError, SensorError
+from sensord.config import build_options, parse_config
+from sensord.hardware import Hardware
+from sensord.i2c import crc8, words_with_crc
+from sensord.testing.i2c import FakeI2CBus, RegisterMapDevice
+from sensord.testing.models.scd4x import SCD4xModel
 from sensord_plugins import scd4x as plugin
 from sensord_plugins.scd4x import (
     SCD4x,
@@ -19,13 +26,6 @@ from sensord_plugins.scd4x import (
     temperature_c,
     temperature_offset_word,
 )
-
-from sensord import ConfigError, SensorError
-from sensord.config import build_options, parse_config
-from sensord.hardware import Hardware
-from sensord.i2c import crc8, words_with_crc
-from sensord.testing.i2c import FakeI2CBus, RegisterMapDevice
-from sensord.testing.models.scd4x import SCD4xModel
 
 
 class Rig:

@@ -10,8 +10,6 @@ from typing import Any, ClassVar
 
 import pluggy
 import pytest
-from sensord_plugins import sht3x as plugin
-from sensord_plugins.sht3x import SHT3x, SHT3xConfig, humidity_pct, temperature_c
 from smbus2 import i2c_msg
 
 from sensord import hookspecs
@@ -22,6 +20,8 @@ from sensord.i2c import crc8, words_with_crc
 from sensord.testing.i2c import EREMOTEIO, FakeI2CBus
 from sensord.testing.models.sht import SHT3xModel, SHT4xModel
 from sensord.testing.pins import fake_hardware
+from sensord_plugins import sht3x as plugin
+from sensord_plugins.sht3x import SHT3x, SHT3xConfig, humidity_pct, temperature_c
 
 PREFIX = 'sensor "bath" (sht3x @ 0x44 on bus 1): '
 

@@ -10,8 +10,6 @@ import tomllib
 
 import pluggy
 import pytest
-from sensord_plugins import sht4x as plugin
-from sensord_plugins.sht4x import SHT4x, SHT4xConfig, humidity_pct, temperature_c
 
 from sensord import hookspecs
 from sensord.config import build_options, parse_config
@@ -22,6 +20,8 @@ from sensord.testing.i2c import EREMOTEIO, FakeI2CBus
 from sensord.testing.models import sht as models
 from sensord.testing.models.sht import SHT3xModel, SHT4xModel
 from sensord.testing.pins import fake_hardware
+from sensord_plugins import sht4x as plugin
+from sensord_plugins.sht4x import SHT4x, SHT4xConfig, humidity_pct, temperature_c
 
 PREFIX = 'sensor "shed" (sht4x @ 0x44 on bus 1): '
 

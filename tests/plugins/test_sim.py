@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from sensord_plugins.sim import SimConfig, SimSensor, sine_value
 
 from sensord.hardware import Hardware
+from sensord_plugins.sim import SimConfig, SimSensor, sine_value
 
 
 def make(**options: object) -> SimSensor:

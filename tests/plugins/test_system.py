@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
-from sensord_plugins.system import SystemConfig, SystemSensor, disk_used_percent, memory_used_percent
 
 from sensord import SensorError
 from sensord.hardware import Hardware
+from sensord_plugins.system import SystemConfig, SystemSensor, disk_used_percent, memory_used_percent
 
 MEMINFO = "MemTotal:        3884328 kB\nMemFree:          123456 kB\nMemAvailable:    2913246 kB\n"
 

@@ -7,7 +7,14 @@ import textwrap
 import tomllib
 
 import pytest
+
 import sensord_plugins.tmp102 as tmp102
+from sensord import ConfigError, SensorError
+from sensord.config import build_options, parse_config
+from sensord.hardware import Hardware
+from sensord.testing.clock import FakeClock
+from sensord.testing.i2c import FakeI2CBus
+from sensord.testing.models.tmp102 import LM75Model, TMP102Model
 from sensord_plugins.tmp102 import (
     TMP102,
     TMP102Config,
@@ -16,13 +23,6 @@ from sensord_plugins.tmp102 import (
     tmp102_celsius,
     twos_complement,
 )
-
-from sensord import ConfigError, SensorError
-from sensord.config import build_options, parse_config
-from sensord.hardware import Hardware
-from sensord.testing.clock import FakeClock
-from sensord.testing.i2c import FakeI2CBus
-from sensord.testing.models.tmp102 import LM75Model, TMP102Model
 
 NACK_MESSAGE = ('sensor "radiator" (tmp102 @ 0x48 on bus 1): no answer (NACK): '
                 'is it wired, powered, at this address?')
