@@ -20,12 +20,25 @@ A plugin module provides sensor types::
         return [Thermo]
 """
 
+from typing import Any
+
 from .errors import ConfigError, PluginError, ReadTimeout, SensordError, SensorError
 from .hookspecs import hookimpl
 from .i2c import I2CConfig, I2CSensor
 from .sensor import Channel, Reading, Sensor, SensorConfig, field_range
 
 __version__ = "0.1.0"
+
+
+def decode(payload: bytes) -> Any:
+    """Decode one batch payload in any sensord encoding (told apart by its first bytes).
+
+    Returns a `Batch` with `node`, `seq` and `samples` (the readings: `sensor`, `quantity`,
+    `value`, `unit`, `ts`); raises `DecodeError` (a `SensordError` and `ValueError`) with one
+    clear line for anything that is not a whole, valid batch."""
+    from .encoding import decode as _decode
+
+    return _decode(payload)
 
 __all__ = [
     "Channel",
@@ -40,6 +53,7 @@ __all__ = [
     "SensorError",
     "SensordError",
     "__version__",
+    "decode",
     "field_range",
     "hookimpl",
 ]

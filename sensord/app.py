@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
 from . import config as cfgmod
 from .config import Config, SensorSpec
-from .errors import SensorError
+from .errors import ConfigError, SensorError
 from .hardware import Hardware
 from .plugins import PluginHost, get_plugin_manager
 from .sensor import Sensor
+
+#: The compatibility mode: one plain-text MQTT message per reading (the publisher's job; batches
+#: are still buffered in the default encoding).
+PER_CHANNEL = "per_channel"
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,12 @@ def load(path: str, *, entry_points: bool = True) -> Loaded:
                               entry_points=entry_points)
     config = cfgmod.parse_config(doc, path, host.sensor_types, type_hint=host.failure_hint(),
                                  filter_types=host.filter_types)
+    known = [*host.encodings, PER_CHANNEL]
+    if config.batch.encoding not in known:
+        close = difflib.get_close_matches(config.batch.encoding, known, n=1)
+        hint = f', did you mean "{close[0]}"?' if close else ""
+        raise ConfigError(f'{path}: batch.encoding: unknown encoding "{config.batch.encoding}"{hint}; '
+                          f"known encodings: {', '.join(known)}")
     return Loaded(config, host)
 
 

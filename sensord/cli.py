@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fake", action="store_true", help=fake_help)
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("decode", help="decode one batch payload (a file, or - for stdin) into JSON lines",
+                       description="Decode one batch payload in any sensord encoding (detected from its first bytes) "
+                                   "and print one JSON object per reading, with the keys of `sensord listen`.")
+    p.add_argument("file", nargs="?", default="-", metavar="FILE|-", help="payload file (default: stdin)")
+    p.set_defaults(func=cmd_decode)
+
     p = add("detect", "scan an I2C bus (and 1-Wire) and print [[sensor]] blocks for the chips found")
     p.add_argument("--bus", type=int, default=1, metavar="N", help="I2C bus: /dev/i2c-N (default 1)")
     p.add_argument("--fake", action="store_true", help="scan a fake bus holding one of each built-in chip model")
@@ -243,6 +249,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.debug and not args.verbose:
         logging.getLogger().setLevel(logging.INFO)  # a daemon says what it does; journald keeps it
     return asyncio.run(run_daemon(path, loaded, hardware=app.make_hardware(loaded.config, fake=args.fake)))
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from .encoding import DecodeError, decode, reading_rows
+
+    name = "stdin" if args.file == "-" else args.file
+    try:
+        payload = sys.stdin.buffer.read() if args.file == "-" else open(args.file, "rb").read()  # noqa: SIM115
+    except OSError as exc:
+        print(f"sensord: {name}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+        return EX_FAIL
+    try:
+        batch = decode(payload)
+    except DecodeError as exc:
+        print(f"sensord: {name}: {exc}", file=sys.stderr)
+        return EX_FAIL
+    for row in reading_rows(batch):
+        print(json.dumps(row, ensure_ascii=False))
+    return EX_OK
 
 
 def cmd_detect(args: argparse.Namespace) -> int:

@@ -21,12 +21,21 @@ from . import __version__, app
 from .batch import Batcher
 from .buffer import Buffer
 from .config import Config, SensorSpec
-from .encoding import decode_samples, encode_batch, encode_samples
+from .encoding import (
+    DEFAULT_ENCODING,
+    ChannelInfo,
+    ChannelKey,
+    EncodeError,
+    channel_info,
+    decode_samples,
+    encode_batch,
+    encode_samples,
+)
 from .filters import ChannelFilters
 from .hardware import Hardware
 from .publisher import Publisher, Topics
 from .scheduler import Sample, Scheduler
-from .sensor import Sensor
+from .sensor import Channel, Sensor
 from .systemd import Notifier
 
 log = logging.getLogger(__name__)
@@ -49,6 +58,7 @@ class Daemon:
         self.batcher: Batcher | None = None
         self._filters: dict[str, ChannelFilters] = {}  # sensor name → this run's filter state
         self._urgent: set[str] = set()
+        self._channels: dict[ChannelKey, ChannelInfo] = {}
 
     @property
     def config(self) -> Config:
@@ -103,15 +113,18 @@ class Daemon:
         """Run with the current config until stop (returns False) or reload (returns True)."""
         cfg = self.config
         assert self.buffer is not None
-        self.batcher = Batcher(max_age_s=cfg.batch.max_age_s, max_readings=cfg.batch.max_readings)
+        self.batcher = Batcher(max_age_s=cfg.batch.max_age_s, max_readings=cfg.batch.max_readings,
+                               max_bytes=cfg.batch.max_bytes)
         sensors = [(spec, app.build_sensor(spec, self.loaded, self.hardware)) for spec in cfg.enabled_sensors]
         # Fresh state per run: a reload restarts every chain (each channel's first value passes).
         self._filters = {spec.name: spec.filters.fresh() for spec, _ in sensors}
-        self._urgent = {spec.name for spec, _ in sensors if spec.urgent}
+        self._urgent = {spec.name for spec, _ in sensors if spec.urgent} | set(cfg.batch.urgent)
+        self._channels = self._channel_info(sensors)
         scheduler = Scheduler(sensors, sink=self._on_samples)
         topics = Topics(cfg.mqtt.topic_prefix, cfg.node.id)
         publisher = Publisher(cfg, topics=topics, buffer=self.buffer, wake=self._wake,
-                              meta=lambda: self._meta(sensors), notifier=self.notifier)
+                              meta=lambda: self._meta(sensors), notifier=self.notifier,
+                              encodings=self.loaded.plugins.encodings)
         tasks = [asyncio.create_task(scheduler.run(), name="scheduler"),
                  asyncio.create_task(self._flusher(), name="flusher"),
                  asyncio.create_task(publisher.run(), name="publisher")]
@@ -186,15 +199,51 @@ class Daemon:
         self.batcher.clear()
         return True
 
+    def _encoding(self) -> str:
+        name = self.config.batch.encoding
+        # per_channel is a way of publishing; the buffer keeps batches in the default encoding.
+        return DEFAULT_ENCODING if name == app.PER_CHANNEL else name
+
+    def _encode(self, seq: int, samples: list[Sample]) -> bytes:
+        node, encoding = self.config.node.id, self._encoding()
+        try:
+            return encode_batch(node, seq, samples, encoding=encoding, channels=self._channels,
+                                encodings=self.loaded.plugins.encodings)
+        except EncodeError as exc:
+            if encoding == DEFAULT_ENCODING:
+                raise
+            # Never lose readings to a format's limits (e.g. a name SenML cannot carry).
+            log.warning("cannot encode a batch as %s (%s); sending it as %s", encoding, exc, DEFAULT_ENCODING)
+            return encode_batch(node, seq, samples, channels=self._channels)
+
     def _seal_samples(self, samples: list[Sample]) -> bool:
+        """Seal `samples` as one batch, or several when the payload would pass `max_bytes`."""
         assert self.buffer is not None
-        node = self.config.node.id
-        seq = self.buffer.seal(lambda seq: encode_batch(node, seq, samples), readings=len(samples),
+        max_bytes = self.config.batch.max_bytes
+        size = len(self._encode(0, samples))
+        if self.batcher is not None:
+            self.batcher.observe(len(samples), size)
+        if size > max_bytes and len(samples) > 1:
+            half = len(samples) // 2
+            return self._seal_samples(samples[:half]) and self._seal_samples(samples[half:])
+        seq = self.buffer.seal(lambda seq: self._encode(seq, samples), readings=len(samples),
                                first_ts=samples[0].ts)
         if seq is None:
             return False  # storage refused; the buffer logged it, we keep the samples in memory
         self._wake.set()
         return True
+
+    def _channel_info(self, sensors: Sequence[tuple[SensorSpec, Sensor]]) -> dict[ChannelKey, ChannelInfo]:
+        """Unit and resolution of every channel, the resolution after the channel's filters."""
+        described = []
+        for spec, sensor in sensors:
+            try:
+                channels = sensor.channels()
+            except Exception:  # a plugin's channels() may need open(); the encoder copes without
+                channels = []
+            described.append((spec.name, [Channel(c.quantity, c.unit, spec.filters.resolution(c.quantity, c.resolution))
+                                          for c in channels]))
+        return channel_info(described)
 
     def _stage(self) -> None:
         assert self.batcher is not None and self.buffer is not None
@@ -236,7 +285,7 @@ class Daemon:
             described.append({"name": spec.name, "type": spec.type, "interval_s": spec.interval_s,
                               "channels": channels})
         return {"node": self.config.node.id, "version": __version__, "started": round(self.started, 3),
-                "encoding": "json", "sensors": described,
+                "encoding": self.config.batch.encoding, "sensors": described,
                 "buffer": {"pending_batches": stats.pending_batches, "pending_readings": stats.pending_readings,
                            "dropped_batches": stats.dropped_batches, "dropped_readings": stats.dropped_readings}}
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from .enc_base import Encoding
     from .filters import FilterFactory
     from .sensor import Sensor
 
@@ -37,4 +38,15 @@ def sensord_register_filters() -> dict[str, FilterFactory]:  # type: ignore[empt
     (`sensor[0].filters[1].ewma`); it returns a `sensord.filters.Filter`, or raises ConfigError
     whose message starts with `path` (`sensord.filters.filter_error` writes one). A factory does
     no I/O; the Filter it returns reads no clock (time is the `ts` passed to `process`).
+    """
+
+@hookspec
+def sensord_register_encodings() -> list[Encoding]:  # type: ignore[empty-body]
+    """Return the batch encodings this plugin provides (objects, see `sensord.encoding.Encoding`).
+
+    Each has a unique `name` (the `encoding = ...` config value, `[a-z][a-z0-9_.+-]*`), a
+    `content_type`, `encode(batch: BatchData) -> bytes` raising EncodeError, `decode(payload:
+    bytes) -> Batch` raising DecodeError, and `matches(payload: bytes) -> bool`, which recognises
+    the encoding's own payloads from their first bytes (at most 16 are passed) without claiming
+    another encoding's: every batch must be decodable on its own.
     """

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .config import MqttConfig
-from .encoding import DecodeError, decode_batch
+from .encoding import DecodeError, decode, reading_rows
 from .mqtt import MqttLink
 
 log = logging.getLogger(__name__)
@@ -39,13 +39,12 @@ async def listen(*, host: str, port: int, prefix: str, node: str | None, count: 
                 emit({"node": sender, "status": message.payload.decode("utf-8", "replace")})
                 continue
             try:
-                batch = decode_batch(message.payload)
+                batch = decode(message.payload)
             except DecodeError as exc:
                 log.warning("%s: %s", message.topic, exc)
                 continue
-            for s in batch.samples:
-                emit({"node": batch.node, "sensor": s.sensor, "quantity": s.quantity, "value": s.value,
-                      "unit": s.unit, "ts": s.ts, "seq": batch.seq})
+            for row in reading_rows(batch):
+                emit(row)
                 seen += 1
                 if count is not None and seen >= count:
                     return

@@ -23,6 +23,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .encoding import Encoding, collect_encodings
 from .errors import PluginError
 from .filters import FilterFactory, collect_filters
 from .sensor import Sensor, SensorConfig
@@ -60,7 +61,8 @@ class PluginHost:
     failed: list[PluginInfo] = field(default_factory=list)
     sensor_types: dict[str, type[Sensor]] = field(default_factory=dict)
     sensor_plugin: dict[str, str] = field(default_factory=dict)  # type name → plugin name
-    filter_types: dict[str, FilterFactory] = field(default_factory=dict)  # built-in and plugin filters
+    filter_types: dict[str, FilterFactory] = field(default_factory=dict)
+    encodings: dict[str, Encoding] = field(default_factory=dict)  # built-in and plugin encodings
 
     def failure_hint(self) -> str:
         """A note for "unknown sensor type" errors when some plugin did not load."""
@@ -133,6 +135,7 @@ def get_plugin_manager(*, dirs: Iterable[str] = (), disabled: Iterable[str] = ()
     _check_hooks(pm)
     _collect_sensor_types(host)
     host.filter_types = collect_filters(pm)
+    host.encodings = collect_encodings(pm)
     return host
 
 

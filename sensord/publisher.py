@@ -21,13 +21,13 @@ import contextlib
 import json
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .buffer import Buffer
+from .buffer import Buffer, StoredBatch
 from .config import Config
-from .encoding import CONTENT_TYPE
+from .encoding import ENCODINGS, DecodeError, Encoding, decode, detect, format_value
 from .mqtt import Backoff, MqttLink, Will
 from .systemd import Notifier
 
@@ -68,7 +68,8 @@ class Publisher:
     """Owns the MQTT link of one daemon generation."""
 
     def __init__(self, config: Config, *, topics: Topics, buffer: Buffer, wake: asyncio.Event,
-                 meta: Callable[[], dict[str, Any]], notifier: Notifier) -> None:
+                 meta: Callable[[], dict[str, Any]], notifier: Notifier,
+                 encodings: Mapping[str, Encoding] = ENCODINGS) -> None:
         self.config = config
         self.mqtt = config.mqtt
         self.topics = topics
@@ -77,6 +78,8 @@ class Publisher:
         self.meta = meta
         self.notifier = notifier
         self.duty = self.mqtt.mode == "duty_cycle"
+        self.encodings = encodings
+        self.per_channel = config.batch.encoding == "per_channel"
         delay = will_delay_s(config) if self.duty else None
         # A broker silent for 1.5 x keepalive counts as gone (as the broker judges us); the same
         # bound, within [3 s, 30 s], limits how long a connect or a PUBACK may take.
@@ -141,13 +144,37 @@ class Publisher:
             page = self.buffer.peek(PAGE)
             if not page:
                 break
-            await asyncio.gather(*(self.link.publish(self.topics.data, b.payload, qos=self.mqtt.qos,
-                                                     content_type=CONTENT_TYPE) for b in page))
+            if self.per_channel:
+                await self._publish_per_channel(page)
+            else:
+                await asyncio.gather(*(self.link.publish(self.topics.data, b.payload, qos=self.mqtt.qos,
+                                                         content_type=self._content_type(b.payload))
+                                       for b in page))
             self.buffer.ack_many([b.seq for b in page])
             self._set_status()
         self._set_status()
         if self._finishing:
             self._drained.set()
+
+    def _content_type(self, payload: bytes) -> str | None:
+        """From the payload itself: a batch buffered before an upgrade or a config change may be
+        in another encoding than the one configured now."""
+        try:
+            return detect(payload, self.encodings).content_type
+        except DecodeError:
+            return None
+
+    async def _publish_per_channel(self, page: list[StoredBatch]) -> None:
+        """Compatibility mode: one plain-text message per reading on {prefix}/{node}/{sensor}/{quantity}."""
+        for stored in page:
+            try:
+                batch = decode(stored.payload, self.encodings)
+            except DecodeError as exc:  # cannot happen for batches we sealed; never block the queue
+                log.error("batch %d cannot be decoded, dropping it: %s", stored.seq, exc)
+                continue
+            base = f"{self.topics.prefix}/{self.topics.node}"
+            await asyncio.gather(*(self.link.publish(f"{base}/{s.sensor}/{s.quantity}", format_value(s.value),
+                                                     qos=self.mqtt.qos) for s in batch.samples))
 
     async def _idle(self) -> None:
         """Persistent mode: wait for the next sealed batch, or for the connection to drop."""

@@ -80,8 +80,8 @@ def test_staging_format_exact() -> None:
 
 
 @pytest.mark.parametrize(("payload", "message"), [
-    (b"\xff\xfe", "not a sensord batch: invalid JSON"),
-    (b"[1, 2]", "not a sensord batch: missing or malformed field"),
+    (b"\xff\xfe", "not a sensord batch: unknown header 0xfffe"),
+    (b"[1, 2]", "senml+json record 0: expected a map, found int"),
     (b'{"v": 2}', "unsupported batch version 2, expected 1"),
     (b'{"v": 1, "node": "n", "seq": 1, "t0": 0, "series": [{"s": "a", "q": "t", "u": "", "t": [1], "v": []}]}',
      "series a/t: 1 times, 0 values"),

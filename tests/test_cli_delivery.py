@@ -78,3 +78,32 @@ def test_buffer_command(tmp_path: Path) -> None:
     assert figures["pending_bytes"] > 0 and figures["oldest_age_s"] >= 0 and figures["next_seq"] == 3
     text = sensord("buffer", "-c", str(cfg))
     assert "pending_readings   7" in text.stdout
+
+
+@pytest.mark.parametrize("encoding", ["compact", "senml+cbor", "senml+json", "json"])
+def test_decode_command(tmp_path: Path, encoding: str) -> None:
+    samples = [Sample("air", "temperature", 21.5, "\u00b0C", 1_700_000_000.0),
+               Sample("door", "contact", True, "", 1_700_000_001.0)]
+    path = tmp_path / "batch.bin"
+    path.write_bytes(encode_batch("barn", 4, samples, encoding=encoding))
+    out = sensord("decode", str(path))
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert rows == [{"node": "barn", "sensor": "air", "quantity": "temperature", "value": 21.5, "unit": "\u00b0C",
+                     "ts": 1_700_000_000.0, "seq": 4},
+                    {"node": "barn", "sensor": "door", "quantity": "contact", "value": True, "unit": "",
+                     "ts": 1_700_000_001.0, "seq": 4}]
+    piped = subprocess.run([sys.executable, "-m", "sensord", "decode", "-"], input=path.read_bytes(),
+                           capture_output=True, cwd=ROOT, timeout=30)
+    assert piped.returncode == 0 and piped.stdout.decode() == out.stdout
+
+
+def test_decode_bad_input_is_one_line(tmp_path: Path) -> None:
+    payload = encode_batch("barn", 4, [Sample("a", "v", 1, "", 1_700_000_000.0)])
+    (tmp_path / "cut.bin").write_bytes(payload[:-3])
+    out = sensord("decode", str(tmp_path / "cut.bin"))
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.startswith(f"sensord: {tmp_path / 'cut.bin'}: ") and out.stderr.count("\n") == 1
+    assert "Traceback" not in out.stderr
+    missing = sensord("decode", str(tmp_path / "none.bin"))
+    assert missing.returncode == 1 and "cannot read" in missing.stderr

@@ -65,7 +65,7 @@ def test_run_delivers_status_meta_and_every_reading(broker: Mosquitto, nodes: li
     status = [m for m in sub.messages if m.topic == "sensord/n1/status"]
     assert all(m.retain is False for m in status)  # live deliveries; the broker keeps the retained copy
     meta = json.loads(next(m.payload for m in sub.messages if m.topic == "sensord/n1/meta"))
-    assert meta["node"] == "n1" and meta["encoding"] == "json"
+    assert meta["node"] == "n1" and meta["encoding"] == "compact"
     assert [s["name"] for s in meta["sensors"]] == ["c0", "c1"]
     assert meta["sensors"][0]["channels"] == [{"quantity": "value", "unit": "", "resolution": 1.0}]
     assert set(meta["buffer"]) >= {"pending_batches", "dropped_readings"}
@@ -243,3 +243,41 @@ def test_systemd_notify(broker: Mosquitto, nodes: list[Node], tmp_path: Path) ->
         server.close()
     assert got.index("READY=1") < got.index("STOPPING=1")
     assert any(m.startswith("STATUS=connected, ") and m.endswith("batches pending") for m in got)
+
+
+@pytest.mark.parametrize("encoding", ["senml+cbor", "senml+json", "json"])
+def test_every_encoding_end_to_end(broker: Mosquitto, nodes: list[Node], tmp_path: Path, encoding: str) -> None:
+    cfg = write_config(tmp_path / "s.toml", port=broker.port, sensors=1, batch_extra=f'encoding = "{encoding}"')
+    with Subscription(broker, "sensord/n1/data") as sub:
+        node = start(nodes, cfg)
+        n_readings(sub, 8)
+        assert node.stop()[0] == 0
+    assert_gapless(counter_values(readings(sub.messages), "c0"))
+
+
+def test_per_channel_mode(broker: Mosquitto, nodes: list[Node], tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "s.toml", port=broker.port, sensors=2, batch_extra='encoding = "per_channel"')
+    with Subscription(broker, "sensord/n1/+/value") as sub:
+        node = start(nodes, cfg)
+        sub.wait_for(lambda msgs: len(msgs) >= 10, 10)
+        assert node.stop()[0] == 0
+        time.sleep(0.2)
+    for sensor in ("c0", "c1"):
+        values = [int(m.payload) for m in sub.messages if m.topic == f"sensord/n1/{sensor}/value"]
+        assert_gapless(values)
+
+
+def test_urgent_sensor_seals_at_once_and_max_bytes_splits(broker: Mosquitto, nodes: list[Node],
+                                                          tmp_path: Path) -> None:
+    # max_age_s = 60: without urgent nothing would be sent before the stop.
+    cfg = write_config(tmp_path / "s.toml", port=broker.port, sensors=2, max_age_s=60,
+                       batch_extra='urgent = ["c0"]\nmax_bytes = 256')
+    with Subscription(broker, "sensord/n1/data") as sub:
+        node = start(nodes, cfg)
+        sub.wait_for(lambda msgs: len(counter_values(readings(msgs), "c0")) >= 5, 10)
+        assert node.stop()[0] == 0
+        time.sleep(0.2)
+    assert all(len(m.payload) <= 256 for m in sub.messages)
+    rows = readings(sub.messages)
+    for sensor in ("c0", "c1"):
+        assert_gapless(counter_values(rows, sensor))
