@@ -37,14 +37,36 @@ class I2CBus(Protocol):
     def close(self) -> None: ...
 
 
+class BusLock:
+    """The lock of one I2C bus: re-entrant, with a bounded wait.
+
+    A driver stuck inside a transaction (a chip holding the clock low, a hung read) holds the
+    lock; the other drivers on that bus then fail with a clear EBUSY error after `timeout_s`
+    instead of queueing behind it forever, and read again once the bus is free."""
+
+    def __init__(self, number: int, timeout_s: float) -> None:
+        self.number = number
+        self.timeout_s = timeout_s
+        self._lock = threading.RLock()
+
+    def __enter__(self) -> BusLock:
+        if not self._lock.acquire(timeout=self.timeout_s):
+            raise OSError(errno.EBUSY, f"I2C bus {self.number} busy: another sensor has held it for more than "
+                                       f"{self.timeout_s:g} s")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+
 class LockedBus:
     """An I2C bus shared by several drivers. Hold `lock` around each multi-step transaction
     (write command, wait, read result) so two drivers never interleave on the wire."""
 
-    def __init__(self, bus: I2CBus, number: int) -> None:
+    def __init__(self, bus: I2CBus, number: int, *, lock_timeout_s: float = 2.0) -> None:
         self.bus = bus
         self.number = number
-        self.lock = threading.RLock()
+        self.lock = BusLock(number, lock_timeout_s)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.bus, name)
@@ -68,11 +90,12 @@ class Hardware:
 
     def __init__(self, *, i2c_factory: Callable[[int], I2CBus] | None = None,
                  pin_factory: Any = None, sleep: Callable[[float], None] = time.sleep,
-                 w1_root: str = "/sys/bus/w1/devices") -> None:
+                 w1_root: str = "/sys/bus/w1/devices", bus_lock_timeout_s: float = 2.0) -> None:
         self._i2c_factory = i2c_factory or _open_smbus
         self._pin_factory = pin_factory
         self.sleep = sleep  # drivers wait for conversions with this; tests make it free
         self.w1_root = w1_root
+        self.bus_lock_timeout_s = bus_lock_timeout_s
         self._buses: dict[int, LockedBus] = {}
         self._guard = threading.Lock()
 
@@ -80,7 +103,8 @@ class Hardware:
         """The shared, locked bus `/dev/i2c-<number>`, opened on first use."""
         with self._guard:
             if number not in self._buses:
-                self._buses[number] = LockedBus(self._i2c_factory(number), number)
+                self._buses[number] = LockedBus(self._i2c_factory(number), number,
+                                                lock_timeout_s=self.bus_lock_timeout_s)
             return self._buses[number]
 
     @property
