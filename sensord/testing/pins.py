@@ -127,6 +127,8 @@ def fake_hardware(i2c_buses: Mapping[int, FakeI2CBus] | FakeI2CBus | None = None
     if pin_factory is None:
         pin_factory = mock_pin_factory()
     # Tests never really sleep: pass a model's `advance` (or a recorder) to see the waits.
-    return Hardware(i2c_factory=open_bus, pin_factory=pin_factory,
-                    sleep=sleep if sleep is not None else (lambda _s: None),
-                    **({"w1_root": w1_root} if w1_root is not None else {}))
+    hardware = Hardware(i2c_factory=open_bus, pin_factory=pin_factory,
+                        sleep=sleep if sleep is not None else (lambda _s: None))
+    if w1_root is not None:
+        hardware.w1_root = w1_root
+    return hardware
