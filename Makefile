@@ -5,14 +5,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/demo.toml
 
-.PHONY: help venv deps-system run listen test lint bench bench-start bench-delivery clean
+.PHONY: help venv deps-system run listen test lint fuzz bench bench-start bench-delivery bench-wire clean
 
 help:
 	@echo "make run    run sensord on config/demo.toml, with a local mosquitto on 127.0.0.1:1883"
 	@echo "make listen print the decoded readings and status arriving at that broker"
 	@echo "make test   create .venv, install sensord[test] and mosquitto, run the whole test suite"
 	@echo "make lint   ruff and mypy"
-	@echo "make bench  start-up and delivery benchmarks (bench/, about 2 minutes)"
+	@echo "make bench  start-up, delivery and wire benchmarks (bench/, about 13 minutes)"
+	@echo "make fuzz   the decoder against 1,000,000 random and mutated payloads"
 
 # python3-venv provides ensurepip on Debian; mosquitto is the broker the integration tests start.
 deps-system:
@@ -58,13 +59,22 @@ lint: venv
 	$(BIN)/ruff check sensord plugins tests bench
 	$(BIN)/mypy
 
-bench: bench-start bench-delivery
+fuzz: venv
+	SENSORD_FUZZ_N=1000000 $(BIN)/pytest tests/test_decode_fuzz.py
+
+bench: bench-start bench-delivery bench-wire
 
 bench-start: venv
 	$(BIN)/python bench/check_startup.py
 
 bench-delivery: venv deps-system
 	$(BIN)/python bench/delivery.py
+
+# Captures the client's packets on lo with tcpdump: about 11 minutes (5 encodings x 125 s).
+bench-wire: venv deps-system
+	@command -v tcpdump >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tcpdump; }
+	$(BIN)/python bench/wire.py
 
 clean:
 	rm -rf $(VENV) .venv-bookworm .state build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
