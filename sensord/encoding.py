@@ -12,8 +12,8 @@ order `decode()` tries them (docs/wire-format.md has the byte layouts):
 - `senml+json`, `senml+cbor`: RFC 8428 SenML packs for off-the-shelf consumers. Start with `[`
   and with a CBOR array head (0x80..0x9f).
 
-Plugins add encodings through the `sensord_register_encodings` hook (`HOOKSPEC_TEXT`,
-`collect_encodings`). The staging format (`encode_samples`) is separate: it holds the open batch
+Plugins add encodings through the `sensord_register_encodings` hook (see `sensord.hookspecs`;
+`collect_encodings` gathers them). The staging format (`encode_samples`) is separate: it holds the open batch
 on disk and is never sent.
 """
 
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     import pluggy
 
 __all__ = [
-    "CONTENT_TYPE", "DEFAULT_ENCODING", "ENCODINGS", "HOOKSPEC_TEXT", "MAX_PAYLOAD_BYTES", "MAX_READINGS",
+    "CONTENT_TYPE", "DEFAULT_ENCODING", "ENCODINGS", "MAX_PAYLOAD_BYTES", "MAX_READINGS",
     "Batch", "BatchData", "ChannelInfo", "ChannelKey", "DecodeError", "EncodeError", "Encoding",
     "bench_codec", "channel_info", "collect_encodings", "decode", "decode_batch", "decode_samples", "detect",
     "encode_batch", "encode_samples", "format_value", "get_encoding", "reading_rows", "senml_name_problem",
@@ -157,18 +157,7 @@ def decode_samples(data: bytes) -> list[Sample]:
 
 # -- plugins -------------------------------------------------------------------------------------
 
-HOOKSPEC_TEXT = '''
-@hookspec
-def sensord_register_encodings() -> list[Encoding]:  # type: ignore[empty-body]
-    """Return the batch encodings this plugin provides (objects, see `sensord.encoding.Encoding`).
 
-    Each has a unique `name` (the `encoding = ...` config value, `[a-z][a-z0-9_.+-]*`), a
-    `content_type`, `encode(batch: BatchData) -> bytes` raising EncodeError, `decode(payload:
-    bytes) -> Batch` raising DecodeError, and `matches(payload: bytes) -> bool`, which recognises
-    the encoding's own payloads from their first bytes (at most 16 are passed) without claiming
-    another encoding's: every batch must be decodable on its own.
-    """
-'''
 
 
 def collect_encodings(pm: pluggy.PluginManager) -> dict[str, Encoding]:

@@ -28,7 +28,6 @@ from sensord.enc_compact import pack, unpack
 from sensord.encoding import (
     CONTENT_TYPE,
     ENCODINGS,
-    HOOKSPEC_TEXT,
     Batch,
     BatchData,
     ChannelInfo,
@@ -427,12 +426,10 @@ class Reverse:
 
 
 def plugin_manager(*plugins: object) -> pluggy.PluginManager:
-    namespace: dict[str, Any] = {}
-    exec("from sensord.hookspecs import hookspec\nfrom typing import Any\n" +
-         HOOKSPEC_TEXT.replace("list[Encoding]", "list[Any]"), namespace)
+    from sensord import hookspecs
+
     pm = pluggy.PluginManager("sensord")
-    spec = type("Specs", (), {"sensord_register_encodings": staticmethod(namespace["sensord_register_encodings"])})
-    pm.add_hookspecs(spec)
+    pm.add_hookspecs(hookspecs)
     for i, plugin in enumerate(plugins):
         pm.register(plugin, name=f"p{i}")
     pm.check_pending()
