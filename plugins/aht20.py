@@ -34,7 +34,7 @@ from typing import Any
 import sensord
 from sensord import Channel, I2CConfig, I2CSensor, Reading, Sensor, field_range
 from sensord.hardware import LockedBus
-from sensord.i2c import crc8
+from sensord.i2c import crc8, read_bytes
 
 DEFAULT_ADDRESS = 0x38
 
@@ -95,14 +95,6 @@ def temperature_celsius(raw: int) -> float:
     return raw / _FULL_SCALE * 200.0 - 50.0
 
 
-def _read_bytes(bus: Any, address: int, length: int) -> bytes:
-    """A plain read of `length` bytes with no register phase: the AHT20 has no registers."""
-    from smbus2 import i2c_msg  # lazy: sensord imports without smbus2
-
-    msg: Any = i2c_msg.read(address, length)  # Any: smbus2's stub types __iter__ wrongly
-    bus.i2c_rdwr(msg)
-    return bytes(list(msg))
-
 
 class AHT20(I2CSensor):
     """Aosong AHT20: temperature (°C) and relative humidity (%)."""
@@ -151,12 +143,12 @@ class AHT20(I2CSensor):
         command, params = _CMD_TRIGGER
         bus.write_i2c_block_data(self.address, command, params)
         self.hardware.sleep(_MEASURE_S)
-        frame = _read_bytes(bus, self.address, _FRAME_LEN)
+        frame = read_bytes(bus, self.address, _FRAME_LEN)
         for _ in range(_POLLS):
             if not frame[0] & _STATUS_BUSY:
                 break
             self.hardware.sleep(_POLL_S)
-            frame = _read_bytes(bus, self.address, _FRAME_LEN)
+            frame = read_bytes(bus, self.address, _FRAME_LEN)
         return frame
 
     @classmethod

@@ -45,6 +45,7 @@ from typing import Any, Literal
 import sensord
 from sensord import Channel, I2CConfig, I2CSensor, Reading, Sensor, field_range
 from sensord.hardware import LockedBus
+from sensord.i2c import read_bytes
 
 ADDRESS_LOW, ADDRESS_HIGH = 0x23, 0x5C  # ADDR pin low / high (datasheet "Slave Address")
 DEFAULT_ADDRESS = ADDRESS_LOW
@@ -98,14 +99,6 @@ def mtreg_opcodes(mtreg: int) -> tuple[int, int]:
     return _MTREG_HIGH | mtreg >> 5, _MTREG_LOW | mtreg & 0x1F
 
 
-def _read_bytes(bus: Any, address: int, length: int) -> bytes:
-    """A plain read of `length` bytes: the BH1750 has no registers, only its result."""
-    from smbus2 import i2c_msg  # lazy: sensord imports without smbus2
-
-    msg: Any = i2c_msg.read(address, length)  # Any: smbus2's stub types __iter__ wrongly
-    bus.i2c_rdwr(msg)
-    return bytes(list(msg))
-
 
 class BH1750(I2CSensor):
     """Rohm BH1750FVI: illuminance (lx)."""
@@ -136,7 +129,7 @@ class BH1750(I2CSensor):
                     bus.write_byte(self.address, opcode)
             bus.write_byte(self.address, _ONE_TIME[cfg.mode])
             self.hardware.sleep(measurement_time_s(cfg.mode, cfg.mtreg))
-            return _read_bytes(bus, self.address, 2)
+            return read_bytes(bus, self.address, 2)
 
         data = self.transfer(measure)
         raw = data[0] << 8 | data[1]  # high byte first ("Measurement sequence example")

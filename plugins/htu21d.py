@@ -40,7 +40,7 @@ from typing import Any, Literal
 import sensord
 from sensord import Channel, I2CConfig, I2CSensor, Reading, Sensor, field_range
 from sensord.hardware import LockedBus
-from sensord.i2c import crc8
+from sensord.i2c import crc8, read_bytes
 
 DEFAULT_ADDRESS = 0x40
 
@@ -118,14 +118,6 @@ def humidity_percent(raw: int) -> float:
     return -6.0 + 125.0 * raw / 65536
 
 
-def _read_bytes(bus: Any, address: int, length: int) -> bytes:
-    """A plain read of `length` bytes with no register phase (the result of the last command)."""
-    from smbus2 import i2c_msg  # lazy: sensord imports without smbus2
-
-    msg: Any = i2c_msg.read(address, length)  # Any: smbus2's stub types __iter__ wrongly
-    bus.i2c_rdwr(msg)
-    return bytes(list(msg))
-
 
 class HTU21D(I2CSensor):
     """HTU21D, Si7021 or SHT21: temperature (°C) and relative humidity (%)."""
@@ -167,7 +159,7 @@ class HTU21D(I2CSensor):
         def measure(bus: LockedBus) -> bytes:
             bus.write_byte(self.address, command)
             self.hardware.sleep(wait_s)  # reads are NACKed until the conversion ends
-            return _read_bytes(bus, self.address, _RESULT_LEN)
+            return read_bytes(bus, self.address, _RESULT_LEN)
 
         data = self.transfer(measure)
         try:

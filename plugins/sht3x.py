@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import sensord
 from sensord import Channel, I2CConfig, I2CSensor, Reading, Sensor, field_range
-from sensord.i2c import words_with_crc
+from sensord.i2c import read_bytes, words_with_crc
 
 # Single shot, clock stretching disabled (§4.3, Table 9), and the longest each takes (Table 4).
 _CMD_MEASURE = {"high": 0x2400, "medium": 0x240B, "low": 0x2416}
@@ -70,14 +70,6 @@ def _write_command(bus: Any, address: int, command: int) -> None:
     """A 16-bit command, MSB first (§4.2): the MSB goes where SMBus puts the register."""
     bus.write_i2c_block_data(address, command >> 8, [command & 0xFF])
 
-
-def _read_bytes(bus: Any, address: int, length: int) -> list[int]:
-    """A plain read without a register byte first, which SMBus reads cannot do."""
-    from smbus2 import i2c_msg  # lazy, as everything touching hardware
-
-    msg: Any = i2c_msg.read(address, length)  # smbus2's stub types its __iter__ wrongly
-    bus.i2c_rdwr(msg)
-    return list(msg)
 
 
 class SHT3x(I2CSensor):
@@ -114,7 +106,7 @@ class SHT3x(I2CSensor):
             if wait_s:
                 self.hardware.sleep(wait_s)
             # A read NACKs while the chip is still measuring (§4.4); transfer() retries it.
-            data = self.transfer(lambda bus: _read_bytes(bus, self.address, length))
+            data = self.transfer(lambda bus: read_bytes(bus, self.address, length))
         return self._words(data, f"{what} (command 0x{command:04x})")
 
     def _words(self, data: Sequence[int], what: str) -> list[int]:
@@ -132,7 +124,7 @@ class SHT3x(I2CSensor):
         pointer and a partial write, which it ignores."""
         try:
             _write_command(bus, address, _CMD_READ_STATUS)
-            (status,) = words_with_crc(_read_bytes(bus, address, 3), "status")
+            (status,) = words_with_crc(read_bytes(bus, address, 3), "status")
         except (OSError, ValueError):
             return None
         return None if status & _STATUS_RESERVED else {"type": cls.type_name, "address": address}

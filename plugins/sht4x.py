@@ -36,7 +36,7 @@ from typing import Any, Literal
 import sensord
 from sensord import Channel, I2CConfig, I2CSensor, Reading, Sensor, field_range
 from sensord.hardware import NACK_ERRNOS
-from sensord.i2c import words_with_crc
+from sensord.i2c import read_bytes, words_with_crc
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +71,6 @@ def humidity_pct(raw: int) -> float:
     return min(max(-6 + 125 * raw / 65535, 0.0), 100.0)
 
 
-def _read_bytes(bus: Any, address: int, length: int) -> list[int]:
-    """A plain read without a register byte first, which SMBus reads cannot do."""
-    from smbus2 import i2c_msg  # lazy, as everything touching hardware
-
-    msg: Any = i2c_msg.read(address, length)  # smbus2's stub types its __iter__ wrongly
-    bus.i2c_rdwr(msg)
-    return list(msg)
-
 
 class SHT4x(I2CSensor):
     """An SHT40/41/43/45: temperature and relative humidity."""
@@ -112,7 +104,7 @@ class SHT4x(I2CSensor):
             self.transfer(lambda bus: bus.write_byte(self.address, command))
             self.hardware.sleep(wait_s)
             # The chip NACKs a read until the result is ready; transfer() retries it.
-            data = self.transfer(lambda bus: _read_bytes(bus, self.address, 6))
+            data = self.transfer(lambda bus: read_bytes(bus, self.address, 6))
         return self._words(data, f"{what} (command 0x{command:02x})")
 
     def _words(self, data: Sequence[int], what: str) -> list[int]:
@@ -127,12 +119,12 @@ class SHT4x(I2CSensor):
         """An SHT4x answers the serial number command with two words whose CRCs are right;
         other chips NACK or answer something else. The command only reads; another chip at
         0x44/0x45 (an INA219) takes the byte as a register pointer, which changes no setting."""
-        data: list[int] | None = None
+        data: bytes | None = None
         try:
             bus.write_byte(address, _CMD_SERIAL)
             for _ in range(_IDENTIFY_READS):
                 try:
-                    data = _read_bytes(bus, address, 6)
+                    data = read_bytes(bus, address, 6)
                     break
                 except OSError as exc:
                     if exc.errno not in NACK_ERRNOS:

@@ -86,6 +86,16 @@ class I2CSensor(Sensor):
         """Check the chip id and load calibration; raise `self.error(...)` when it is not the chip."""
 
 
+def read_bytes(bus: Any, address: int, length: int) -> bytes:
+    """A plain read of `length` bytes with no register byte first (command-based chips: Sensirion,
+    Aosong, BH1750), which the SMBus calls cannot do; one I2C read message."""
+    from smbus2 import i2c_msg  # lazy: sensord imports without smbus2
+
+    msg: Any = i2c_msg.read(address, length)  # Any: smbus2's stub types __iter__ wrongly
+    bus.i2c_rdwr(msg)
+    return bytes(list(msg))
+
+
 def crc8(data: bytes | bytearray | Sequence[int], *, polynomial: int = 0x31, init: int = 0xFF) -> int:
     """CRC-8 as Sensirion (SHT3x, SHT4x, SCD4x) and Aosong (AHT20) compute it: x^8+x^5+x^4+1, init 0xFF."""
     crc = init
