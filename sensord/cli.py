@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("detect", "scan an I2C bus (and 1-Wire) and print [[sensor]] blocks for the chips found")
     p.add_argument("--bus", type=int, default=1, metavar="N", help="I2C bus: /dev/i2c-N (default 1)")
-    p.add_argument("--fake", action="store_true", help="scan a fake bus holding one of each built-in chip model")
+    p.add_argument("--fake", action="store_true", help="scan a fake bus holding one of each built-in and plugin chip model")
     p.set_defaults(func=cmd_detect)
 
     p = add("buffer", "show the offline buffer: pending batches, readings, bytes, oldest age, dropped")
@@ -140,7 +140,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"    {spec.name}: {spec.type} every {spec.interval_s:g} s{state}")
     code = EX_CONFIG if loaded.plugins.failed else EX_OK
     if args.open:
-        hardware = app.make_hardware(cfg, fake=args.fake)
+        hardware = app.make_hardware(cfg, fake=args.fake, host=loaded.plugins)
         try:
             for spec in enabled:
                 sensor = app.build_sensor(spec, loaded, hardware)
@@ -172,7 +172,7 @@ def cmd_read(args: argparse.Namespace) -> int:
         specs = [by_name[n] for n in args.sensors]
     else:
         specs = list(cfg.enabled_sensors)
-    hardware = app.make_hardware(cfg, fake=args.fake)
+    hardware = app.make_hardware(cfg, fake=args.fake, host=loaded.plugins)
     try:
         results = asyncio.run(_read_all(specs, loaded, hardware))
     finally:
@@ -248,7 +248,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.error('plugin "%s" (%s) failed to load: %s', failed.name, failed.origin, failed.error)
     if not args.debug and not args.verbose:
         logging.getLogger().setLevel(logging.INFO)  # a daemon says what it does; journald keeps it
-    return asyncio.run(run_daemon(path, loaded, hardware=app.make_hardware(loaded.config, fake=args.fake)))
+    hardware = app.make_hardware(loaded.config, fake=args.fake, host=loaded.plugins)
+    return asyncio.run(run_daemon(path, loaded, hardware=hardware))
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -281,7 +282,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if args.fake:
         from .testing.fakenode import fake_node_hardware
 
-        hardware = fake_node_hardware()
+        hardware = fake_node_hardware(host.device_models)
     else:
         hardware = Hardware()
     try:
@@ -292,7 +293,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
                   f"e.g. with raspi-config, and are you in group i2c?)", file=sys.stderr)
             return EX_FAIL
         found = identify(bus, scan(bus), host.sensor_types.values(), sleep=hardware.sleep)
-        kind = " (fake: one of each built-in chip model)" if args.fake else ""
+        kind = " (fake: one of each built-in and plugin chip model)" if args.fake else ""
         print(f"## I2C bus {args.bus}{kind}: {len(found)} chip(s)\n")
         for chip in found:
             print(toml_block(chip, suggest_name(chip), bus=args.bus))

@@ -25,7 +25,7 @@ from .sensor import Sensor
 
 if TYPE_CHECKING:
     from .hardware import I2CBus
-    from .testing.i2c import FakeI2CBus
+    from .testing.i2c import FakeI2CBus, I2CDeviceModel
 
 log = logging.getLogger(__name__)
 
@@ -180,13 +180,18 @@ def _toml_key(key: str) -> str:
     return key if key and all(c.isalnum() or c in "_-" for c in key) and key.isascii() else _toml_value(key)
 
 
-def fake_bus_with_all_models(modules: Iterable[tuple[str, tuple[int, ...]]] = FAKE_MODELS) -> FakeI2CBus:
-    """A `FakeI2CBus` with one of each built-in chip model, for `sensord detect --fake`.
+def fake_bus_with_all_models(modules: Iterable[tuple[str, tuple[int, ...]]] = FAKE_MODELS, *,
+                             plugin_models: Iterable[type[I2CDeviceModel]] = ()) -> FakeI2CBus:
+    """A `FakeI2CBus` with one of each built-in chip model, then the plugins' models (from the
+    `sensord_register_device_models` hook, `PluginHost.device_models`), for `--fake` and
+    `sensord detect --fake`.
 
     Every public model class defined in a module (one with `DEFAULT_ADDRESS`, built with only
     `address=`) goes at its default address, or at the module's next possible address when
     another model took it; a model with no free address is left out. A model module that does
-    not exist yet is skipped; one that fails to import for another reason is an error.
+    not exist yet is skipped; one that fails to import for another reason is an error. A plugin
+    model goes at its `DEFAULT_ADDRESS`, or when that is taken at the next free address above
+    it, wrapping from 0x77 to 0x03 (`next_free_address`).
     """
     from .testing.i2c import FakeI2CBus, I2CDeviceModel
 
@@ -210,4 +215,22 @@ def fake_bus_with_all_models(modules: Iterable[tuple[str, tuple[int, ...]]] = FA
                 log.debug("no free address for %s", cls.__name__)
                 continue
             bus.attach(cls(address=free[0]), free[0])
+    for cls in plugin_models:
+        address = next_free_address(cls.DEFAULT_ADDRESS, bus.devices)  # type: ignore[attr-defined]
+        if address is None:
+            log.debug("no free address for %s", cls.__name__)
+            continue
+        bus.attach(cls(address=address), address)
     return bus
+
+
+def next_free_address(default: int, taken: Iterable[int], *, first: int = 0x03, last: int = 0x77) -> int | None:
+    """`default` if it is not in `taken`, else the next address above it that is not, wrapping
+    from `last` to `first`; None when every address is taken."""
+    used = set(taken)
+    span = last - first + 1
+    for step in range(span):
+        address = first + (default - first + step) % span
+        if address not in used:
+            return address
+    return None

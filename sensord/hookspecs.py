@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from .enc_base import Encoding
     from .filters import FilterFactory
     from .sensor import Sensor
+    from .testing.i2c import I2CDeviceModel
 
 PROJECT = "sensord"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -49,4 +50,16 @@ def sensord_register_encodings() -> list[Encoding]:  # type: ignore[empty-body]
     bytes) -> Batch` raising DecodeError, and `matches(payload: bytes) -> bool`, which recognises
     the encoding's own payloads from their first bytes (at most 16 are passed) without claiming
     another encoding's: every batch must be decodable on its own.
+    """
+
+
+@hookspec
+def sensord_register_device_models() -> list[type[I2CDeviceModel]]:  # type: ignore[empty-body]
+    """Return the device models of this plugin's chips, for `--fake` and `sensord detect --fake`.
+
+    Each is a `sensord.testing.I2CDeviceModel` subclass with an int `DEFAULT_ADDRESS` (0x03 to
+    0x77) that builds with `address=` alone. The fake node puts one of each on bus 1 after the
+    built-in models: at `DEFAULT_ADDRESS`, or when that is taken at the next free address above
+    it (wrapping from 0x77 to 0x03). Built-in chips' models are not registered here: they come
+    from `sensord.detect.FAKE_MODELS`.
     """

@@ -11,6 +11,7 @@ import difflib
 import importlib
 import importlib.metadata
 import importlib.util
+import inspect
 import logging
 import re
 import sys
@@ -18,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, is_dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -27,6 +28,9 @@ from .encoding import Encoding, collect_encodings
 from .errors import PluginError
 from .filters import FilterFactory, collect_filters
 from .sensor import Sensor, SensorConfig
+
+if TYPE_CHECKING:
+    from .testing.i2c import I2CDeviceModel
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +67,9 @@ class PluginHost:
     sensor_plugin: dict[str, str] = field(default_factory=dict)  # type name → plugin name
     filter_types: dict[str, FilterFactory] = field(default_factory=dict)
     encodings: dict[str, Encoding] = field(default_factory=dict)  # built-in and plugin encodings
+    #: Plugins' chip models for the fake node, in load order (built-in ones: `detect.FAKE_MODELS`).
+    device_models: list[type[I2CDeviceModel]] = field(default_factory=list)
+    device_model_plugin: dict[type[I2CDeviceModel], str] = field(default_factory=dict)  # model → plugin
 
     def failure_hint(self) -> str:
         """A note for "unknown sensor type" errors when some plugin did not load."""
@@ -136,6 +143,7 @@ def get_plugin_manager(*, dirs: Iterable[str] = (), disabled: Iterable[str] = ()
     _collect_sensor_types(host)
     host.filter_types = collect_filters(pm)
     host.encodings = collect_encodings(pm)
+    _collect_device_models(host)
     return host
 
 
@@ -228,3 +236,41 @@ def _validate_sensor_class(plugin: str, cls: Any) -> None:
     if not (isinstance(cls.Config, type) and issubclass(cls.Config, SensorConfig)
             and is_dataclass(cls.Config)):
         raise PluginError(f"{where}: {cls.__name__}.Config must be a dataclass derived from SensorConfig")
+
+
+def _collect_device_models(host: PluginHost) -> None:
+    """Call each plugin's `sensord_register_device_models` separately so errors name the plugin."""
+    impls = host.pm.hook.sensord_register_device_models.get_hookimpls()
+    if not impls:
+        return
+    from .testing.i2c import I2CDeviceModel  # only when a plugin has models: it costs start-up time
+
+    for impl in impls:
+        plugin = impl.plugin_name
+        where = f'plugin "{plugin}": sensord_register_device_models'
+        try:
+            result = impl.function()
+        except Exception as exc:
+            raise PluginError(f"{where} raised {_cause(exc)}") from exc
+        if not isinstance(result, list | tuple):
+            raise PluginError(f"{where} must return a list of I2CDeviceModel classes, "
+                              f"returned {type(result).__name__}")
+        for cls in result:
+            if not (isinstance(cls, type) and issubclass(cls, I2CDeviceModel)):
+                raise PluginError(f"{where} returned {cls!r}, expected a subclass of "
+                                  f"sensord.testing.I2CDeviceModel")
+            default = getattr(cls, "DEFAULT_ADDRESS", None)
+            if not (isinstance(default, int) and not isinstance(default, bool) and 0x03 <= default <= 0x77):
+                raise PluginError(f"{where}: {cls.__name__}.DEFAULT_ADDRESS must be an I2C address "
+                                  f"from 0x03 to 0x77, found {default!r}")
+            try:
+                inspect.signature(cls).bind(address=default)
+            except TypeError as exc:
+                raise PluginError(f"{where}: {cls.__name__} must build with only address=: {exc}") from None
+            except ValueError:  # no signature to inspect (a C extension): find out when it is built
+                pass
+            if cls in host.device_model_plugin:
+                raise PluginError(f'{where}: device model {cls.__name__} is already registered by '
+                                  f'plugin "{host.device_model_plugin[cls]}"')
+            host.device_models.append(cls)
+            host.device_model_plugin[cls] = plugin

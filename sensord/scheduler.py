@@ -111,11 +111,14 @@ async def call_with_timeout(sensor: Sensor, worker: Worker, fn: Callable[[], Any
     if worker.busy is not None and not worker.busy.done():
         raise ReadTimeout(f"{sensor.describe()}: previous {what} still running")
     fut = worker.submit(fn)
-    try:
-        return await asyncio.wait_for(asyncio.shield(fut), timeout_s)
-    except TimeoutError:
+    # asyncio.wait, not wait_for(shield(...)): on a timeout the thread's future stays pending (a
+    # thread cannot be stopped), and Python 3.11's wait_for can swallow a cancel that races with
+    # its inner future completing (gh-86296), which would keep a stopping scheduler alive.
+    done, _ = await asyncio.wait({fut}, timeout=timeout_s)
+    if not done:
         fut.add_done_callback(_consume)
-        raise ReadTimeout(f"{sensor.describe()}: {what} did not return within {timeout_s:g} s") from None
+        raise ReadTimeout(f"{sensor.describe()}: {what} did not return within {timeout_s:g} s")
+    return fut.result()
 
 
 async def read_with_timeout(sensor: Sensor, worker: Worker, timeout_s: float) -> list[Reading]:
@@ -154,6 +157,7 @@ class Scheduler:
         self._tasks: list[asyncio.Task[None]] = []
         self._workers: list[Worker] = []
         self._opened: list[tuple[Sensor, Worker]] = []
+        self._stopping = False
         self.stats: dict[str, SensorStats] = {spec.name: SensorStats() for spec, _ in self._sensors}
 
     async def run(self) -> None:
@@ -170,8 +174,14 @@ class Scheduler:
             await self.stop()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
+        self._stopping = True
+        pending = {t for t in self._tasks if not t.done()}
+        while pending:
+            # Python 3.11's wait_for can swallow a cancel that races with its inner future
+            # completing (gh-86296); cancel again until every task has really ended.
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.1)
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for sensor, worker in self._opened:
             worker.submit(sensor.close)  # queued behind any read still running; not awaited
@@ -185,7 +195,7 @@ class Scheduler:
         clock, stats, interval = self._clock, self.stats[spec.name], spec.interval_s
         tick = 0
         opened = False
-        while True:
+        while not self._stopping:
             await clock.sleep_until(start + tick * interval)
             stamp = clock.time()
             try:

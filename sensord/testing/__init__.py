@@ -1,9 +1,10 @@
 """Test helpers for sensord drivers and plugins: a fake I2C bus with chip models, mock GPIO
 pins, a virtual clock, a real mosquitto broker (`Mosquitto`, `make_test_pki`) with a paho
 subscriber to watch it (`Subscription`, `Message`), a TCP proxy to cut or stall links
-(`TcpProxy`), and a pytest plugin (fixtures `fake_i2c_bus`, `mock_pin_factory`, `mock_pins`,
-`fake_hardware`, `fake_clock`, `mqtt_broker`, `mqtt_broker_factory`) that is active once
-sensord is installed.
+(`TcpProxy`), a harness that runs one sensor through scheduler, filters and encoder on virtual
+time without MQTT (`run_sensor`, `HarnessResult`), and a pytest plugin (fixtures
+`fake_i2c_bus`, `mock_pin_factory`, `mock_pins`, `fake_hardware`, `fake_clock`,
+`sensor_harness`, `mqtt_broker`, `mqtt_broker_factory`) that is active once sensord is installed.
 
 The names below are imported on first use: pytest imports this package at start-up (the plugin
 lives in it) in every project that has sensord installed, so importing it must cost nothing.
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .broker import Mosquitto, make_test_pki
     from .clock import FakeClock
+    from .harness import HarnessResult, run_sensor
     from .i2c import EREMOTEIO, FakeI2CBus, I2CDeviceModel, RegisterMapDevice, Transaction
     from .mqtt_client import Message, Subscription
     from .pins import MockPins, fake_hardware, mock_pin_factory
@@ -28,6 +30,7 @@ __all__ = [
     "EREMOTEIO",
     "FakeClock",
     "FakeI2CBus",
+    "HarnessResult",
     "I2CDeviceModel",
     "Message",
     "MockPins",
@@ -39,12 +42,14 @@ __all__ = [
     "fake_hardware",
     "make_test_pki",
     "mock_pin_factory",
+    "run_sensor",
 ]
 
 _MODULE_OF = {
     "EREMOTEIO": "i2c",
     "FakeClock": "clock",
     "FakeI2CBus": "i2c",
+    "HarnessResult": "harness",
     "I2CDeviceModel": "i2c",
     "Message": "mqtt_client",
     "MockPins": "pins",
@@ -56,6 +61,7 @@ _MODULE_OF = {
     "fake_hardware": "pins",
     "make_test_pki": "broker",
     "mock_pin_factory": "pins",
+    "run_sensor": "harness",
 }
 
 

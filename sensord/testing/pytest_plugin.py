@@ -1,7 +1,9 @@
 """sensord's pytest plugin, registered under the `pytest11` entry point.
 
 Fixtures for driver and plugin tests: `fake_i2c_bus`, `mock_pin_factory`, `mock_pins`,
-`fake_hardware` (a `Hardware` on the first two) and `fake_clock`.
+`fake_hardware` (a `Hardware` on the first two), `fake_clock`, and `sensor_harness`
+(`sensord.testing.run_sensor` on that `fake_hardware` and `fake_clock`: a sensor through
+scheduler, filters and encoder on virtual time, without MQTT).
 
 Fixtures for tests against a real broker (the `mosquitto` binary: `apt-get install -y mosquitto`):
 `mqtt_broker`, a started `sensord.testing.Mosquitto` on a free loopback port, and
@@ -22,12 +24,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pytest
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
 
     from gpiozero.pins.mock import MockFactory
 
     from sensord.hardware import Hardware
-    from sensord.testing import FakeClock, FakeI2CBus, MockPins, Mosquitto
+    from sensord.sensor import Sensor, SensorConfig
+    from sensord.testing import FakeClock, FakeI2CBus, HarnessResult, MockPins, Mosquitto
 
 
 @pytest.fixture
@@ -76,6 +79,32 @@ def fake_clock() -> FakeClock:
     from sensord.testing.clock import FakeClock
 
     return FakeClock()
+
+
+class SensorHarness(Protocol):
+    """The `sensor_harness` fixture: `sensord.testing.run_sensor` with `hardware=` and `clock=` bound."""
+
+    def __call__(self, sensor: type[Sensor] | Sensor, options: Mapping[str, Any] | SensorConfig | None = None,
+                 **kwargs: Any) -> HarnessResult:
+        """Run `sensor` (a class built from `options`, or an instance) and return what came out;
+        `kwargs` go to `run_sensor` (`reads=`, `duration_s=`, `interval_s=`, `filters=`, `at=`, ...)."""
+        ...
+
+
+@pytest.fixture
+def sensor_harness(fake_hardware: Hardware, fake_clock: FakeClock) -> SensorHarness:
+    """`run_sensor` on the test's `fake_hardware` (attach chip models to `fake_i2c_bus`) and
+    `fake_clock` (give it to a chip model as `clock=fake_clock.monotonic` so it sees the
+    driver's waits). Both can still be overridden per call."""
+    from sensord.testing.harness import run_sensor
+
+    def run(sensor: type[Sensor] | Sensor, options: Mapping[str, Any] | SensorConfig | None = None,
+            **kwargs: Any) -> HarnessResult:
+        kwargs.setdefault("hardware", fake_hardware)
+        kwargs.setdefault("clock", fake_clock)
+        return run_sensor(sensor, options, **kwargs)
+
+    return run
 
 
 class MqttBrokerFactory(Protocol):

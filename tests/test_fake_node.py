@@ -1,0 +1,223 @@
+"""The fake node as a user meets it: `sensord detect --fake` prints a configuration that
+`sensord check` accepts and `sensord read --fake` reads, with every value in its chip's physical
+range. `tests/test_example_plugin.py` runs the same round trip with a plugin's chip model added."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: (quantity pattern, unit) -> (low, high): what the built-in chips can physically report.
+PHYSICAL_RANGES: dict[tuple[str, str], tuple[float, float]] = {
+    ("temperature", "°C"): (-40.0, 125.0),  # the operating range of every chip here
+    ("humidity", "%"): (0.0, 100.0),
+    ("pressure", "hPa"): (300.0, 1100.0),  # BMP280/BME280 operating range
+    ("illuminance", "lx"): (0.0, math.inf),
+    ("carbon_dioxide", "ppm"): (0.0, 40000.0),  # SCD4x output range
+    ("voltage", "V"): (0.0, 26.0),  # INA219 bus voltage
+    ("current", "A"): (-3.2, 3.2),  # INA219: ±320 mV across the default 0.1 Ω shunt
+    ("power", "W"): (0.0, 26.0 * 3.2),
+    (r"voltage_a[0-3](-a[0-3])?", "V"): (-6.144, 6.144),  # ADS1115: the widest full-scale range
+}
+
+
+def sensord_cmd(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """`python -m sensord ARGS` as a user runs it, without $SENSORD_CONFIG, plus `env`."""
+    full_env = {k: v for k, v in os.environ.items() if k != "SENSORD_CONFIG"}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "sensord", *args], capture_output=True, text=True,
+                          env=full_env, cwd=cwd, timeout=120)
+
+
+def physical_range(quantity: str, unit: str) -> tuple[float, float]:
+    """The range a reading of `quantity` in `unit` must lie in; AssertionError for one with none."""
+    for (pattern, range_unit), bounds in PHYSICAL_RANGES.items():
+        if unit == range_unit and re.fullmatch(pattern, quantity):
+            return bounds
+    raise AssertionError(f"no physical range for {quantity!r} in {unit!r}: add one to PHYSICAL_RANGES")
+
+
+def detect_check_read(tmp_path: Path, env: dict[str, str] | None = None) -> tuple[list[dict[str, Any]],
+                                                                                   list[dict[str, Any]]]:
+    """Detect on the fake node, write the config, check it, read it. Returns the `[[sensor]]`
+    tables and the readings (JSON rows), after asserting every command succeeded, every sensor
+    was read and every value is in its physical range."""
+    (tmp_path / "plugins.toml").write_text("[plugins]\ndirs = []\n")  # no drop-ins from /etc
+    detected = sensord_cmd("detect", "--fake", "-c", str(tmp_path / "plugins.toml"), env=env, cwd=tmp_path)
+    assert detected.returncode == 0, detected.stderr
+    config = tmp_path / "detected.toml"
+    config.write_text('[node]\nid = "fake"\n\n[plugins]\ndirs = []\n\n' + detected.stdout)
+    sensors = tomllib.loads(config.read_text())["sensor"]
+
+    checked = sensord_cmd("check", "-c", str(config), env=env, cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert f"sensors: {len(sensors)} ({len(sensors)} enabled)" in checked.stdout
+
+    read = sensord_cmd("read", "--fake", "--json", "-c", str(config), env=env, cwd=tmp_path)
+    assert read.returncode == 0, read.stderr
+    rows = [json.loads(line) for line in read.stdout.splitlines()]
+    assert {r["sensor"] for r in rows} == {s["name"] for s in sensors}
+    for row in rows:
+        low, high = physical_range(row["quantity"], row["unit"])
+        assert low <= row["value"] <= high, row
+    return sensors, rows
+
+
+def test_detected_config_checks_and_reads_in_range(tmp_path: Path) -> None:
+    sensors, rows = detect_check_read(tmp_path)
+    assert {s["type"] for s in sensors} >= {"bme280", "bmp280", "sht3x", "sht4x", "aht20", "htu21d", "ina219",
+                                            "ads1115", "scd4x", "ds18b20"}
+    assert {r["quantity"] for r in rows} >= {"temperature", "humidity", "pressure", "carbon_dioxide", "voltage",
+                                             "current", "power"}
+
+
+# -- plugins' chip models (the sensord_register_device_models hook) --------------------------------
+
+MODEL_PLUGIN = '''
+import sensord
+from sensord.testing import RegisterMapDevice
+
+class {name}(RegisterMapDevice):
+    DEFAULT_ADDRESS = {address}
+
+    def __init__(self, *, address=None):
+        super().__init__(address=address, registers={{0x00: 0xA1}})
+
+@sensord.hookimpl
+def sensord_register_device_models():
+    return [{name}]
+'''
+
+
+def test_plugin_models_are_collected_in_load_order(tmp_path: Path) -> None:
+    from sensord.plugins import get_plugin_manager
+
+    (tmp_path / "a_chip.py").write_text(MODEL_PLUGIN.format(name="AModel", address="0x10"))
+    (tmp_path / "b_chip.py").write_text(MODEL_PLUGIN.format(name="BModel", address="0x76"))
+    host = get_plugin_manager(dirs=[str(tmp_path)], entry_points=False)
+    assert [m.__name__ for m in host.device_models] == ["AModel", "BModel"]
+    assert {m.__name__: p for m, p in host.device_model_plugin.items()} == {"AModel": "a_chip", "BModel": "b_chip"}
+    assert get_plugin_manager(entry_points=False).device_models == []  # built-in models come from FAKE_MODELS
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("return 3", "sensord_register_device_models must return a list of I2CDeviceModel classes, returned int"),
+    ("return [int]", "sensord_register_device_models returned <class 'int'>, expected a subclass of "
+                     "sensord.testing.I2CDeviceModel"),
+    ("raise KeyError('x')", "sensord_register_device_models raised KeyError: 'x'"),
+    ("return [NoAddress]", "sensord_register_device_models: NoAddress.DEFAULT_ADDRESS must be an I2C address "
+                           "from 0x03 to 0x77, found None"),
+    ("return [Reserved]", "sensord_register_device_models: Reserved.DEFAULT_ADDRESS must be an I2C address "
+                          "from 0x03 to 0x77, found 120"),
+    ("return [NeedsMore]", "sensord_register_device_models: NeedsMore must build with only address=: "
+                           "missing a required argument: 'temperature_c'"),
+    ("return [Good, Good]", 'sensord_register_device_models: device model Good is already registered by '
+                            'plugin "odd"'),
+])
+def test_bad_device_model_registrations_name_the_plugin(tmp_path: Path, body: str, message: str) -> None:
+    from sensord.errors import PluginError
+    from sensord.plugins import get_plugin_manager
+
+    (tmp_path / "odd.py").write_text(textwrap.dedent(f"""\
+        import sensord
+        from sensord.testing import I2CDeviceModel
+
+        class NoAddress(I2CDeviceModel):
+            pass
+
+        class Reserved(I2CDeviceModel):
+            DEFAULT_ADDRESS = 0x78
+
+        class NeedsMore(I2CDeviceModel):
+            DEFAULT_ADDRESS = 0x20
+
+            def __init__(self, *, address=None, temperature_c):
+                super().__init__(address=address)
+
+        class Good(I2CDeviceModel):
+            DEFAULT_ADDRESS = 0x20
+
+        @sensord.hookimpl
+        def sensord_register_device_models():
+            {body}
+        """))
+    with pytest.raises(PluginError) as info:
+        get_plugin_manager(dirs=[str(tmp_path)], entry_points=False)
+    assert str(info.value) == f'plugin "odd": {message}'
+
+
+@pytest.mark.parametrize(("default", "taken", "expected"), [
+    (0x18, set(), 0x18),
+    (0x18, {0x18, 0x19}, 0x1A),
+    (0x77, {0x77}, 0x03),  # wraps
+    (0x76, {0x76, 0x77, 0x03}, 0x04),
+    (0x40, set(range(0x03, 0x78)), None),
+])
+def test_next_free_address(default: int, taken: set[int], expected: int | None) -> None:
+    from sensord.detect import next_free_address
+
+    assert next_free_address(default, taken) == expected
+
+
+def test_plugin_models_join_the_built_in_ones() -> None:
+    from sensord.detect import fake_bus_with_all_models
+    from sensord.testing import RegisterMapDevice
+
+    class FreeModel(RegisterMapDevice):
+        DEFAULT_ADDRESS = 0x18
+
+    class ClashModel(RegisterMapDevice):
+        DEFAULT_ADDRESS = 0x76  # a BMP280's, and 0x77 is a BME280's: wraps to 0x03
+
+    built_in = fake_bus_with_all_models().devices
+    bus = fake_bus_with_all_models(plugin_models=[FreeModel, ClashModel])
+    placed = {addr: type(model).__name__ for addr, model in bus.devices.items() if addr not in built_in}
+    assert placed == {0x18: "FreeModel", 0x03: "ClashModel"}
+    assert bus.devices[0x03].address == 0x03  # built with address=
+    assert {a: type(m) for a, m in bus.devices.items() if a in built_in} == {a: type(m) for a, m in built_in.items()}
+
+
+def test_fake_hardware_has_the_hosts_models_and_advances_their_clocks() -> None:
+    from sensord.app import make_hardware
+    from sensord.config import Config
+    from sensord.hardware import Hardware
+    from sensord.plugins import PluginHost
+    from sensord.testing import FakeI2CBus, I2CDeviceModel
+
+    def fake_bus(hardware: Hardware) -> FakeI2CBus:
+        bus = hardware.i2c(1).bus
+        assert isinstance(bus, FakeI2CBus)
+        return bus
+
+    class Clocked(I2CDeviceModel):
+        DEFAULT_ADDRESS = 0x18
+        waited = 0.0
+
+        def advance(self, seconds: float) -> None:
+            type(self).waited += seconds
+
+    host = PluginHost(pm=None, device_models=[Clocked])  # type: ignore[arg-type]
+    hardware = make_hardware(Config("fake.toml"), fake=True, host=host)
+    try:
+        assert isinstance(fake_bus(hardware).devices[0x18], Clocked)
+        hardware.sleep(0.25)
+        assert Clocked.waited == 0.25
+    finally:
+        hardware.close()
+    plain = make_hardware(Config("fake.toml"), fake=True)
+    try:
+        assert 0x18 not in fake_bus(plain).devices
+    finally:
+        plain.close()
