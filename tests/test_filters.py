@@ -372,7 +372,9 @@ def manager(*plugins: tuple[str, dict[str, Any] | Any]) -> pluggy.PluginManager:
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(FilterSpec)
     for name, result in plugins:
-        plugin = SimpleNamespace(sensord_register_filters=hookspecs.hookimpl(lambda result=result: result))
+        # A class instance, not a SimpleNamespace: pluggy 1.0 (Debian bookworm) hashes plugins.
+        plugin = type(f"Plugin_{name}", (), {})()
+        plugin.sensord_register_filters = hookspecs.hookimpl(lambda result=result: result)  # type: ignore[attr-defined]
         pm.register(plugin, name=name)
     return pm
 
