@@ -173,8 +173,10 @@ class Publisher:
                 log.error("batch %d cannot be decoded, dropping it: %s", stored.seq, exc)
                 continue
             base = f"{self.topics.prefix}/{self.topics.node}"
-            await asyncio.gather(*(self.link.publish(f"{base}/{s.sensor}/{s.quantity}", format_value(s.value),
-                                                     qos=self.mqtt.qos) for s in batch.samples))
+            # In chunks: hundreds of concurrent publishes make the client warn about pending calls.
+            for i in range(0, len(batch.samples), PAGE):
+                await asyncio.gather(*(self.link.publish(f"{base}/{s.sensor}/{s.quantity}", format_value(s.value),
+                                                         qos=self.mqtt.qos) for s in batch.samples[i:i + PAGE]))
 
     async def _idle(self) -> None:
         """Persistent mode: wait for the next sealed batch, or for the connection to drop."""
