@@ -185,6 +185,9 @@ class Daemon:
         if not samples:
             return
         sensor = samples[0].sensor
+        due = self.batcher.due_at()
+        if due is not None and due <= time.monotonic():
+            self._seal()  # the batch is due: this reading opens the next one (the flusher may not have run yet)
         passed = self._filters[sensor].apply(samples)
         if passed and (self.batcher.add(passed) or sensor in self._urgent):
             self._seal()
