@@ -93,3 +93,13 @@ def test_stuck_sensor_does_not_stop_the_others_cadence(hardware: Hardware) -> No
     assert "busy" in sched.stats["c11"].last_error or sched.stats["c11"].failed_total > 0
     late = [s for s in samples if s.sensor == "c11"]
     assert late and late[-1].value == 9
+
+
+def test_nack_on_one_sensor_leaves_the_others_on_the_bus_unaffected(hardware: Hardware) -> None:
+    bus = hardware.i2c(1).bus
+    first, second = make(None, 0x10, hardware), make(None, 0x11, hardware)  # type: ignore[arg-type]
+    bus.fail_next(addr=0x10, count=10)  # the chip at 0x10 stops answering
+    with pytest.raises(SensorError, match="no answer"):
+        first.read()
+    assert second.read() == [Reading("value", 9, "")]
+    assert [t.addr for t in bus.log if t.error is None][-1] == 0x11
