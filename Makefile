@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/demo.toml
 
-.PHONY: help venv deps-system run listen test lint fuzz bench bench-start bench-delivery bench-wire clean
+.PHONY: help venv deps-system run listen test lint fuzz bench bench-start bench-delivery bench-wire deb clean
 
 help:
 	@echo "make run    run sensord on config/demo.toml, with a local mosquitto on 127.0.0.1:1883"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint   ruff and mypy"
 	@echo "make bench  start-up, delivery and wire benchmarks (bench/, about 13 minutes)"
 	@echo "make fuzz   the decoder against 1,000,000 random and mutated payloads"
+	@echo "make deb    build dist/sensord_<version>_all.deb and check it with lintian"
 
 # python3-venv provides ensurepip on Debian; mosquitto is the broker the integration tests start.
 deps-system:
@@ -75,6 +76,23 @@ bench-wire: venv deps-system
 	@command -v tcpdump >/dev/null 2>&1 || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tcpdump; }
 	$(BIN)/python bench/wire.py
+
+# Debian package: dpkg-buildpackage in a clean environment, so /usr/bin/python3 and the
+# distribution's packages build it and run its unit tests (never .venv). Output in dist/.
+DEB_VERSION = $(shell dpkg-parsechangelog -S Version 2>/dev/null)
+PY_VERSION  = $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' sensord/__init__.py)
+DEB_ENV     = env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$$HOME" LC_ALL=C.UTF-8
+
+deb:
+	@command -v dpkg-parsechangelog >/dev/null && dpkg-checkbuilddeps 2>/dev/null && command -v lintian >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dpkg-dev lintian && \
+	    DEBIAN_FRONTEND=noninteractive apt-get build-dep -y -qq ./; }
+	@[ "$(DEB_VERSION)" = "$(PY_VERSION)" ] || \
+	  { echo "make deb: debian/changelog says $(DEB_VERSION), sensord/__init__.py says $(PY_VERSION)"; exit 1; }
+	$(DEB_ENV) dpkg-buildpackage -us -uc -b
+	mkdir -p dist && mv ../sensord_$(DEB_VERSION)_all.deb ../sensord_$(DEB_VERSION)_*.changes ../sensord_$(DEB_VERSION)_*.buildinfo dist/
+	$(DEB_ENV) lintian --pedantic --fail-on error,warning dist/sensord_$(DEB_VERSION)_all.deb dist/sensord_$(DEB_VERSION)_*.changes
+	$(DEB_ENV) debian/rules clean
 
 clean:
 	rm -rf $(VENV) .venv-bookworm .state build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
