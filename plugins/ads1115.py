@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import sensord
 from sensord import Channel, I2CConfig, I2CSensor, Reading, SensorConfig, field_range
+from sensord.i2c import swap16
 
 if TYPE_CHECKING:
     from sensord.hardware import Hardware
@@ -111,11 +112,6 @@ class ADS1115Config(I2CConfig):
             raise ValueError(f"data_rate: expected one of {', '.join(map(str, rates))} for the {self.chip}, "
                              f"found {self.data_rate}")
 
-
-def swap16(word: int) -> int:
-    """Swap the two bytes of a 16-bit word: SMBus words travel low byte first, while the ADS1x15
-    sends and expects its registers high byte first (§9.5.3). The swap is its own inverse."""
-    return ((word & 0xFF) << 8) | (word >> 8)
 
 
 def lsb_volts(gain: float, bits: int = 16) -> float:

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import sensord
 from sensord import Channel, I2CConfig, I2CSensor, Reading, SensorConfig, field_range
+from sensord.i2c import signed, swap16
 
 if TYPE_CHECKING:
     from sensord.hardware import Hardware
@@ -87,15 +88,11 @@ _ADC: dict[int, tuple[int, float]] = {
 _CNVR_POLLS = 3  # conversions to wait for CNVR before giving up
 
 
+
+
 def to_signed16(word: int) -> int:
     """A 16-bit two's complement register value as an int."""
-    return word - 0x10000 if word & 0x8000 else word
-
-
-def swap16(word: int) -> int:
-    """Swap the bytes of a 16-bit word: SMBus words travel low byte first, the INA219 sends and
-    expects its registers high byte first (§8.5.6). The swap is its own inverse."""
-    return ((word & 0xFF) << 8) | (word >> 8)
+    return signed(word, 16)
 
 
 def calibration_value(max_current_a: float, shunt_ohms: float) -> int:

@@ -40,6 +40,7 @@ from typing import Any, Literal
 
 import sensord
 from sensord import Channel, I2CConfig, I2CSensor, Reading, Sensor, field_range
+from sensord.i2c import signed, swap16
 
 DEFAULT_ADDRESS = 0x48
 ADDRESSES = tuple(range(0x48, 0x50))  # 1001 A2 A1 A0
@@ -55,6 +56,10 @@ _CONF_RESERVED = 0xE0  # bits 7-5: reserved, read 0 (a TMP102's resolution bits 
 _CONVERSION_S = 0.3
 
 
+swap_bytes = swap16  # the module's public names, kept for callers
+twos_complement = signed
+
+
 @dataclass(frozen=True)
 class LM75Config(I2CConfig):
     """`[[sensor]]` keys of type `lm75`."""
@@ -64,15 +69,6 @@ class LM75Config(I2CConfig):
     resolution_bits: Literal[9, 11] = 9
 
 
-def swap_bytes(word: int) -> int:
-    """Swap the bytes of a 16-bit word: SMBus words travel low byte first, the LM75's high
-    byte first."""
-    return (word & 0xFF) << 8 | word >> 8
-
-
-def twos_complement(value: int, bits: int) -> int:
-    """The signed value of a `bits`-wide two's complement number."""
-    return value - (1 << bits) if value & (1 << (bits - 1)) else value
 
 
 def lm75_celsius(raw: int, *, bits: int = 9) -> float:

@@ -40,6 +40,7 @@ from typing import Any
 
 import sensord
 from sensord import Channel, I2CConfig, I2CSensor, Reading, Sensor, field_range
+from sensord.i2c import signed, swap16
 
 DEFAULT_ADDRESS = 0x48
 ADDRESSES = (0x48, 0x49, 0x4A, 0x4B)  # ADD0 to GND, V+, SDA, SCL
@@ -61,6 +62,10 @@ _LSB_C = 0.0625
 _CONVERSION_S = 0.035  # Electrical Characteristics: conversion time 35 ms max
 
 
+swap_bytes = swap16  # the module's public names, kept for callers
+twos_complement = signed
+
+
 @dataclass(frozen=True)
 class TMP102Config(I2CConfig):
     """`[[sensor]]` keys of type `tmp102`."""
@@ -70,15 +75,6 @@ class TMP102Config(I2CConfig):
     extended: bool = False
 
 
-def swap_bytes(word: int) -> int:
-    """Swap the bytes of a 16-bit word: SMBus words travel low byte first, the TMP102's high
-    byte first."""
-    return (word & 0xFF) << 8 | word >> 8
-
-
-def twos_complement(value: int, bits: int) -> int:
-    """The signed value of a `bits`-wide two's complement number."""
-    return value - (1 << bits) if value & (1 << (bits - 1)) else value
 
 
 def tmp102_celsius(raw: int, *, extended: bool = False) -> float:

@@ -86,6 +86,17 @@ class I2CSensor(Sensor):
         """Check the chip id and load calibration; raise `self.error(...)` when it is not the chip."""
 
 
+def swap16(word: int) -> int:
+    """Swap the bytes of a 16-bit word. SMBus words travel low byte first; most chips (TMP102,
+    LM75, ADS1x15, INA219) send and expect their registers high byte first. Its own inverse."""
+    return (word & 0xFF) << 8 | word >> 8
+
+
+def signed(value: int, bits: int) -> int:
+    """The value of a `bits`-wide two's complement number."""
+    return value - (1 << bits) if value & (1 << (bits - 1)) else value
+
+
 def read_bytes(bus: Any, address: int, length: int) -> bytes:
     """A plain read of `length` bytes with no register byte first (command-based chips: Sensirion,
     Aosong, BH1750), which the SMBus calls cannot do; one I2C read message."""
