@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("detect", "scan an I2C bus (and 1-Wire) and print [[sensor]] blocks for the chips found")
     p.add_argument("--bus", type=int, default=1, metavar="N", help="I2C bus: /dev/i2c-N (default 1)")
-    p.add_argument("--fake", action="store_true", help="scan a fake bus holding one of each built-in and plugin chip model")
+    p.add_argument("--fake", action="store_true",
+                   help="scan a fake bus holding one of each built-in and plugin chip model")
     p.set_defaults(func=cmd_detect)
 
     p = add("buffer", "show the offline buffer: pending batches, readings, bytes, oldest age, dropped")

@@ -165,18 +165,10 @@ def collect_encodings(pm: pluggy.PluginManager) -> dict[str, Encoding]:
     for a hook that raises, returns something else than a list of encodings, or reuses a name."""
     found: dict[str, Encoding] = dict(ENCODINGS)
     owner = dict.fromkeys(ENCODINGS, "sensord (built-in)")
-    caller = getattr(pm.hook, "sensord_register_encodings", None)
-    impls = caller.get_hookimpls() if caller is not None else []
-    for impl in impls:
-        plugin = impl.plugin_name
-        try:
-            result = impl.function()
-        except Exception as exc:  # the collection boundary: name the plugin, as plugins.py does
-            raise PluginError(f'plugin "{plugin}": sensord_register_encodings raised '
-                              f"{type(exc).__name__}: {exc}") from exc
-        if not isinstance(result, list | tuple):
-            raise PluginError(f'plugin "{plugin}": sensord_register_encodings must return a list of '
-                              f"encodings, returned {type(result).__name__}")
+    from .hookspecs import call_per_plugin
+
+    for plugin, result in call_per_plugin(pm, "sensord_register_encodings", returns=(list, tuple),
+                                          expected="a list of encodings"):
         for item in result:
             problem = _encoding_problem(item)
             if problem:

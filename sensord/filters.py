@@ -470,19 +470,11 @@ def collect_filters(pm: pluggy.PluginManager) -> dict[str, FilterFactory]:
     time so that an error names the plugin. Raises PluginError on a bad return or a name clash."""
     registry = builtin_filters()
     owner = dict.fromkeys([*registry, OR], "")  # "" = built-in
-    caller = getattr(pm.hook, "sensord_register_filters", None)
-    if caller is None:  # the spec is not registered (and so no plugin implements it)
-        return registry
-    for impl in caller.get_hookimpls():
-        plugin = impl.plugin_name
+    from .hookspecs import call_per_plugin
+
+    for plugin, result in call_per_plugin(pm, "sensord_register_filters", returns=Mapping,
+                                          expected="a dict of filter name to factory"):
         where = f'plugin "{plugin}": sensord_register_filters'
-        try:
-            result = impl.function()
-        except Exception as exc:  # third-party code can raise anything; name the plugin
-            raise PluginError(f"{where} raised {type(exc).__name__}: {exc}") from exc
-        if not isinstance(result, Mapping):
-            raise PluginError(f"{where} must return a dict of filter name to factory, "
-                              f"returned {type(result).__name__}")
         for name, factory in result.items():
             if not isinstance(name, str) or not _NAME.match(name):
                 raise PluginError(f"{where}: filter names must match [a-z][a-z0-9_]*, found {name!r}")

@@ -15,9 +15,31 @@ if TYPE_CHECKING:
     from .sensor import Sensor
     from .testing.i2c import I2CDeviceModel
 
+from collections.abc import Iterator
+from typing import Any
+
+from .errors import PluginError
+
 PROJECT = "sensord"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+def call_per_plugin(pm: pluggy.PluginManager, hook: str, *, returns: type | tuple[type, ...],
+                    expected: str) -> Iterator[tuple[str, Any]]:
+    """Call each plugin's implementation of `hook` on its own, in load order, and yield
+    `(plugin name, result)`: a registration hook's errors then name the plugin. PluginError when
+    an implementation raises or returns something not of type `returns` (`expected` says what)."""
+    caller = getattr(pm.hook, hook, None)
+    for impl in caller.get_hookimpls() if caller is not None else []:
+        where = f'plugin "{impl.plugin_name}": {hook}'
+        try:
+            result = impl.function()
+        except Exception as exc:  # third-party code can raise anything; name the plugin
+            raise PluginError(f"{where} raised {type(exc).__name__}: {exc}") from exc
+        if not isinstance(result, returns):
+            raise PluginError(f"{where} must return {expected}, returned {type(result).__name__}")
+        yield impl.plugin_name, result
 
 
 @hookspec

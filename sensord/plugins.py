@@ -207,15 +207,8 @@ def _check_hooks(pm: pluggy.PluginManager) -> None:
 
 def _collect_sensor_types(host: PluginHost) -> None:
     """Call each plugin's `sensord_register_sensors` separately so errors name the plugin."""
-    for impl in host.pm.hook.sensord_register_sensors.get_hookimpls():
-        plugin = impl.plugin_name
-        try:
-            result = impl.function()
-        except Exception as exc:
-            raise PluginError(f'plugin "{plugin}": sensord_register_sensors raised {_cause(exc)}') from exc
-        if not isinstance(result, list | tuple):
-            raise PluginError(f'plugin "{plugin}": sensord_register_sensors must return a list of '
-                              f"Sensor classes, returned {type(result).__name__}")
+    for plugin, result in hookspecs.call_per_plugin(host.pm, "sensord_register_sensors", returns=(list, tuple),
+                                                    expected="a list of Sensor classes"):
         for cls in result:
             _validate_sensor_class(plugin, cls)
             if cls.type_name in host.sensor_types:
@@ -245,16 +238,10 @@ def _collect_device_models(host: PluginHost) -> None:
         return
     from .testing.i2c import I2CDeviceModel  # only when a plugin has models: it costs start-up time
 
-    for impl in impls:
-        plugin = impl.plugin_name
+    for plugin, result in hookspecs.call_per_plugin(host.pm, "sensord_register_device_models",
+                                                    returns=(list, tuple),
+                                                    expected="a list of I2CDeviceModel classes"):
         where = f'plugin "{plugin}": sensord_register_device_models'
-        try:
-            result = impl.function()
-        except Exception as exc:
-            raise PluginError(f"{where} raised {_cause(exc)}") from exc
-        if not isinstance(result, list | tuple):
-            raise PluginError(f"{where} must return a list of I2CDeviceModel classes, "
-                              f"returned {type(result).__name__}")
         for cls in result:
             if not (isinstance(cls, type) and issubclass(cls, I2CDeviceModel)):
                 raise PluginError(f"{where} returned {cls!r}, expected a subclass of "
