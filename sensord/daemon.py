@@ -41,6 +41,10 @@ from .systemd import Notifier
 log = logging.getLogger(__name__)
 
 
+class _TooLarge(Exception):
+    """An encoded batch is over `[batch] max_bytes`: seal it in two halves instead."""
+
+
 class Daemon:
     """One running node. `run()` returns the exit code."""
 
@@ -223,14 +227,20 @@ class Daemon:
         """Seal `samples` as one batch, or several when the payload would pass `max_bytes`."""
         assert self.buffer is not None
         max_bytes = self.config.batch.max_bytes
-        size = len(self._encode(0, samples))
-        if self.batcher is not None:
-            self.batcher.observe(len(samples), size)
-        if size > max_bytes and len(samples) > 1:
+
+        def encode(seq: int) -> bytes:
+            payload = self._encode(seq, samples)
+            if self.batcher is not None:
+                self.batcher.observe(len(samples), len(payload))
+            if len(payload) > max_bytes and len(samples) > 1:
+                raise _TooLarge  # the buffer rolls the seal back; encoded once in the usual case
+            return payload
+
+        try:
+            seq = self.buffer.seal(encode, readings=len(samples), first_ts=samples[0].ts)
+        except _TooLarge:
             half = len(samples) // 2
             return self._seal_samples(samples[:half]) and self._seal_samples(samples[half:])
-        seq = self.buffer.seal(lambda seq: self._encode(seq, samples), readings=len(samples),
-                               first_ts=samples[0].ts)
         if seq is None:
             return False  # storage refused; the buffer logged it, we keep the samples in memory
         self._wake.set()
