@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import importlib.metadata
 import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable
@@ -44,13 +45,23 @@ T = TypeVar("T")
 FailureKind = Literal["os", "connack", "closed", "lost", "timeout", "suback", "library"]
 
 
+def _library_version(lib: Any, dist: str) -> str:
+    """The installed distribution's version. Debian trixie's python3-asyncio-mqtt 2.3.1 leaves
+    `aiomqtt.__version__` at its "0.0.0" placeholder; its dist-info says 2.3.1."""
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return str(getattr(lib, "__version__", "unknown"))
+
+
 def _import_library() -> tuple[Any, str]:
     try:
         lib = importlib.import_module("aiomqtt")
     except ImportError:
         return importlib.import_module("asyncio_mqtt"), "asyncio_mqtt"
-    if not str(lib.__version__).startswith("2."):
-        raise ImportError(f"sensord needs aiomqtt 2.x (or asyncio-mqtt 0.16), found aiomqtt {lib.__version__}")
+    version = _library_version(lib, "aiomqtt")
+    if not version.startswith("2."):
+        raise ImportError(f"sensord needs aiomqtt 2.x (or asyncio-mqtt 0.16), found aiomqtt {version}")
     return lib, "aiomqtt"
 
 
