@@ -132,8 +132,9 @@ class Daemon:
         tasks = [asyncio.create_task(scheduler.run(), name="scheduler"),
                  asyncio.create_task(self._flusher(), name="flusher"),
                  asyncio.create_task(publisher.run(), name="publisher")]
-        if first:
-            self.notifier.ready()
+        # Also after a reload: systemd holds the unit in "reloading" from RELOADING=1 until READY=1
+        # (systemd 257 makes `systemctl reload` wait for it, and time out after 90 s).
+        self.notifier.ready()
         log.info("sensord %s running: node %s, %d sensors, broker %s:%d (%s)", __version__, cfg.node.id,
                  len(sensors), cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.mode)
         stop_wait: asyncio.Future[Any] = asyncio.create_task(self._stop.wait())
