@@ -172,6 +172,13 @@ def _scale(values: Sequence[Value], m: int, e: int, tolerant: bool) -> list[int]
         if abs(k) >= _MAX_K:
             return None
         q = scaled_value(k, m, e)
+        if q != v:
+            # Past 2**53 / 10**-e, v * 10**-e itself is rounded and k can be one off the k that
+            # gives v back exactly (360287970189641.0 at 0.05): prefer an exact neighbour to noise.
+            for k_exact in (k - 1, k + 1):
+                if abs(k_exact) < _MAX_K and scaled_value(k_exact, m, e) == v:
+                    k, q = k_exact, v
+                    break
         if q != v and not (tolerant and abs(q - v) <= max(step * 1e-6, 4 * math.ulp(v))):
             return None
         ks.append(k)

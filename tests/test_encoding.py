@@ -14,6 +14,7 @@ import random
 import re
 import struct
 from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sensord import enc_cbor
-from sensord.enc_compact import pack, unpack
+from sensord.enc_compact import pack, scaled_value, step_of, unpack
 from sensord.encoding import (
     CONTENT_TYPE,
     ENCODINGS,
@@ -238,7 +239,24 @@ def test_compact_values_off_a_declared_grid(resolution: float, values: list[floa
     for v, s in zip(values, decoded.samples, strict=True):
         assert type(s.value) is float
         assert s.value == v or (abs(s.value - v) <= max(resolution * 1e-6, 4 * math.ulp(v))
-                                and s.value == round(round(v / resolution) * resolution, decimals(resolution)))
+                                and on_grid(s.value, resolution))
+
+
+def on_grid(value: float, resolution: float) -> bool:
+    """value is the double nearest to an integer multiple of the decimal resolution."""
+    step = step_of(resolution)
+    assert step is not None
+    m, e = step
+    k = round(Fraction(value) / (m * Fraction(10) ** e))
+    return scaled_value(k, m, e) == value
+
+
+def test_compact_large_values_on_the_grid_stay_exact() -> None:
+    # Found by hypothesis: 360287970189641.0 * 100 is past 2**53, so the first k was one off.
+    values = [360287970189641.0, 2.0**52 * 0.05, -123456789012345.65]
+    samples = [Sample("a", "t", v, "", T + i) for i, v in enumerate(values)]
+    channels = {("a", "t"): ChannelInfo("", 0.05)}
+    assert [s.value for s in decode(encode_batch("n", 1, samples, channels=channels)).samples] == values
 
 
 def test_compact_float_noise_snaps_to_the_grid() -> None:
