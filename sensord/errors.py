@@ -56,6 +56,18 @@ class BrokerAuthError(BrokerError, PermissionError):
     transient = False
 
 
+class BrokerRefused(BrokerError):
+    """The broker acknowledged a message with an MQTT 5 failure reason code (PUBACK, §3.4.2.1):
+    it did not take the message, so the sender keeps it. `code` is that reason code. Not
+    transient when only a change on the broker or in the config helps (not authorized, topic
+    name or payload format invalid); transient otherwise (quota exceeded, server busy)."""
+
+    def __init__(self, message: str, *, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.transient = code not in (0x87, 0x90, 0x99)
+
+
 class BrokerTlsError(BrokerError):
     """The TLS handshake failed, typically because the broker's certificate is not trusted."""
 

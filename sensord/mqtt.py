@@ -31,6 +31,7 @@ from .errors import (
     BrokerAuthError,
     BrokerDisconnected,
     BrokerError,
+    BrokerRefused,
     BrokerTimeout,
     BrokerTlsError,
     BrokerUnreachable,
@@ -252,8 +253,9 @@ class MqttLink:
                       content_type: str | None = None, timeout_s: float | None = None) -> None:
         """Publish and, for QoS 1, return only once the broker acknowledged it (PUBACK).
 
-        Raises BrokerTimeout after `timeout_s` without PUBACK and BrokerDisconnected when the
-        connection drops meanwhile; the caller then keeps the data to send again. `content_type`
+        Raises BrokerTimeout after `timeout_s` without PUBACK, BrokerDisconnected when the
+        connection drops meanwhile, and BrokerRefused when the PUBACK carries an MQTT 5 failure
+        reason code; the caller then keeps the data to send again. `content_type`
         becomes the MQTT 5 Content Type property (§3.3.2.3.9); MQTT 3.1.1 has none."""
         conn = self._require("publish")
         props = properties(PacketTypes.PUBLISH, ContentType=content_type) if content_type and self._mqtt5 else None
@@ -347,6 +349,9 @@ class MqttLink:
         if failure.kind == "lost":
             detail = f": {failure.detail}" if failure.detail else ""
             return BrokerDisconnected(f"{where}: connection lost{f' during {action}' if action else ''}{detail}")
+        if failure.kind == "puback" and code is not None:
+            hint = "; check this client's rights (ACL) for that topic on the broker" if code == 0x87 else ""
+            return BrokerRefused(f"{where} refused {action}: {failure.detail} (code {code:#04x}){hint}", code=code)
         if failure.kind == "suback":
             reason = "not authorized" if code in (0x80, 0x87) else f"code {code:#04x}"
             return BrokerAuthError(f"{where} refused subscription to {failure.detail}: {reason}")

@@ -18,7 +18,9 @@ back to `asyncio_mqtt` 0.16 (Debian bookworm). What differs, read from both libr
   arguments differ, which is why the wrappers below take `*args`.
 - in both, an `OSError` during connect becomes `MqttError(str(exc)) from None` (the type is lost),
   a broker closing the socket before CONNACK leaves the connect waiting for its timeout, and a
-  PUBACK carrying a failure reason code counts as success.
+  PUBACK carrying a failure reason code (MQTT 5: 0x87 not authorized, 0x97 quota exceeded...)
+  counts as success. paho 2.x passes that code to `on_publish`; paho 1.6 parses it and drops it,
+  so for 1.6 this module reads it from the packet in `_handle_pubackcomp`.
 
 Both await PUBACK on a QoS 1 publish, take `will=Will(topic, payload, qos, retain, properties)` and
 MQTT 5 `properties=`, and keep the paho client in `client._client` and the connection state in the
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import importlib
 import importlib.metadata
 import logging
@@ -42,7 +45,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 T = TypeVar("T")
-FailureKind = Literal["os", "connack", "closed", "lost", "timeout", "suback", "library"]
+FailureKind = Literal["os", "connack", "closed", "lost", "timeout", "suback", "puback", "library"]
+# The paho message ids of the publishes made by the current `Connection.publish` call (a list
+# per call, shared with the task the library publishes from, which inherits this context).
+_PUBLISH_MIDS: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("sensord_publish_mids",
+                                                                               default=None)
 
 
 def _library_version(lib: Any, dist: str) -> str:
@@ -122,7 +129,9 @@ class Connection:
         self._abandoned = False
         self._messages: AsyncIterator[Any] | None = None
         self._stack = contextlib.AsyncExitStack()
+        self._refused: dict[int, int] = {}  # message id -> PUBACK failure reason code
         self._wrap_paho()
+        self._wrap_puback()
 
     def _wrap_paho(self) -> None:
         # Both libraries turn a failed socket connect into `MqttError(str(exc)) from None`; keep the
@@ -158,6 +167,40 @@ class Connection:
 
         self._paho.on_disconnect = wrapped
 
+    def _wrap_puback(self) -> None:
+        paho_publish = self._paho.publish
+
+        def publish(*args: Any, **kwargs: Any) -> Any:
+            info = paho_publish(*args, **kwargs)
+            mids = _PUBLISH_MIDS.get()
+            if mids is not None:
+                mids.append(info.mid)
+            return info
+
+        self._paho.publish = publish
+        if _GEN2:  # on_publish(client, userdata, mid, reason_code, properties)
+            on_publish = self._paho.on_publish
+
+            def published(*args: Any) -> None:
+                code = code_of(args[3])
+                if code is not None and code >= 0x80:
+                    self._refused[args[2]] = code
+                on_publish(*args)
+
+            self._paho.on_publish = published
+            return
+        handle = self._paho._handle_pubackcomp
+
+        def pubackcomp(cmd: str) -> Any:
+            # MQTT 5 PUBACK variable header (§3.4.2): packet id (2 bytes), then the reason code
+            # when the remaining length is more than 2.
+            packet = self._paho._in_packet["packet"]
+            if self._paho._protocol == paho_client.MQTTv5 and len(packet) > 2 and packet[2] >= 0x80:
+                self._refused[int.from_bytes(packet[:2], "big")] = packet[2]
+            return handle(cmd)
+
+        self._paho._handle_pubackcomp = pubackcomp
+
     @property
     def _lost(self) -> asyncio.Future[Any]:
         lost: asyncio.Future[Any] = self._client._disconnected
@@ -192,8 +235,18 @@ class Connection:
 
     async def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool, props: Any,
                       timeout_s: float) -> None:
-        """Publish; for QoS 1 return once the broker's PUBACK arrived."""
-        await self._guard(self._client.publish(topic, payload, qos, retain, props, timeout=3600), timeout_s)
+        """Publish; for QoS 1 return once the broker's PUBACK arrived, and raise `Failure("puback")`
+        when that PUBACK carries a failure reason code (MQTT 5 only: 3.1.1 has none)."""
+        mids: list[int] = []
+        token = _PUBLISH_MIDS.set(mids)
+        try:
+            await self._guard(self._client.publish(topic, payload, qos, retain, props, timeout=3600), timeout_s)
+        finally:
+            _PUBLISH_MIDS.reset(token)
+            codes = [self._refused.pop(mid) for mid in mids if mid in self._refused]
+        if codes:
+            name = ReasonCode(PacketTypes.PUBACK, identifier=codes[0]).getName()
+            raise Failure("puback", str(name).lower(), code=codes[0])
 
     async def subscribe(self, topics: list[tuple[str, int]], timeout_s: float) -> None:
         """Subscribe in one SUBSCRIBE packet; raise `Failure("suback")` for a refused topic."""

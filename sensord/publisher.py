@@ -28,6 +28,7 @@ from typing import Any
 from .buffer import Buffer, StoredBatch
 from .config import Config
 from .encoding import ENCODINGS, DecodeError, Encoding, decode, detect, format_value
+from .errors import BrokerRefused
 from .mqtt import Backoff, MqttLink, Will
 from .systemd import Notifier
 
@@ -93,6 +94,7 @@ class Publisher:
         self._abandoned = False  # finish() gave up waiting: the loop must end even if a cancel was lost
         self._drained = asyncio.Event()
         self._failing = False
+        self._refusing = False  # the broker refuses batches (PUBACK failure code): see _on_refusal
         self._meta_sent = False
         self._retried_for_finish = False
         self._task: asyncio.Task[None] | None = None
@@ -151,6 +153,10 @@ class Publisher:
                                                          content_type=self._content_type(b.payload))
                                        for b in page))
             self.buffer.ack_many([b.seq for b in page])
+            if self._refusing:
+                log.info("the broker takes the batches again")
+                self._refusing = False
+                self.backoff.reset()
             self._set_status()
         self._set_status()
         if self._finishing:
@@ -207,6 +213,9 @@ class Publisher:
         self._set_status()
 
     async def _on_failure(self, exc: Exception) -> None:
+        if isinstance(exc, BrokerRefused) and self.connected:
+            await self._on_refusal(exc)
+            return
         was_connected, self.connected = self.connected, False
         with contextlib.suppress(Exception):
             await self.link.disconnect()
@@ -225,6 +234,21 @@ class Publisher:
         waiter = asyncio.create_task(self._finish_requested())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(waiter, delay)
+
+    async def _on_refusal(self, exc: BrokerRefused) -> None:
+        """The broker took the connection but not the batch: keep both, back off, send it again.
+        Logged once per streak (ERROR when only a change on the broker or in the config helps)."""
+        if not self._refusing:
+            pending = self.buffer.stats().pending_readings
+            log.log(logging.WARNING if exc.transient else logging.ERROR,
+                    "%s; %d readings stay buffered, retrying with backoff up to %g s",
+                    exc, pending, self.mqtt.reconnect_max_s)
+        else:
+            log.debug("still refused: %s", exc)
+        self._refusing = True
+        waiter = asyncio.create_task(self._finish_requested())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(waiter, self.backoff.next_delay())
 
     async def _finish_requested(self) -> None:
         """Cut the backoff short once, when a stop asks for a last delivery attempt."""

@@ -7,6 +7,7 @@ repeated or reordered reading shows as a gap in the sequence.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import time
@@ -106,6 +107,35 @@ def test_broker_killed_and_restarted(broker: Mosquitto, nodes: list[Node], tmp_p
     for sensor in ("c0", "c1"):
         assert_gapless(counter_values(rows, sensor))
     assert "lost" in node.log() or "cannot connect" in node.log()
+
+
+def test_batches_the_broker_refuses_stay_buffered_until_it_takes_them(nodes: list[Node], tmp_path: Path) -> None:
+    # The ACL lets the node publish status and meta but not data: mosquitto answers each batch
+    # with PUBACK 0x87 (MQTT 5). Once the ACL is fixed (mosquitto re-reads it on SIGHUP), every
+    # reading from the first one on arrives.
+    acl = tmp_path / "acl"
+    acl.write_text("topic readwrite sensord/n1/status\ntopic readwrite sensord/n1/meta\ntopic read sensord/#\n")
+    with Mosquitto(extra_config=f"acl_file {acl}") as broker, Subscription(broker, "sensord/n1/data") as sub:
+        cfg = write_config(tmp_path / "s.toml", port=broker.port)
+        node = start(nodes, cfg)
+        wait_until(lambda: "refused publish to sensord/n1/data" in node.log(), 10, "the first refusal")
+        time.sleep(1.0)  # a few refused retries; the readings pile up in the buffer
+        assert readings(sub.messages) == []
+        acl.write_text("topic readwrite sensord/#\n")
+        assert broker.pid is not None
+        os.kill(broker.pid, signal.SIGHUP)
+        wait_until(lambda: len(counter_values(readings(sub.messages), "c0")) >= 30, 15, "30 readings of c0")
+        assert node.stop()[0] == 0
+        time.sleep(0.2)
+    rows = readings(sub.messages)
+    for sensor in ("c0", "c1"):
+        values = counter_values(rows, sensor)
+        assert values[0] == 0
+        assert_gapless(values)
+    log = node.log()
+    assert log.count("not authorized (code 0x87); check this client's rights (ACL)") == 1, log
+    assert "readings stay buffered" in log and "the broker takes the batches again" in log
+    assert "connection to" not in log  # the connection was kept: no reconnect churn
 
 
 def test_broker_down_at_start(nodes: list[Node], tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from sensord.errors import (
     BrokerAuthError,
     BrokerDisconnected,
     BrokerError,
+    BrokerRefused,
     BrokerTimeout,
     BrokerTlsError,
     BrokerUnreachable,
@@ -128,6 +129,46 @@ def test_publish_raises_instead_of_returning_without_puback(mqtt_broker: Mosquit
         assert 0.35 < time.monotonic() - started < 1.5
         mqtt_broker.thaw()
         await link.disconnect()
+
+    run(main())
+
+
+def acl_broker(mqtt_broker_factory: MqttBrokerFactory, tmp_path: Path, *lines: str) -> Mosquitto:
+    """A broker whose anonymous clients may use only the topics of these `topic ...` ACL lines."""
+    acl = tmp_path / "acl"
+    acl.write_text("".join(f"{line}\n" for line in lines))
+    return mqtt_broker_factory(extra_config=f"acl_file {acl}")
+
+
+@pytest.mark.broker
+def test_puback_failure_code_raises_broker_refused(mqtt_broker_factory: MqttBrokerFactory, tmp_path: Path) -> None:
+    # mosquitto answers a publish its ACL denies with PUBACK 0x87 (not authorized) under MQTT 5;
+    # both libraries would report it as delivered, and the batch would leave the buffer.
+    broker = acl_broker(mqtt_broker_factory, tmp_path, "topic readwrite open/#")
+
+    async def main() -> None:
+        async with link_to(broker, "node") as link:
+            with pytest.raises(BrokerRefused, match=r"refused publish to closed/data: not authorized \(code 0x87\); "
+                                                    r"check this client's rights \(ACL\)") as refused:
+                await link.publish("closed/data", b"x", qos=1)
+            assert refused.value.code == 0x87 and not refused.value.transient
+            await link.publish("open/data", b"x", qos=1)  # the connection stays usable
+            results = await asyncio.gather(link.publish("open/a", b"1", qos=1), link.publish("closed/b", b"2", qos=1),
+                                           link.publish("open/c", b"3", qos=1), return_exceptions=True)
+            assert [type(r).__name__ for r in results] == ["NoneType", "BrokerRefused", "NoneType"]
+
+    run(main())
+
+
+@pytest.mark.broker
+def test_puback_under_mqtt311_has_no_failure_code(mqtt_broker_factory: MqttBrokerFactory, tmp_path: Path) -> None:
+    # MQTT 3.1.1 §3.4: a PUBACK is only the packet id; the broker acknowledges a message it drops.
+    broker = acl_broker(mqtt_broker_factory, tmp_path, "topic readwrite open/#")
+
+    async def main() -> None:
+        async with link_to(broker, "node", protocol="3.1.1") as link:
+            assert await link.publish("closed/data", b"x", qos=1) is None
+            assert link.connected
 
     run(main())
 
