@@ -72,6 +72,14 @@ class Batcher:
     def mark_staged(self) -> None:
         self._staged = len(self._samples)
 
+    def drop_oldest(self, keep: int) -> int:
+        """Keep only the newest `keep` samples; return how many were dropped."""
+        dropped = max(0, len(self._samples) - keep)
+        if dropped:
+            del self._samples[:dropped]
+            self._staged = max(0, self._staged - dropped)
+        return dropped
+
     def restore(self, samples: Sequence[Sample]) -> None:
         """Put back samples found staged on disk at start-up (they are already staged)."""
         self.add(samples)

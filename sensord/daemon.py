@@ -40,6 +40,10 @@ from .systemd import Notifier
 
 log = logging.getLogger(__name__)
 
+# While the buffer cannot store (disk full, read-only SD card), readings wait in memory in the
+# open batch, about 130 bytes each: past this many the oldest are dropped (some 32 MiB).
+MEMORY_MAX_READINGS = 250_000
+
 
 class _TooLarge(Exception):
     """An encoded batch is over `[batch] max_bytes`: seal it in two halves instead."""
@@ -49,7 +53,7 @@ class Daemon:
     """One running node. `run()` returns the exit code."""
 
     def __init__(self, config_path: str, loaded: app.Loaded, *, hardware: Hardware | None = None,
-                 notifier: Notifier | None = None) -> None:
+                 notifier: Notifier | None = None, memory_max_readings: int = MEMORY_MAX_READINGS) -> None:
         self.config_path = config_path
         self.loaded = loaded
         self.hardware = hardware or Hardware()
@@ -63,6 +67,8 @@ class Daemon:
         self._filters: dict[str, ChannelFilters] = {}  # sensor name → this run's filter state
         self._urgent: set[str] = set()
         self._channels: dict[ChannelKey, ChannelInfo] = {}
+        self.memory_max_readings = memory_max_readings
+        self._dropped_in_memory = 0  # readings dropped while the buffer could not store
 
     @property
     def config(self) -> Config:
@@ -203,9 +209,22 @@ class Daemon:
         # If storage refuses the write, the samples stay in the open batch and are retried at
         # the next flush; the buffer logs the failure streak once.
         if samples and not self._seal_samples(samples):
+            self._bound_memory()
             return False
+        if self._dropped_in_memory:
+            log.warning("the buffer stores again; %d readings were dropped while it could not",
+                        self._dropped_in_memory)
+            self._dropped_in_memory = 0
         self.batcher.clear()
         return True
+
+    def _bound_memory(self) -> None:
+        assert self.batcher is not None
+        dropped = self.batcher.drop_oldest(self.memory_max_readings)
+        if dropped and not self._dropped_in_memory:
+            log.warning("the buffer cannot store and %d readings wait in memory: dropping the oldest "
+                        "beyond that until it stores again", self.memory_max_readings)
+        self._dropped_in_memory += dropped
 
     def _encoding(self) -> str:
         name = self.config.batch.encoding

@@ -101,3 +101,14 @@ def test_batcher_seals_before_max_bytes() -> None:
     b.observe(readings=100, payload_bytes=500)  # 5 B/reading measured
     assert not any(b.add([sample(i)]) for i in range(159))
     assert b.add([sample(159)])  # 160 * 5 * 1.25 = 1000
+
+
+def test_drop_oldest_keeps_the_newest_and_the_staged_count_in_step() -> None:
+    batcher = Batcher(max_age_s=60, max_readings=100, clock=lambda: 0.0)
+    batcher.add([Sample("a", "t", float(i), "", float(i)) for i in range(10)])
+    batcher.mark_staged()
+    batcher.add([Sample("a", "t", float(i), "", float(i)) for i in range(10, 15)])
+    assert batcher.drop_oldest(8) == 7
+    assert [s.value for s in batcher.pending()] == [float(i) for i in range(7, 15)]
+    assert [s.value for s in batcher.unstaged()] == [float(i) for i in range(10, 15)]  # 7..9 stay staged
+    assert batcher.drop_oldest(8) == 0
