@@ -193,10 +193,7 @@ class SCD4x(I2CSensor):
     def _read_words(self, command: int, count: int, what: str) -> list[int]:
         # The bus lock is held over the 1 ms wait so no other driver's transaction comes between.
         data = self.transfer(lambda bus: _command_read(bus, self.address, command, count, self.hardware.sleep))
-        try:
-            return words_with_crc(data, what)
-        except ValueError as exc:
-            raise self.error(str(exc)) from None
+        return self.crc_words(data, what)
 
 
 @sensord.hookimpl

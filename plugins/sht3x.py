@@ -29,7 +29,7 @@ Example::
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -107,13 +107,7 @@ class SHT3x(I2CSensor):
                 self.hardware.sleep(wait_s)
             # A read NACKs while the chip is still measuring (§4.4); transfer() retries it.
             data = self.transfer(lambda bus: read_bytes(bus, self.address, length))
-        return self._words(data, f"{what} (command 0x{command:04x})")
-
-    def _words(self, data: Sequence[int], what: str) -> list[int]:
-        try:
-            return words_with_crc(list(data), what)
-        except ValueError as exc:
-            raise self.error(str(exc)) from None
+        return self.crc_words(data, f"{what} (command 0x{command:04x})")
 
     @classmethod
     def identify(cls, bus: Any, address: int, *,

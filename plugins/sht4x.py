@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -105,13 +105,7 @@ class SHT4x(I2CSensor):
             self.hardware.sleep(wait_s)
             # The chip NACKs a read until the result is ready; transfer() retries it.
             data = self.transfer(lambda bus: read_bytes(bus, self.address, 6))
-        return self._words(data, f"{what} (command 0x{command:02x})")
-
-    def _words(self, data: Sequence[int], what: str) -> list[int]:
-        try:
-            return words_with_crc(list(data), what)
-        except ValueError as exc:
-            raise self.error(str(exc)) from None
+        return self.crc_words(data, f"{what} (command 0x{command:02x})")
 
     @classmethod
     def identify(cls, bus: Any, address: int, *,

@@ -75,6 +75,13 @@ class I2CSensor(Sensor):
                 raise self.error("no answer (NACK): is it wired, powered, at this address?") from exc
             raise self.error(f"I/O error: {exc}") from exc
 
+    def crc_words(self, data: bytes | bytearray | Sequence[int], what: str) -> list[int]:
+        """`words_with_crc(data, what)` (Sensirion framing), a bad CRC as this sensor's SensorError."""
+        try:
+            return words_with_crc(data, what)
+        except ValueError as exc:
+            raise self.error(str(exc)) from None
+
     def open(self) -> None:
         try:
             self.bus  # noqa: B018  (opens /dev/i2c-N)
