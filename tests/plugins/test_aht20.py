@@ -6,6 +6,7 @@ import textwrap
 import tomllib
 
 import pytest
+from i2c_rig import opened
 
 import sensord_plugins.aht20 as aht20
 from sensord import ConfigError, SensorError
@@ -30,18 +31,8 @@ NACK_MESSAGE = ('sensor "bedroom" (aht20 @ 0x38 on bus 1): no answer (NACK): '
                 'is it wired, powered, at this address?')
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(start=0.0)
-
-
 def rig(model: AHT20Model, clock: FakeClock) -> tuple[AHT20, FakeI2CBus]:
-    """An opened AHT20 driver on a bus holding `model`; the driver's sleeps advance `clock`."""
-    bus = FakeI2CBus([model])
-    hardware = Hardware(i2c_factory={1: bus}.__getitem__, sleep=clock.advance)
-    sensor = AHT20(AHT20Config(), name="bedroom", hardware=hardware)
-    sensor.open()
-    return sensor, bus
+    return opened(AHT20, model, clock, name="bedroom")
 
 
 def values(sensor: AHT20) -> dict[str, float]:

@@ -7,11 +7,11 @@ import textwrap
 import tomllib
 
 import pytest
+from i2c_rig import on_bus, opened
 
 import sensord_plugins.bh1750 as bh1750
 from sensord import ConfigError, SensorError
 from sensord.config import build_options, parse_config
-from sensord.hardware import Hardware
 from sensord.testing.clock import FakeClock
 from sensord.testing.i2c import FakeI2CBus
 from sensord.testing.models.bh1750 import BH1750Model
@@ -21,22 +21,12 @@ NACK_MESSAGE = ('sensor "window" (bh1750 @ 0x23 on bus 1): no answer (NACK): '
                 'is it wired, powered, at this address?')
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(start=0.0)
-
-
 def make(bus: FakeI2CBus, clock: FakeClock, **options: object) -> BH1750:
-    hardware = Hardware(i2c_factory={1: bus}.__getitem__, sleep=clock.advance)
-    return BH1750(BH1750Config(**options), name="window", hardware=hardware)  # type: ignore[arg-type]
+    return on_bus(BH1750, bus, clock, name="window", **options)
 
 
 def rig(chip: BH1750Model, clock: FakeClock, **options: object) -> tuple[BH1750, FakeI2CBus]:
-    """An opened driver on a bus holding `chip`; the driver's sleeps advance `clock`."""
-    bus = FakeI2CBus([chip])
-    sensor = make(bus, clock, **options)
-    sensor.open()
-    return sensor, bus
+    return opened(BH1750, chip, clock, name="window", **options)
 
 
 def lux(sensor: BH1750) -> float:

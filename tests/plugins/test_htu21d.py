@@ -7,11 +7,11 @@ import textwrap
 import tomllib
 
 import pytest
+from i2c_rig import on_bus, opened
 
 import sensord_plugins.htu21d as htu21d
 from sensord import ConfigError, SensorError
 from sensord.config import build_options, parse_config
-from sensord.hardware import Hardware
 from sensord.testing.clock import FakeClock
 from sensord.testing.i2c import FakeI2CBus, RegisterMapDevice
 from sensord.testing.models.htu21d import HTU21DModel
@@ -28,22 +28,12 @@ NACK_MESSAGE = ('sensor "cellar" (htu21d @ 0x40 on bus 1): no answer (NACK): '
                 'is it wired, powered, at this address?')
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(start=0.0)
-
-
 def make(bus: FakeI2CBus, clock: FakeClock, **options: object) -> HTU21D:
-    hardware = Hardware(i2c_factory={1: bus}.__getitem__, sleep=clock.advance)
-    return HTU21D(HTU21DConfig(**options), name="cellar", hardware=hardware)  # type: ignore[arg-type]
+    return on_bus(HTU21D, bus, clock, name="cellar", **options)
 
 
 def rig(chip: HTU21DModel, clock: FakeClock, **options: object) -> tuple[HTU21D, FakeI2CBus]:
-    """An opened driver on a bus holding `chip`; the driver's sleeps advance `clock`."""
-    bus = FakeI2CBus([chip])
-    sensor = make(bus, clock, **options)
-    sensor.open()
-    return sensor, bus
+    return opened(HTU21D, chip, clock, name="cellar", **options)
 
 
 def values(sensor: HTU21D) -> dict[str, float]:

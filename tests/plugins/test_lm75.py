@@ -7,11 +7,11 @@ import textwrap
 import tomllib
 
 import pytest
+from i2c_rig import on_bus, opened
 
 import sensord_plugins.lm75 as lm75
 from sensord import ConfigError, SensorError
 from sensord.config import build_options, parse_config
-from sensord.hardware import Hardware
 from sensord.testing.clock import FakeClock
 from sensord.testing.i2c import FakeI2CBus
 from sensord.testing.models.tmp102 import LM75Model, TMP102Model
@@ -29,22 +29,12 @@ TABLE_11_BIT = [(0x3F8, 127.0), (0x3F7, 126.875), (0x3F1, 126.125), (0x3E8, 125.
                 (0x648, -55.0)]
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(start=0.0)
-
-
 def make(bus: FakeI2CBus, clock: FakeClock, **options: object) -> LM75:
-    hardware = Hardware(i2c_factory={1: bus}.__getitem__, sleep=clock.advance)
-    return LM75(LM75Config(**options), name="enclosure", hardware=hardware)  # type: ignore[arg-type]
+    return on_bus(LM75, bus, clock, name="enclosure", **options)
 
 
 def rig(chip: LM75Model, clock: FakeClock, **options: object) -> tuple[LM75, FakeI2CBus]:
-    """An opened driver on a bus holding `chip`; the driver's sleeps advance `clock`."""
-    bus = FakeI2CBus([chip])
-    sensor = make(bus, clock, **options)
-    sensor.open()
-    return sensor, bus
+    return opened(LM75, chip, clock, name="enclosure", **options)
 
 
 def celsius(sensor: LM75) -> float:

@@ -7,11 +7,11 @@ import textwrap
 import tomllib
 
 import pytest
+from i2c_rig import on_bus, opened
 
 import sensord_plugins.tmp102 as tmp102
 from sensord import ConfigError, SensorError
 from sensord.config import build_options, parse_config
-from sensord.hardware import Hardware
 from sensord.testing.clock import FakeClock
 from sensord.testing.i2c import FakeI2CBus
 from sensord.testing.models.tmp102 import LM75Model, TMP102Model
@@ -35,22 +35,12 @@ TABLE_6 = [(0x0960, 150), (0x0800, 128), (0x07FF, 127.9375), (0x0640, 100), (0x0
            (0x1E70, -25), (0x1C90, -55)]
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(start=0.0)
-
-
 def make(bus: FakeI2CBus, clock: FakeClock, **options: object) -> TMP102:
-    hardware = Hardware(i2c_factory={1: bus}.__getitem__, sleep=clock.advance)
-    return TMP102(TMP102Config(**options), name="radiator", hardware=hardware)  # type: ignore[arg-type]
+    return on_bus(TMP102, bus, clock, name="radiator", **options)
 
 
 def rig(chip: TMP102Model, clock: FakeClock, **options: object) -> tuple[TMP102, FakeI2CBus]:
-    """An opened driver on a bus holding `chip`; the driver's sleeps advance `clock`."""
-    bus = FakeI2CBus([chip])
-    sensor = make(bus, clock, **options)
-    sensor.open()
-    return sensor, bus
+    return opened(TMP102, chip, clock, name="radiator", **options)
 
 
 def celsius(sensor: TMP102) -> float:
