@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import textwrap
-import tomllib
 from typing import Any, Generic, TypeVar
 
 import pytest
+from driver_kit import example_config
 
 from sensord import ConfigError, SensorError
-from sensord.config import build_options, parse_config
+from sensord.config import build_options
 from sensord.hardware import Hardware
 from sensord.testing.i2c import FakeI2CBus, I2CDeviceModel, RegisterMapDevice
 from sensord.testing.models.ads1115 import ADS1115Model
@@ -203,9 +202,7 @@ def test_defaults() -> None:
 
 
 def test_docstring_example_parses() -> None:
-    assert plugin.__doc__ is not None
-    example = textwrap.dedent(plugin.__doc__.split("Example::", 1)[1])
-    config = parse_config(tomllib.loads(example), "example.toml", {"ads1115": ADS1115})
+    config = example_config(plugin, ADS1115)
     options = config.sensors[0].options
     assert isinstance(options, ADS1115Config)
     assert options.channels == ["a0", "a1", "a0-a1"]

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import textwrap
-import tomllib
-
 import pytest
-from i2c_rig import opened
+from driver_kit import example_config, opened
 
 import sensord_plugins.aht20 as aht20
 from sensord import ConfigError, SensorError
-from sensord.config import build_options, parse_config
+from sensord.config import build_options
 from sensord.hardware import Hardware
 from sensord.testing.clock import FakeClock
 from sensord.testing.i2c import FakeI2CBus, RegisterMapDevice
@@ -207,9 +204,7 @@ def test_unknown_key_is_an_error() -> None:
 
 
 def test_docstring_example_parses() -> None:
-    assert aht20.__doc__ is not None
-    doc = tomllib.loads(textwrap.dedent(aht20.__doc__.split("Example::", 1)[1]))
-    config = parse_config(doc, "example.toml", {"aht20": AHT20})
+    config = example_config(aht20, AHT20)
     (spec,) = config.sensors
     assert (spec.name, spec.type, spec.interval_s) == ("bedroom", "aht20", 30)
     assert spec.options == AHT20Config()

@@ -3,15 +3,12 @@ BH1750."""
 
 from __future__ import annotations
 
-import textwrap
-import tomllib
-
 import pytest
-from i2c_rig import on_bus, opened
+from driver_kit import example_config, on_bus, opened
 
 import sensord_plugins.bh1750 as bh1750
 from sensord import ConfigError, SensorError
-from sensord.config import build_options, parse_config
+from sensord.config import build_options
 from sensord.testing.clock import FakeClock
 from sensord.testing.i2c import FakeI2CBus
 from sensord.testing.models.bh1750 import BH1750Model
@@ -179,9 +176,7 @@ def test_config_errors(table: dict[str, object], message: str) -> None:
 
 
 def test_docstring_example_parses() -> None:
-    assert bh1750.__doc__ is not None
-    doc = tomllib.loads(textwrap.dedent(bh1750.__doc__.split("Example::", 1)[1]))
-    (spec,) = parse_config(doc, "example.toml", {"bh1750": BH1750}).sensors
+    (spec,) = example_config(bh1750, BH1750).sensors
     assert (spec.name, spec.type, spec.interval_s) == ("window", "bh1750", 60)
     assert spec.options == BH1750Config(address=0x23)
 

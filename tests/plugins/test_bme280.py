@@ -6,14 +6,13 @@ from __future__ import annotations
 import doctest
 import re
 import struct
-import textwrap
-import tomllib
 
 import pluggy
 import pytest
+from driver_kit import example_config
 
 from sensord import hookspecs
-from sensord.config import build_options, parse_config
+from sensord.config import build_options
 from sensord.errors import ConfigError, SensorError
 from sensord.hardware import Hardware
 from sensord.testing.i2c import EREMOTEIO, FakeI2CBus
@@ -306,8 +305,7 @@ def test_identify() -> None:
 
 
 def test_docstring_example_parses() -> None:
-    example = textwrap.dedent(plugin.__doc__.split("Example::", 1)[1])  # type: ignore[union-attr]
-    config = parse_config(tomllib.loads(example), "example.toml", {"bme280": BME280, "bmp280": BMP280})
+    config = example_config(plugin, BME280, BMP280)
     attic, cellar = config.sensors
     assert (attic.type, attic.options) == ("bme280", BME280Config(address=0x76))
     assert (cellar.type, cellar.options) == ("bmp280", BMP280Config(address=0x77, oversampling_pressure=4))

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-import textwrap
 import threading
-import tomllib
-from types import ModuleType
 from typing import Any
 
 import gpiozero.pins.local
 import gpiozero.pins.mock
 import pytest
+from driver_kit import example_config
 from gpiozero import DigitalInputDevice
 from gpiozero.pins.mock import MockFactory
 
@@ -22,12 +20,6 @@ from sensord.config import parse_config
 from sensord.scheduler import Sample, Scheduler
 from sensord.testing import FakeClock, MockPins, fake_hardware
 from sensord_plugins.digital_input import DigitalInput, DigitalInputConfig, EdgeFilter, edge_ticks
-
-
-def example(mod: ModuleType, types: dict[str, Any]) -> Any:
-    """The module docstring's TOML example, parsed as sensord parses a config file."""
-    text = textwrap.dedent((mod.__doc__ or "").split("Example::", 1)[1])
-    return parse_config(tomllib.loads(text), "example.toml", types)
 
 
 class Ticks:
@@ -70,7 +62,7 @@ def values(readings: list[Reading]) -> list[bool | int | float]:
 
 
 def test_docstring_example_parses() -> None:
-    config = example(module, {"digital_input": DigitalInput})
+    config = example_config(module, DigitalInput)
     (spec,) = config.sensors
     assert spec.options == DigitalInputConfig(pin=17, quantity="door_open", invert=True)
     assert spec.options.pull_up is True and spec.options.bounce_s == 0.05
@@ -234,7 +226,7 @@ def test_debounce_uses_the_edge_time_not_the_callback_time(pins: MockPins, ticks
 
 
 def test_pushed_changes_reach_the_scheduler_sink(pins: MockPins) -> None:
-    config = example(module, {"digital_input": DigitalInput})
+    config = example_config(module, DigitalInput)
     (spec,) = config.sensors
     sensor = DigitalInput(spec.options, name=spec.name, hardware=fake_hardware(pin_factory=pins.factory))
     clock = FakeClock()

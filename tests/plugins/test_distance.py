@@ -9,12 +9,11 @@ shorter than asked, so the lower bound is firm).
 from __future__ import annotations
 
 import contextlib
-import textwrap
 import time
-import tomllib
 from typing import Any
 
 import pytest
+from driver_kit import example_config
 from gpiozero.pins.mock import MockFactory, MockPin, MockTriggerPin
 
 import sensord_plugins.distance as module
@@ -46,8 +45,7 @@ def hc_sr04(factory: MockFactory, echo_time_s: float) -> MockFactory:
 
 
 def test_docstring_example_parses() -> None:
-    text = textwrap.dedent((module.__doc__ or "").split("Example::", 1)[1])
-    (spec,) = parse_config(tomllib.loads(text), "example.toml", {"distance": Distance}).sensors
+    (spec,) = example_config(module, Distance).sensors
     assert spec.options == DistanceConfig(trigger=4, echo=17, max_distance_m=2.5, samples=5)
 
 

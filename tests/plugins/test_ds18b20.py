@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import textwrap
-import tomllib
 from pathlib import Path
 
 import pytest
+from driver_kit import example_config
 
 import sensord_plugins.ds18b20 as module
 from sensord import ConfigError, Reading, SensorError
@@ -60,8 +59,7 @@ def make(root: Path, device: str = "") -> Ds18b20:
 
 
 def test_docstring_example_parses() -> None:
-    text = textwrap.dedent((module.__doc__ or "").split("Example::", 1)[1])
-    (spec,) = parse_config(tomllib.loads(text), "example.toml", {"ds18b20": Ds18b20}).sensors
+    (spec,) = example_config(module, Ds18b20).sensors
     assert spec.options == Ds18b20Config(device="28-00000a1b2c3d")
 
 

@@ -3,15 +3,12 @@ driver on a fake chip."""
 
 from __future__ import annotations
 
-import textwrap
-import tomllib
-
 import pytest
-from i2c_rig import on_bus, opened
+from driver_kit import example_config, on_bus, opened
 
 import sensord_plugins.htu21d as htu21d
 from sensord import ConfigError, SensorError
-from sensord.config import build_options, parse_config
+from sensord.config import build_options
 from sensord.testing.clock import FakeClock
 from sensord.testing.i2c import FakeI2CBus, RegisterMapDevice
 from sensord.testing.models.htu21d import HTU21DModel
@@ -206,9 +203,7 @@ def test_config_errors(table: dict[str, object], message: str) -> None:
 
 
 def test_docstring_example_parses() -> None:
-    assert htu21d.__doc__ is not None
-    doc = tomllib.loads(textwrap.dedent(htu21d.__doc__.split("Example::", 1)[1]))
-    (spec,) = parse_config(doc, "example.toml", {"htu21d": HTU21D}).sensors
+    (spec,) = example_config(htu21d, HTU21D).sensors
     assert (spec.name, spec.type, spec.interval_s) == ("cellar", "htu21d", 60)
     assert spec.options == HTU21DConfig(model="si7021")
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import textwrap
-import tomllib
 from typing import Any, Generic, TypeVar
 
 import pytest
+from driver_kit import example_config
 
 from sensord import ConfigError, SensorError
-from sensord.config import build_options, parse_config
+from sensord.config import build_options
 from sensord.hardware import Hardware
 from sensord.testing.i2c import FakeI2CBus, I2CDeviceModel, RegisterMapDevice
 from sensord.testing.models.ads1115 import ADS1115Model
@@ -231,9 +230,7 @@ def test_defaults() -> None:
 
 
 def test_docstring_example_parses() -> None:
-    assert plugin.__doc__ is not None
-    example = textwrap.dedent(plugin.__doc__.split("Example::", 1)[1])
-    config = parse_config(tomllib.loads(example), "example.toml", {"ina219": INA219})
+    config = example_config(plugin, INA219)
     options = config.sensors[0].options
     assert isinstance(options, INA219Config)
     assert (options.shunt_ohms, options.max_current_a) == (0.1, 2.0)

@@ -3,15 +3,12 @@ order, and the whole driver on a fake LM75."""
 
 from __future__ import annotations
 
-import textwrap
-import tomllib
-
 import pytest
-from i2c_rig import on_bus, opened
+from driver_kit import example_config, on_bus, opened
 
 import sensord_plugins.lm75 as lm75
 from sensord import ConfigError, SensorError
-from sensord.config import build_options, parse_config
+from sensord.config import build_options
 from sensord.testing.clock import FakeClock
 from sensord.testing.i2c import FakeI2CBus
 from sensord.testing.models.tmp102 import LM75Model, TMP102Model
@@ -163,9 +160,7 @@ def test_config_errors(table: dict[str, object], message: str) -> None:
 
 
 def test_docstring_example_parses() -> None:
-    assert lm75.__doc__ is not None
-    doc = tomllib.loads(textwrap.dedent(lm75.__doc__.split("Example::", 1)[1]))
-    (spec,) = parse_config(doc, "example.toml", {"lm75": LM75}).sensors
+    (spec,) = example_config(lm75, LM75).sensors
     assert (spec.name, spec.type, spec.interval_s) == ("enclosure", "lm75", 30)
     assert spec.options == LM75Config(resolution_bits=11)
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import textwrap
-import tomllib
 from typing import Any
 
 import pytest
+from driver_kit import example_config
 
 import sensord_plugins.motion as module
 from sensord import ConfigError, Reading
@@ -16,8 +15,7 @@ from sensord_plugins.motion import Motion, MotionConfig
 
 
 def example() -> Any:
-    text = textwrap.dedent((module.__doc__ or "").split("Example::", 1)[1])
-    return parse_config(tomllib.loads(text), "example.toml", {"motion": Motion})
+    return example_config(module, Motion)
 
 
 def test_docstring_example_parses_with_pir_defaults() -> None:

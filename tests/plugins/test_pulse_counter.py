@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import textwrap
 import threading
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import gpiozero.pins.local
 import gpiozero.pins.mock
 import pytest
+from driver_kit import example_config
 from gpiozero.pins.mock import MockFactory
 
 import sensord_plugins.pulse_counter as module
@@ -70,8 +69,7 @@ def by_quantity(readings: list[Reading]) -> dict[str, Any]:
 
 
 def test_docstring_example_parses() -> None:
-    text = textwrap.dedent((module.__doc__ or "").split("Example::", 1)[1])
-    (spec,) = parse_config(tomllib.loads(text), "example.toml", {"pulse_counter": PulseCounter}).sensors
+    (spec,) = example_config(module, PulseCounter).sensors
     assert spec.options == PulseCounterConfig(pin=6, per_pulse=0.2794, unit="mm", quantity="rain")
     assert spec.options.bounce_s == 0.005 and spec.options.save_every_reads == 1
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import errno
-import textwrap
-import tomllib
 from typing import Any
 
 import pytest
+from driver_kit import example_config
 
 from sensord import ConfigError, SensorError
-from sensord.config import build_options, parse_config
+from sensord.config import build_options
 from sensord.hardware import Hardware
 from sensord.i2c import crc8, words_with_crc
 from sensord.testing.i2c import FakeI2CBus, RegisterMapDevice
@@ -238,9 +237,7 @@ def test_bad_options(options: dict[str, Any], message: str) -> None:
 
 
 def test_docstring_example_parses() -> None:
-    assert plugin.__doc__ is not None
-    example = textwrap.dedent(plugin.__doc__.split("Example::", 1)[1])
-    config = parse_config(tomllib.loads(example), "example.toml", {"scd4x": SCD4x})
+    config = example_config(plugin, SCD4x)
     options = config.sensors[0].options
     assert isinstance(options, SCD4xConfig)
     assert (options.altitude_m, options.temperature_offset_c, options.address) == (520, None, 0x62)

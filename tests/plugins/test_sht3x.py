@@ -4,16 +4,15 @@ with a modelled chip, and what goes wrong (bad CRC, NACK, reading too early, con
 from __future__ import annotations
 
 import re
-import textwrap
-import tomllib
 from typing import Any, ClassVar
 
 import pluggy
 import pytest
+from driver_kit import example_config
 from smbus2 import i2c_msg
 
 from sensord import hookspecs
-from sensord.config import build_options, parse_config
+from sensord.config import build_options
 from sensord.errors import ConfigError, SensorError
 from sensord.hardware import Hardware
 from sensord.i2c import crc8, words_with_crc
@@ -238,8 +237,7 @@ def test_identify() -> None:
 
 
 def test_docstring_example_parses() -> None:
-    example = textwrap.dedent(plugin.__doc__.split("Example::", 1)[1])  # type: ignore[union-attr]
-    config = parse_config(tomllib.loads(example), "example.toml", {"sht3x": SHT3x})
+    config = example_config(plugin, SHT3x)
     (spec,) = config.sensors
     assert (spec.name, spec.type, spec.options) == ("bathroom", "sht3x", SHT3xConfig(address=0x44))
 

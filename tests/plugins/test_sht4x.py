@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import doctest
 import re
-import textwrap
-import tomllib
 
 import pluggy
 import pytest
+from driver_kit import example_config
 
 from sensord import hookspecs
-from sensord.config import build_options, parse_config
+from sensord.config import build_options
 from sensord.errors import ConfigError, SensorError
 from sensord.hardware import Hardware
 from sensord.i2c import crc8, words_with_crc
@@ -225,8 +224,7 @@ def test_identify_retries_reads_until_the_serial_number_is_ready() -> None:
 
 
 def test_docstring_example_parses() -> None:
-    example = textwrap.dedent(plugin.__doc__.split("Example::", 1)[1])  # type: ignore[union-attr]
-    config = parse_config(tomllib.loads(example), "example.toml", {"sht4x": SHT4x})
+    config = example_config(plugin, SHT4x)
     (spec,) = config.sensors
     assert (spec.name, spec.type, spec.options) == ("greenhouse", "sht4x", SHT4xConfig(address=0x44))
 

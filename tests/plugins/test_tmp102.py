@@ -3,15 +3,12 @@ on a fake TMP102."""
 
 from __future__ import annotations
 
-import textwrap
-import tomllib
-
 import pytest
-from i2c_rig import on_bus, opened
+from driver_kit import example_config, on_bus, opened
 
 import sensord_plugins.tmp102 as tmp102
 from sensord import ConfigError, SensorError
-from sensord.config import build_options, parse_config
+from sensord.config import build_options
 from sensord.testing.clock import FakeClock
 from sensord.testing.i2c import FakeI2CBus
 from sensord.testing.models.tmp102 import LM75Model, TMP102Model
@@ -212,9 +209,7 @@ def test_config_errors(table: dict[str, object], message: str) -> None:
 
 
 def test_docstring_example_parses() -> None:
-    assert tmp102.__doc__ is not None
-    doc = tomllib.loads(textwrap.dedent(tmp102.__doc__.split("Example::", 1)[1]))
-    (spec,) = parse_config(doc, "example.toml", {"tmp102": TMP102}).sensors
+    (spec,) = example_config(tmp102, TMP102).sensors
     assert (spec.name, spec.type, spec.interval_s) == ("radiator", "tmp102", 15)
     assert spec.options == TMP102Config(address=0x49)
 

@@ -1,10 +1,15 @@
-"""A driver under test on a `FakeI2CBus` (bus 1), its sleeps advancing a `FakeClock`."""
+"""What the driver tests share: a driver on a `FakeI2CBus` (bus 1) whose sleeps advance a
+`FakeClock`, and the TOML example of a plugin module's docstring parsed as a config file."""
 
 from __future__ import annotations
 
+import textwrap
+import tomllib
+from types import ModuleType
 from typing import Any, TypeVar
 
-from sensord import I2CSensor
+from sensord import I2CSensor, Sensor
+from sensord.config import Config, parse_config
 from sensord.hardware import Hardware
 from sensord.testing.clock import FakeClock
 from sensord.testing.i2c import FakeI2CBus
@@ -24,3 +29,10 @@ def opened(cls: type[S], chip: Any, clock: FakeClock, *, name: str, **options: A
     sensor = on_bus(cls, bus, clock, name=name, **options)
     sensor.open()
     return sensor, bus
+
+
+def example_config(module: ModuleType, *types: type[Sensor]) -> Config:
+    """The module docstring's example (the TOML after "Example::"), parsed with these sensor types."""
+    assert module.__doc__ is not None and "Example::" in module.__doc__, module.__name__
+    text = textwrap.dedent(module.__doc__.split("Example::", 1)[1])
+    return parse_config(tomllib.loads(text), "example.toml", {t.type_name: t for t in types})
