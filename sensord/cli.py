@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__, app
 from . import config as cfgmod
@@ -22,6 +22,9 @@ from .errors import ConfigError, PluginError, SensordError
 from .hardware import Hardware
 from .scheduler import Worker, call_with_timeout, read_with_timeout
 from .sensor import Reading
+
+if TYPE_CHECKING:
+    from .plugins import PluginHost
 
 EX_OK, EX_FAIL, EX_USAGE, EX_CONFIG = 0, 1, 2, 78
 log = logging.getLogger("sensord")
@@ -67,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Decode one batch payload in any sensord encoding (detected from its first bytes) "
                                    "and print one JSON object per reading, with the keys of `sensord listen`.")
     p.add_argument("file", nargs="?", default="-", metavar="FILE|-", help="payload file (default: stdin)")
+    p.add_argument("-c", "--config", metavar="FILE",
+                   help="load the plugins of this config's [plugins] section, for their encodings")
     p.set_defaults(func=cmd_decode)
 
     p = add("detect", "scan an I2C bus (and 1-Wire) and print [[sensor]] blocks for the chips found")
@@ -253,6 +258,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     return asyncio.run(run_daemon(path, loaded, hardware=hardware))
 
 
+def _plugin_host(config: str | None) -> PluginHost:
+    """Built-in, entry-point and drop-in plugins as `-c FILE` (else the default config file, if
+    there is one) configures them: for commands that need plugins but not the rest of a config."""
+    from .plugins import get_plugin_manager
+
+    path = cfgmod.resolve_path(config)
+    plugins_cfg = (cfgmod.parse_plugins(cfgmod.read_toml(path), path)
+                   if config or os.path.exists(path) else cfgmod.PluginsConfig())
+    return get_plugin_manager(dirs=plugins_cfg.dirs, disabled=plugins_cfg.disabled)
+
+
 def cmd_decode(args: argparse.Namespace) -> int:
     from .encoding import DecodeError, decode, reading_rows
 
@@ -263,7 +279,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
         print(f"sensord: {name}: cannot read: {exc.strerror or exc}", file=sys.stderr)
         return EX_FAIL
     try:
-        batch = decode(payload)
+        batch = decode(payload, _plugin_host(args.config).encodings)
     except DecodeError as exc:
         print(f"sensord: {name}: {exc}", file=sys.stderr)
         return EX_FAIL
@@ -274,12 +290,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 def cmd_detect(args: argparse.Namespace) -> int:
     from .detect import identify, scan, sensor_block, suggest_name, toml_block
-    from .plugins import get_plugin_manager
 
-    path = cfgmod.resolve_path(args.config)
-    plugins_cfg = (cfgmod.parse_plugins(cfgmod.read_toml(path), path)
-                   if args.config or os.path.exists(path) else cfgmod.PluginsConfig())
-    host = get_plugin_manager(dirs=plugins_cfg.dirs, disabled=plugins_cfg.disabled)
+    host = _plugin_host(args.config)
     if args.fake:
         from .testing.fakenode import fake_node_hardware
 
@@ -347,11 +359,13 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
     mqtt = None
     if args.config:
-        cfg = app.load(args.config).config
+        loaded = app.load(args.config)
+        cfg, encodings = loaded.config, loaded.plugins.encodings
         mqtt = cfg.mqtt
         host, port, prefix, node = cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.topic_prefix, cfg.node.id
     else:
         host, port, prefix, node = "localhost", 1883, "sensord", None
+        encodings = _plugin_host(None).encodings
     host = args.host or host
     port = args.port or port
     prefix = args.prefix or prefix
@@ -364,7 +378,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
         print(json.dumps(obj, ensure_ascii=False), flush=True)
 
     return asyncio.run(listen(host=host, port=port, prefix=prefix, node=node, count=args.count,
-                              timeout_s=args.timeout, status=args.status, emit=emit, mqtt=mqtt))
+                              timeout_s=args.timeout, status=args.status, emit=emit, mqtt=mqtt,
+                              encodings=encodings))
 
 
 def run() -> None:

@@ -6,11 +6,11 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .config import MqttConfig
-from .encoding import DecodeError, decode, reading_rows
+from .encoding import ENCODINGS, DecodeError, Encoding, decode, reading_rows
 from .mqtt import MqttLink
 
 log = logging.getLogger(__name__)
@@ -18,8 +18,9 @@ log = logging.getLogger(__name__)
 
 async def listen(*, host: str, port: int, prefix: str, node: str | None, count: int | None,
                  timeout_s: float | None, status: bool, emit: Callable[[dict[str, Any]], None],
-                 mqtt: MqttConfig | None = None) -> int:
-    """Print readings until `count` readings or `timeout_s` seconds; returns the exit code."""
+                 mqtt: MqttConfig | None = None, encodings: Mapping[str, Encoding] = ENCODINGS) -> int:
+    """Print readings until `count` readings or `timeout_s` seconds; returns the exit code.
+    `encodings`: what batches may be in (the built-in ones and those of loaded plugins)."""
     base = mqtt or MqttConfig()
     config = MqttConfig(host=host, port=port, username=base.username, password_file=base.password_file,
                         tls=base.tls, protocol=base.protocol, keepalive_s=base.keepalive_s)
@@ -39,7 +40,7 @@ async def listen(*, host: str, port: int, prefix: str, node: str | None, count: 
                 emit({"node": sender, "status": message.payload.decode("utf-8", "replace")})
                 continue
             try:
-                batch = decode(message.payload)
+                batch = decode(message.payload, encodings)
             except DecodeError as exc:
                 log.warning("%s: %s", message.topic, exc)
                 continue

@@ -107,3 +107,63 @@ def test_decode_bad_input_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in out.stderr
     missing = sensord("decode", str(tmp_path / "none.bin"))
     assert missing.returncode == 1 and "cannot read" in missing.stderr
+
+
+REVERSE_PLUGIN = '''
+from sensord import hookimpl
+from sensord.encoding import ENCODINGS
+
+
+class Reverse:
+    """JSON backwards: a stand-in for a third-party encoding."""
+
+    name = "reverse"
+    content_type = "application/x-reverse"
+
+    def matches(self, payload):
+        return payload[:1] == b"}"
+
+    def encode(self, batch):
+        return ENCODINGS["json"].encode(batch)[::-1]
+
+    def decode(self, payload):
+        return ENCODINGS["json"].decode(payload[::-1])
+
+
+@hookimpl
+def sensord_register_encodings():
+    return [Reverse()]
+'''
+
+
+def plugin_config(tmp_path: Path, port: int = 1883) -> Path:
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "reverse.py").write_text(REVERSE_PLUGIN)
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\n[plugins]\ndirs = ["{tmp_path / "plugins"}"]\n')
+    return cfg
+
+
+def test_decode_knows_the_encodings_of_the_configs_plugins(tmp_path: Path) -> None:
+    cfg = plugin_config(tmp_path)
+    path = tmp_path / "batch.bin"
+    path.write_bytes(encode_batch("barn", 4, [Sample("a", "v", 1.5, "", 1_700_000_000.0)], encoding="json")[::-1])
+    assert "not a sensord batch" in sensord("decode", str(path)).stderr  # without the plugin
+    out = sensord("decode", "-c", str(cfg), str(path))
+    assert out.returncode == 0, out.stderr
+    assert [json.loads(line)["value"] for line in out.stdout.splitlines()] == [1.5]
+
+
+@pytest.mark.broker
+def test_listen_knows_the_encodings_of_the_configs_plugins(tmp_path: Path) -> None:
+    with Mosquitto() as broker:
+        cfg = plugin_config(tmp_path, broker.port)
+        proc = subprocess.Popen([sys.executable, "-m", "sensord", "listen", "-c", str(cfg), "--node", "barn",
+                                 "--count", "1", "--timeout", "20"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        time.sleep(1.0)  # let it subscribe
+        payload = encode_batch("barn", 5, [Sample("a", "v", 2.5, "", 1_700_000_000.0)], encoding="json")[::-1]
+        publish(broker, "sensord/barn/data", payload)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert [json.loads(line)["value"] for line in out.splitlines()] == [2.5]
