@@ -216,7 +216,7 @@ class Connection:
         self._paho._connect_timeout = timeout_s  # TCP connect; both paho versions default to 5 s
         try:
             enter = self._client.__aenter__() if _GEN2 else self._client.connect(timeout=3600)
-            await asyncio.wait_for(enter, timeout_s)
+            await _within(enter, timeout_s)
         except BaseException as exc:
             self.abort()
             if isinstance(exc, Failure | asyncio.CancelledError):
@@ -335,6 +335,25 @@ class Connection:
         if not self.is_open:
             raise self._lost_failure()
         raise Failure("timeout")
+
+
+async def _within(call: Awaitable[T], timeout_s: float) -> T:
+    """`asyncio.wait_for`, except that a cancellation is never lost: Python 3.11's wait_for
+    returns the result instead of raising CancelledError when the call finishes just as the
+    caller is cancelled, which left a stopping publisher connected and waiting forever."""
+    task = asyncio.ensure_future(call)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    except asyncio.CancelledError:
+        task.cancel()
+        await asyncio.wait({task})  # had it finished meanwhile, the caller's abort() undoes it
+        raise
+    if not done:
+        task.cancel()
+        await asyncio.wait({task})
+        if task.cancelled() or task.exception() is not None:
+            raise TimeoutError
+    return task.result()  # finished, or finished just as the time ran out
 
 
 def _close_reason(args: tuple[Any, ...]) -> str:

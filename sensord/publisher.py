@@ -281,9 +281,11 @@ class Publisher:
                 log.warning("stopping with %d readings undelivered; they stay in %s for the next start",
                             stats.pending_readings, self.config.buffer.path)
         self._abandoned = True
-        if self._task is not None:
+        # Cancel until it ends: a library call finishing just as the cancel arrives can swallow
+        # it (Python 3.11's wait_for), and the task would then wait for work forever.
+        while self._task is not None and not self._task.done():
             self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await asyncio.wait({self._task}, timeout=1.0)
         if self.connected:
             try:
                 if offline:

@@ -37,9 +37,11 @@ class Notifier:
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-            self._sock.sendto(message.encode(), address)
+            # Never block the event loop: with the receiver's queue full (net.unix.max_dgram_qlen,
+            # 10 by default, e.g. systemd busy), a blocking send would stall SIGTERM handling too.
+            self._sock.sendto(message.encode(), socket.MSG_DONTWAIT, address)
         except OSError as exc:
-            log.debug("sd_notify failed: %s", exc)
+            log.debug("sd_notify %s failed: %s", message.split("=", 1)[0], exc)
 
     def ready(self) -> None:
         self.send("READY=1")

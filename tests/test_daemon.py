@@ -12,7 +12,7 @@ import signal
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 
 import pytest
@@ -252,28 +252,36 @@ def test_sighup_reload_keeps_buffered_data(broker: Mosquitto, nodes: list[Node],
 
 def test_systemd_notify(broker: Mosquitto, nodes: list[Node], tmp_path: Path) -> None:
     import socket
+    import threading
 
     path = str(tmp_path / "notify")
     server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     server.bind(path)
-    server.settimeout(10)
+    server.settimeout(0.2)
+    got: list[str] = []
+    done = threading.Event()
+
+    def receive() -> None:  # as systemd does: read every datagram as it comes
+        while not done.is_set():
+            with suppress(TimeoutError):
+                got.append(server.recv(512).decode())
+
+    reader = threading.Thread(target=receive, daemon=True)
+    reader.start()
     cfg = write_config(tmp_path / "s.toml", port=broker.port, sensors=1)
     node = Node(cfg).start(env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
     nodes.append(node)
-    got: list[str] = []
     try:
-        while not any(m.startswith("STATUS=connected") for m in got):
-            got.append(server.recv(512).decode())
-        while got.count("WATCHDOG=1") < 2:
-            got.append(server.recv(512).decode())
+        wait_until(lambda: any(m.startswith("STATUS=connected") for m in got) and got.count("WATCHDOG=1") >= 2,
+                   10, "READY, STATUS and two watchdog pings")
         # A reload is announced and ends with READY=1 again, or systemd keeps the unit "reloading".
         node.signal(signal.SIGHUP)
-        while got.count("READY=1") < 2:
-            got.append(server.recv(512).decode())
+        wait_until(lambda: got.count("READY=1") >= 2, 10, "READY=1 after the reload")
         assert node.stop()[0] == 0
-        while "STOPPING=1" not in got:
-            got.append(server.recv(512).decode())
+        wait_until(lambda: "STOPPING=1" in got, 2, "STOPPING=1")
     finally:
+        done.set()
+        reader.join()
         server.close()
     reload = next(i for i, m in enumerate(got) if m.startswith("RELOADING=1\nMONOTONIC_USEC="))
     assert got.index("READY=1") < reload < len(got) - 1 - got[::-1].index("READY=1") < got.index("STOPPING=1")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from pathlib import Path
 
 from sensord.systemd import Notifier
@@ -32,3 +33,20 @@ def test_without_systemd_nothing_happens() -> None:
     assert not n.enabled and n.watchdog_interval_s is None
     n.ready()  # no socket, no error
     assert Notifier({"WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"}).watchdog_interval_s is None
+
+
+def test_a_full_notify_queue_never_blocks(tmp_path: Path) -> None:
+    # Nobody reads the socket: the kernel queues a few datagrams (net.unix.max_dgram_qlen), then
+    # a blocking send would hang the daemon's event loop, SIGTERM handling included.
+    path = str(tmp_path / "notify")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(path)
+    n = Notifier({"NOTIFY_SOCKET": path})
+    sender = threading.Thread(target=lambda: [n.watchdog() for _ in range(2000)], daemon=True)
+    sender.start()
+    sender.join(5)
+    assert not sender.is_alive(), "Notifier.send blocked on a full queue"
+    server.settimeout(1)
+    assert server.recv(256) == b"WATCHDOG=1"  # the first ones were queued
+    n.close()
+    server.close()
