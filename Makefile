@@ -5,13 +5,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/demo.toml
 
-.PHONY: help venv deps-system run listen test check lint fuzz bench bench-start bench-delivery bench-wire deb deb-test clean
+.PHONY: help venv deps-system run listen test test-python lint fuzz bench bench-start bench-delivery bench-wire deb deb-test clean
 
 help:
 	@echo "make run    run sensord on config/demo.toml, with a local mosquitto on 127.0.0.1:1883"
 	@echo "make listen print the decoded readings and status arriving at that broker"
-	@echo "make check  the whole test suite: make test, then make deb-test (what CI runs)"
-	@echo "make test   create .venv, install sensord[test] and mosquitto, run the Python suite on both stacks"
+	@echo "make test   the whole test suite, as CI runs it: make test-python, then make deb-test"
+	@echo "make test-python  create .venv, install sensord[test] and mosquitto, run the Python suite on both stacks"
 	@echo "make lint   ruff and mypy"
 	@echo "make bench  start-up, delivery and wire benchmarks (bench/, about 13 minutes)"
 	@echo "make fuzz   the decoder against 1,000,000 random and mutated payloads"
@@ -52,14 +52,14 @@ listen: venv
 
 # The second run is Debian bookworm's MQTT stack (asyncio-mqtt 0.16 on paho 1.6, pluggy 1.0,
 # gpiozero 1.6.2): the .deb must work with what the distribution ships.
-test: venv deps-system
+test-python: venv deps-system
 	$(BIN)/pytest
 	.ci/bookworm-env
 	.venv-bookworm/bin/pytest
 
 # The whole suite, as CI runs it (.ci/run): the Python tests on both library stacks, then the
 # Debian package built, installed and run in clean roots.
-check: test deb-test
+test: test-python deb-test
 
 lint: venv
 	$(BIN)/pip install -q -e '.[dev]'
