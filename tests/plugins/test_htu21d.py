@@ -162,18 +162,8 @@ def test_one_nack_is_retried(clock: FakeClock) -> None:
     assert [t.error for t in bus.log].count(121) == 1
 
 
-def test_nack_after_nack_is_an_error_naming_the_chip(clock: FakeClock) -> None:
-    sensor, bus = rig(HTU21DModel(), clock)
-    bus.fail_next(0x40, count=3)
-    with pytest.raises(SensorError) as excinfo:
-        sensor.read()
-    assert str(excinfo.value) == NACK_MESSAGE
 
 
-def test_missing_chip_fails_open(clock: FakeClock) -> None:
-    with pytest.raises(SensorError) as excinfo:
-        make(FakeI2CBus(), clock).open()
-    assert str(excinfo.value) == NACK_MESSAGE
 
 
 def test_channels_declare_units_and_resolution(clock: FakeClock) -> None:
