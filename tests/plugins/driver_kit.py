@@ -1,5 +1,5 @@
 """What the driver tests share: a driver on a `FakeI2CBus` (bus 1) whose sleeps advance a
-`FakeClock`, and the TOML example of a plugin module's docstring parsed as a config file."""
+`FakeClock`, a hand-moved pin clock, and the TOML example of a plugin module's docstring parsed as a config file."""
 
 from __future__ import annotations
 
@@ -36,3 +36,13 @@ def example_config(module: ModuleType, *types: type[Sensor]) -> Config:
     assert module.__doc__ is not None and "Example::" in module.__doc__, module.__name__
     text = textwrap.dedent(module.__doc__.split("Example::", 1)[1])
     return parse_config(tomllib.loads(text), "example.toml", {t.type_name: t for t in types})
+
+
+class Ticks:
+    """A pin factory clock the test moves by hand (replaces `MockFactory.ticks`)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now

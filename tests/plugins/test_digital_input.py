@@ -7,12 +7,9 @@ import re
 import threading
 from typing import Any
 
-import gpiozero.pins.local
-import gpiozero.pins.mock
 import pytest
-from driver_kit import example_config
+from driver_kit import Ticks, example_config
 from gpiozero import DigitalInputDevice
-from gpiozero.pins.mock import MockFactory
 
 import sensord_plugins.digital_input as module
 from sensord import ConfigError, Reading, SensorError
@@ -20,35 +17,6 @@ from sensord.config import parse_config
 from sensord.scheduler import Sample, Scheduler
 from sensord.testing import FakeClock, MockPins, fake_hardware
 from sensord_plugins.digital_input import DigitalInput, DigitalInputConfig, EdgeFilter, edge_ticks
-
-
-class Ticks:
-    """A pin factory clock the test moves by hand (replaces `MockFactory.ticks`)."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def pins(mock_pin_factory: MockFactory) -> MockPins:
-    # The fixture resets the factory after the test: gpiozero 1.6's MockFactory instances all
-    # share one set of pins and reservations, so a factory made in a test would leak into others.
-    return MockPins(mock_pin_factory)
-
-
-@pytest.fixture
-def ticks(monkeypatch: pytest.MonkeyPatch) -> Ticks:
-    """The clock mock pins stamp their edges with, moved by hand; the driver debounces on those
-    stamps. gpiozero 2.0's MockPin reads `monotonic` in `pins.mock`; 1.6's takes the factory's
-    ticks, `monotonic` in `pins.local`."""
-    clock = Ticks()
-    for pins_module in (gpiozero.pins.mock, gpiozero.pins.local):
-        if hasattr(pins_module, "monotonic"):
-            monkeypatch.setattr(pins_module, "monotonic", clock)
-    return clock
 
 
 def make(pins: MockPins, **options: Any) -> DigitalInput:

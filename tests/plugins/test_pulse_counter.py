@@ -7,11 +7,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import gpiozero.pins.local
-import gpiozero.pins.mock
 import pytest
-from driver_kit import example_config
-from gpiozero.pins.mock import MockFactory
+from driver_kit import Ticks, example_config
 
 import sensord_plugins.pulse_counter as module
 from sensord import ConfigError, Reading, SensorError
@@ -24,33 +21,6 @@ from sensord_plugins.pulse_counter import (
     save_count,
     scaled_total,
 )
-
-
-class Ticks:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def pins(mock_pin_factory: MockFactory) -> MockPins:
-    # The fixture resets the factory after the test: gpiozero 1.6's MockFactory instances all
-    # share one set of pins and reservations, so a factory made in a test would leak into others.
-    return MockPins(mock_pin_factory)
-
-
-@pytest.fixture
-def ticks(monkeypatch: pytest.MonkeyPatch) -> Ticks:
-    """The clock mock pins stamp their edges with, moved by hand; the driver debounces on those
-    stamps. gpiozero 2.0's MockPin reads `monotonic` in `pins.mock`; 1.6's takes the factory's
-    ticks, `monotonic` in `pins.local`."""
-    clock = Ticks()
-    for pins_module in (gpiozero.pins.mock, gpiozero.pins.local):
-        if hasattr(pins_module, "monotonic"):
-            monkeypatch.setattr(pins_module, "monotonic", clock)
-    return clock
 
 
 @pytest.fixture
