@@ -240,8 +240,8 @@ class _Aggregate(Filter):
         self._count = self.send_every - self.send_first_at
 
 
-class MovingAverage(_Aggregate):
-    """Mean of the last `window` values."""
+class _Windowed(_Aggregate):
+    """An aggregate of the last `window` values."""
 
     def __init__(self, window: int, *, send_every: int = 1, send_first_at: int = 1) -> None:
         super().__init__(send_every=send_every, send_first_at=send_first_at)
@@ -251,12 +251,16 @@ class MovingAverage(_Aggregate):
     def add(self, value: float) -> None:
         self._values.append(value)
 
-    def current(self) -> float:
-        return math.fsum(self._values) / len(self._values)
-
     def reset(self) -> None:
         super().reset()
         self._values.clear()
+
+
+class MovingAverage(_Windowed):
+    """Mean of the last `window` values."""
+
+    def current(self) -> float:
+        return math.fsum(self._values) / len(self._values)
 
 
 class ExponentialAverage(_Aggregate):
@@ -279,23 +283,11 @@ class ExponentialAverage(_Aggregate):
         self._avg = None
 
 
-class Median(_Aggregate):
+class Median(_Windowed):
     """Median of the last `window` values (the mean of the middle two for an even count)."""
-
-    def __init__(self, window: int, *, send_every: int = 1, send_first_at: int = 1) -> None:
-        super().__init__(send_every=send_every, send_first_at=send_first_at)
-        self.window = window
-        self._values: deque[float] = deque(maxlen=window)
-
-    def add(self, value: float) -> None:
-        self._values.append(value)
 
     def current(self) -> float:
         return float(statistics.median(self._values))
-
-    def reset(self) -> None:
-        super().reset()
-        self._values.clear()
 
     def resolution(self, upstream: float | None) -> float | None:
         if upstream is None or self.window == 1:
