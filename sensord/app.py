@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from dataclasses import dataclass
 
 from . import config as cfgmod
 from .config import Config, SensorSpec
+from .encoding import senml_name_problem
 from .errors import ConfigError, SensorError
 from .hardware import Hardware
 from .plugins import PluginHost, get_plugin_manager
@@ -40,6 +42,77 @@ def load(path: str, *, entry_points: bool = True) -> Loaded:
         raise ConfigError(f'{path}: batch.encoding: unknown encoding "{config.batch.encoding}"{hint}; '
                           f"known encodings: {', '.join(known)}")
     return Loaded(config, host)
+
+
+def load_runnable(path: str, *, entry_points: bool = True) -> Loaded:
+    """`load()`, then `check_runnable()`: what `sensord check`, `sensord run` and a reload (SIGHUP)
+    accept, all three through this one function, so `check` passes exactly what `run` will take.
+
+    Raises ConfigError or PluginError (exit 78 material)."""
+    loaded = load(path, entry_points=entry_points)
+    check_runnable(loaded.config)
+    return loaded
+
+
+#: Encodings whose names must follow RFC 8428 §4.5.1 (`senml_name_problem`).
+SENML_ENCODINGS = ("senml+json", "senml+cbor")
+
+
+def check_runnable(config: Config) -> None:
+    """What the daemon needs beyond a well-typed config, checked before it starts or reloads:
+    at least one enabled sensor, names its encoding can carry, and a password file and TLS files
+    it can use. Raises ConfigError naming the file and the key path."""
+    file = config.file
+    enabled = config.enabled_sensors
+    if not config.sensors:
+        raise ConfigError(f"{file}: sensor: expected at least one [[sensor]] table, found none "
+                          f"(an empty or cut-short file?)")
+    if not enabled:
+        raise ConfigError(f"{file}: sensor: expected at least one enabled [[sensor]], found "
+                          f"{counted(len(config.sensors), 'sensor')}, all with enabled = false")
+    if config.batch.encoding in SENML_ENCODINGS:
+        _check_senml_names(config, enabled)
+    mqtt = config.mqtt
+    if mqtt.password_file is None and mqtt.tls is None:
+        return
+    # The checks `run` makes when it connects, made here too so `check` and a reload catch them.
+    from .mqtt import make_tls_context, read_password_file
+
+    if mqtt.password_file is not None:
+        try:
+            read_password_file(mqtt.password_file)
+        except ConfigError as exc:
+            raise _in_file(file, "mqtt.password_file", exc) from None
+    if mqtt.tls is not None:
+        try:
+            # insecure only switches checks off after loading: load the files without its warning,
+            # which the link gives when it connects.
+            make_tls_context(dataclasses.replace(mqtt.tls, insecure=False))
+        except ConfigError as exc:
+            raise _in_file(file, "mqtt.tls", exc) from None
+
+
+def _check_senml_names(config: Config, enabled: tuple[SensorSpec, ...]) -> None:
+    allowed = "A-Z a-z 0-9 - : . _ only"
+    why = f'RFC 8428 §4.5.1, batch.encoding = "{config.batch.encoding}"'
+    node = config.node.id
+    if senml_name_problem(node, "s", "q"):
+        raise ConfigError(f"{config.file}: node.id: expected a name of {allowed}, starting with a letter or "
+                          f"digit ({why}), found {cfgmod._show(node)}")
+    for spec in enabled:
+        if senml_name_problem(node, spec.name, "q"):
+            raise ConfigError(f"{config.file}: {spec.path}.name: expected a name of {allowed} ({why}), "
+                              f"found {cfgmod._show(spec.name)}")
+
+
+def _in_file(file: str, key: str, exc: ConfigError) -> ConfigError:
+    message = str(exc)
+    return ConfigError(f"{file}: {message}" if message.startswith(key) else f"{file}: {key}: {message}")
+
+
+def counted(n: int, noun: str) -> str:
+    """`1 sensor`, `2 sensors`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def build_sensor(spec: SensorSpec, loaded: Loaded, hardware: Hardware) -> Sensor:

@@ -130,11 +130,10 @@ def _load(args: argparse.Namespace) -> app.Loaded:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    loaded = _load(args)
+    # The same checks as `run` and a reload make. A plugin that failed to load was logged (once)
+    # where it failed; it makes the exit code 78.
+    loaded = app.load_runnable(cfgmod.resolve_path(args.config))
     cfg = loaded.config
-    for failed in loaded.plugins.failed:
-        print(f'sensord: cannot load plugin "{failed.name}" ({failed.origin}): {failed.error}',
-              file=sys.stderr)
     enabled = cfg.enabled_sensors
     print(f"{cfg.file}: OK")
     print(f"  node {cfg.node.id}, broker {cfg.mqtt.host}:{cfg.mqtt.port} ({cfg.mqtt.mode}), "
@@ -249,9 +248,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .daemon import run_daemon
 
     path = cfgmod.resolve_path(args.config)
-    loaded = app.load(path)
-    for failed in loaded.plugins.failed:
-        log.error('plugin "%s" (%s) failed to load: %s', failed.name, failed.origin, failed.error)
+    loaded = app.load_runnable(path)  # a plugin that failed to load is logged there, and run goes on
     if not args.debug and not args.verbose:
         logging.getLogger().setLevel(logging.INFO)  # a daemon says what it does; journald keeps it
     hardware = app.make_hardware(loaded.config, fake=args.fake, host=loaded.plugins)
@@ -307,7 +304,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
             return EX_FAIL
         found = identify(bus, scan(bus), host.sensor_types.values(), sleep=hardware.sleep)
         kind = " (fake: one of each built-in and plugin chip model)" if args.fake else ""
-        print(f"## I2C bus {args.bus}{kind}: {len(found)} chip(s)\n")
+        print(f"## I2C bus {args.bus}{kind}: {app.counted(len(found), 'chip')}\n")
         for chip in found:
             print(toml_block(chip, suggest_name(chip), bus=args.bus))
         if "ds18b20" in host.sensor_types:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import os
 import socket
 import tomllib
@@ -105,6 +106,10 @@ class BufferConfig:
     path: str = "/var/lib/sensord/buffer.db"
     max_bytes: int = field_range(64 * 1024 * 1024, ge=64 * 1024)
     commit_interval_s: float = field_range(5.0, gt=0)
+
+    def __post_init__(self) -> None:
+        if not self.path:
+            raise ValueError('path: expected the path of the buffer file, found ""')
 
 
 @dataclass(frozen=True)
@@ -295,7 +300,10 @@ def _check_value(tp: Any, value: Any, path: str, file: str,
     if not ok:
         if path.endswith("address") and tp is int and isinstance(value, int) and not isinstance(value, bool):
             raise ConfigError(f"{file}: {path}: expected {_describe_address(bounds or {})}, found 0x{value:02x}")
-        raise ConfigError(f"{file}: {path}: expected {_describe(tp, bounds)}, found {_show(value)}")
+        expected = _describe(tp, bounds)
+        if isinstance(value, float) and not math.isfinite(value):
+            expected = expected.replace("a number", "a finite number", 1)
+        raise ConfigError(f"{file}: {path}: expected {expected}, found {_show(value)}")
     return converted
 
 
@@ -342,7 +350,8 @@ def _convert(tp: Any, value: Any, path: str, file: str) -> tuple[bool, Any]:
     if tp is int:
         return isinstance(value, int) and not isinstance(value, bool), value
     if tp is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        # inf and nan are valid TOML, but no setting means anything with them ("every inf s").
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
         return ok, (float(value) if ok else None)
     if tp is str:
         return isinstance(value, str), value

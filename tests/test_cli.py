@@ -178,3 +178,46 @@ def test_read_every_builtin_type_on_fake_hardware(tmp_path: Path) -> None:
     assert {r["quantity"] for r in rows} >= {"temperature", "humidity", "pressure", "illuminance", "voltage",
                                               "current", "power", "carbon_dioxide", "contact", "motion", "count"}
     assert by_sensor["tank"]["value"] == 21.5
+
+
+SIM = '[[sensor]]\nname = "a"\ntype = "sim"\ninterval_s = 1\n'
+PLUGINS = '[plugins]\ndirs = []\n'
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (PLUGINS + SIM.replace("interval_s = 1", "interval_s = inf"),
+     "sensor[0].interval_s: expected a finite number > 0, found inf"),
+    ("", "sensor: expected at least one [[sensor]] table, found none (an empty or cut-short file?)"),
+    (PLUGINS + '[buffer]\npath = ""\n' + SIM, 'buffer.path: expected the path of the buffer file, found ""'),
+    (PLUGINS + '[mqtt]\nusername = "u"\npassword_file = "{tmp}/pw"\n' + SIM,
+     "mqtt.password_file: {tmp}/pw: mode 0644 lets other users read the password; chmod 600 it"),
+    (PLUGINS + '[mqtt.tls]\nca_file = "{tmp}/ca.pem"\n' + SIM,
+     "mqtt.tls.ca_file: cannot load CA certificates from {tmp}/ca.pem: No such file or directory"),
+    (PLUGINS + '[batch]\nencoding = "senml+json"\n' + SIM.replace('"a"', '"Küche 1"'),
+     'sensor[0].name: expected a name of A-Z a-z 0-9 - : . _ only (RFC 8428 §4.5.1, '
+     'batch.encoding = "senml+json"), found "Küche 1"'),
+], ids=["inf", "empty", "buffer-path", "password-0644", "ca-missing", "senml-name"])
+def test_check_refuses_what_run_refuses(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "pw").write_text("secret\n")
+    (tmp_path / "pw").chmod(0o644)
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(text.replace("{tmp}", str(tmp_path)))
+    line = f"sensord: {cfg}: {message.replace('{tmp}', str(tmp_path))}\n"
+    check = sensord_cmd("check", "-c", str(cfg))
+    assert (check.returncode, check.stderr, check.stdout) == (78, line, "")
+    # `run` refuses the same file with the same line, before it opens the buffer.
+    run = subprocess.run([sys.executable, "-m", "sensord", "run", "-c", str(cfg)], capture_output=True,
+                         text=True, cwd=tmp_path, timeout=20)
+    assert (run.returncode, run.stderr) == (78, line)
+    assert sorted(tmp_path.iterdir()) == [tmp_path / "pw", cfg]  # nothing created (cwd is tmp_path)
+
+
+def test_check_reports_a_plugin_that_fails_at_import_once(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text("raise ImportError('needs libfoo')\n")
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(f'[plugins]\ndirs = ["{tmp_path}"]\n' + SIM)
+    out = sensord_cmd("check", "-c", str(cfg))
+    assert out.returncode == 78
+    assert out.stderr.count('cannot load plugin "broken"') == 1, out.stderr
+    assert f'cannot load plugin "broken" ({tmp_path}/broken.py): ImportError: needs libfoo' in out.stderr
+    assert out.stdout.startswith(f"{cfg}: OK")

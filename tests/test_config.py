@@ -90,10 +90,12 @@ def test_defaults(tmp_path: Path) -> None:
     assert cfg.sensors == ()
 
 
-@pytest.mark.parametrize("name", ["demo.toml", "sensord.example.toml", "fake.toml"])
+@pytest.mark.parametrize("name", ["config/demo.toml", "config/sensord.example.toml", "config/fake.toml",
+                                  "debian/sensord.toml"])
 def test_shipped_configs_parse(name: str) -> None:
-    cfg = app.load(str(ROOT / "config" / name), entry_points=False).config
-    assert cfg.sensors
+    # What `check`, `run` and a reload accept (the .deb's conffile and `make run`'s demo included).
+    cfg = app.load_runnable(str(ROOT / name), entry_points=False).config
+    assert cfg.enabled_sensors
 
 
 def test_config_path_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -160,6 +162,23 @@ BAD = [
      'batch.urgent[0]: expected the name of a [[sensor]], found "dor", did you mean "door"?'),
     ("[batch]\nmax_bytes = 10\n", "batch.max_bytes: expected an integer >= 256 and <= 268435455, found 10"),
     ("[hardware]\nfake = 1\n", "hardware.fake: expected true or false, found 1"),
+    # inf and nan are valid TOML floats, and no setting means anything with them.
+    ('[[sensor]]\nname = "a"\ntype = "sim"\ninterval_s = inf\n',
+     "sensor[0].interval_s: expected a finite number > 0, found inf"),
+    (SENSOR + "timeout_s = nan\n", "sensor[0].timeout_s: expected a finite number > 0, found nan"),
+    (SENSOR + "mean = -inf\n", "sensor[0].mean: expected a finite number, found -inf"),
+    ("[batch]\nmax_age_s = inf\n", "batch.max_age_s: expected a finite number > 0, found inf"),
+    ("[buffer]\ncommit_interval_s = inf\n", "buffer.commit_interval_s: expected a finite number > 0, found inf"),
+    ("[mqtt]\nreconnect_max_s = inf\n", "mqtt.reconnect_max_s: expected a finite number >= 1, found inf"),
+    ("[mqtt]\nstop_timeout_s = nan\n", "mqtt.stop_timeout_s: expected a finite number >= 0, found nan"),
+    ("[mqtt]\nkeepalive_s = inf\n", "mqtt.keepalive_s: expected an integer >= 1 and <= 65535, found inf"),
+    (SENSOR + "filters = [{throttle_s = inf}]\n",
+     "sensor[0].filters[0].throttle_s: expected a number > 0, found inf"),
+    (SENSOR + "filters = [{clamp = {max = nan}}]\n",
+     "sensor[0].filters[0].clamp.max: expected a finite number, found nan"),
+    (SENSOR + "filters = [{moving_average = {window = 3, alpha = inf}}]\n",
+     "sensor[0].filters[0].moving_average.alpha: expected a finite number > 0 and <= 1, found inf"),
+    ('[buffer]\npath = ""\n', 'buffer.path: expected the path of the buffer file, found ""'),
     (SENSOR + "filters = [{medain = 3}]\n", 'sensor[0].filters[0]: unknown filter "medain", did you mean "median"?'),
     (SENSOR + "filters = [{delta = 0.1, round = 1}]\n",
      "sensor[0].filters[0]: expected one filter per table, found 2 keys (delta, round)"),
@@ -209,3 +228,62 @@ def test_example_documents_every_key() -> None:
             assert f.name in doc.get(section, {}), f"{section}.{f.name} is not in the example"
     for key in cfgmod._SENSOR_KEYS:
         assert any(key in s for s in doc["sensor"]), f"sensor.{key} is not in the example"
+
+
+# What `check`, `run` and a reload refuse beyond the types: (TOML text, the exact message after "<file>: ").
+# {tmp} is the test's directory; pw600 and pw644 are password files with those modes there.
+UNRUNNABLE = [
+    ("", "sensor: expected at least one [[sensor]] table, found none (an empty or cut-short file?)"),
+    ('[mqtt]\nhost = "broker"\n',
+     "sensor: expected at least one [[sensor]] table, found none (an empty or cut-short file?)"),
+    (SENSOR + "enabled = false\n",
+     "sensor: expected at least one enabled [[sensor]], found 1 sensor, all with enabled = false"),
+    ('[batch]\nencoding = "senml+json"\n' + SENSOR.replace('"a"', '"Küche 1"'),
+     'sensor[0].name: expected a name of A-Z a-z 0-9 - : . _ only (RFC 8428 §4.5.1, '
+     'batch.encoding = "senml+json"), found "Küche 1"'),
+    ('[batch]\nencoding = "senml+cbor"\n' + SENSOR + SENSOR.replace('"a"', '"b c"'),
+     'sensor[1].name: expected a name of A-Z a-z 0-9 - : . _ only (RFC 8428 §4.5.1, '
+     'batch.encoding = "senml+cbor"), found "b c"'),
+    ('[node]\nid = "_barn"\n[batch]\nencoding = "senml+cbor"\n' + SENSOR,
+     'node.id: expected a name of A-Z a-z 0-9 - : . _ only, starting with a letter or digit '
+     '(RFC 8428 §4.5.1, batch.encoding = "senml+cbor"), found "_barn"'),
+    ('[mqtt]\nusername = "u"\npassword_file = "{tmp}/none"\n' + SENSOR,
+     "mqtt.password_file: {tmp}/none: password file (mqtt.password_file) not found"),
+    ('[mqtt]\nusername = "u"\npassword_file = "{tmp}/pw644"\n' + SENSOR,
+     "mqtt.password_file: {tmp}/pw644: mode 0644 lets other users read the password; chmod 600 it"),
+    ('[mqtt.tls]\nca_file = "{tmp}/none.pem"\n' + SENSOR,
+     "mqtt.tls.ca_file: cannot load CA certificates from {tmp}/none.pem: No such file or directory"),
+    ('[mqtt.tls]\ncert_file = "{tmp}/c.pem"\nkey_file = "{tmp}/c.key"\ninsecure = true\n' + SENSOR,
+     "mqtt.tls.cert_file: cannot load client certificate {tmp}/c.pem with key {tmp}/c.key: "
+     "No such file or directory"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), UNRUNNABLE,
+                         ids=[m.split(":")[0] + f"-{i}" for i, (_, m) in enumerate(UNRUNNABLE)])
+def test_what_run_refuses_is_one_exact_line(tmp_path: Path, text: str, message: str) -> None:
+    for name, mode in (("pw600", 0o600), ("pw644", 0o644)):
+        (tmp_path / name).write_text("secret\n")
+        (tmp_path / name).chmod(mode)
+    path = tmp_path / "bad.toml"
+    path.write_text(text.replace("{tmp}", str(tmp_path)))
+    app.load(str(path), entry_points=False)  # well-typed: only the run-time checks refuse it
+    with pytest.raises(ConfigError) as info:
+        app.load_runnable(str(path), entry_points=False)
+    assert str(info.value) == f"{path}: {message.replace('{tmp}', str(tmp_path))}"
+
+
+@pytest.mark.parametrize("extra", [
+    '[batch]\nencoding = "json"\n',  # only SenML restricts names: the others carry any string
+    '[batch]\nencoding = "per_channel"\n',
+    '[mqtt]\nusername = "u"\npassword_file = "{tmp}/pw"\n',
+    '[mqtt.tls]\ninsecure = true\n',
+])
+def test_runnable_configs_pass(tmp_path: Path, extra: str, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "pw").write_text("secret\n")
+    (tmp_path / "pw").chmod(0o600)
+    path = tmp_path / "ok.toml"
+    path.write_text(extra.replace("{tmp}", str(tmp_path)) + SENSOR.replace('"a"', '"Küche 1"'))
+    loaded = app.load_runnable(str(path), entry_points=False)
+    assert [s.name for s in loaded.config.sensors] == ["Küche 1"]
+    assert not caplog.records  # the insecure warning is the link's to give, when it connects
