@@ -63,6 +63,7 @@ class Daemon:
         self._reload = asyncio.Event()
         self._wake = asyncio.Event()  # a batch was sealed
         self.buffer: Buffer | None = None
+        self.buffer_path = loaded.config.buffer.path  # opened at start; a reload does not move it
         self.batcher: Batcher | None = None
         self._filters: dict[str, ChannelFilters] = {}  # sensor name → this run's filter state
         self._urgent: set[str] = set()
@@ -141,8 +142,8 @@ class Daemon:
         # Also after a reload: systemd holds the unit in "reloading" from RELOADING=1 until READY=1
         # (systemd 257 makes `systemctl reload` wait for it, and time out after 90 s).
         self.notifier.ready()
-        log.info("sensord %s running: node %s, %d sensors, broker %s:%d (%s)", __version__, cfg.node.id,
-                 len(sensors), cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.mode)
+        log.info("sensord %s running: node %s, %s, broker %s:%d (%s)", __version__, cfg.node.id,
+                 app.counted(len(sensors), "sensor"), cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.mode)
         stop_wait: asyncio.Future[Any] = asyncio.create_task(self._stop.wait())
         reload_wait: asyncio.Future[Any] = asyncio.create_task(self._reload.wait())
         crashed: asyncio.Future[Any] = asyncio.gather(*tasks)
@@ -177,14 +178,16 @@ class Daemon:
         return reloading
 
     def _try_reload(self) -> app.Loaded | None:
+        """The new config if it passes what `sensord check` checks (the same function), else None
+        after one ERROR line saying why: the running config is kept."""
         try:
-            new = app.load(self.config_path)
+            new = app.load_runnable(self.config_path)
         except Exception as exc:  # keep running on the old config, say why
-            log.error("reload failed, keeping the running config: %s", exc)
+            log.error("reload failed, keeping the running config: %s", " ".join(str(exc).split()))
             return None
-        if new.config.buffer.path != self.config.buffer.path:
-            log.warning("reload: buffer.path changed to %s; the buffer stays at %s until restart",
-                        new.config.buffer.path, self.config.buffer.path)
+        if new.config.buffer.path != self.buffer_path:
+            log.warning("reload: buffer.path is now %s; the buffer stays at %s until restart",
+                        new.config.buffer.path, self.buffer_path)
         log.info("reloaded %s", self.config_path)
         return new
 

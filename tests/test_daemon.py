@@ -250,6 +250,43 @@ def test_sighup_reload_keeps_buffered_data(broker: Mosquitto, nodes: list[Node],
     assert "reloaded" in node.log()
 
 
+def test_sighup_with_a_bad_config_keeps_running_on_the_old_one(broker: Mosquitto, nodes: list[Node],
+                                                              tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "s.toml", port=broker.port, sensors=1)
+    good = cfg.read_text()
+    (tmp_path / "pw").write_text("secret\n")
+    bad = {"empty": "", "cut short": good[:good.index("[[sensor]]")],
+           "inf": good.replace("interval_s = 0.1", "interval_s = inf"),
+           "password file missing": good.replace("[mqtt]\n",
+                                                 f'[mqtt]\nusername = "u"\npassword_file = "{tmp_path}/none"\n')}
+    with Subscription(broker, "sensord/n1/#") as sub:
+        node = start(nodes, cfg)
+        n_readings(sub, 5)
+        for i, text in enumerate(bad.values(), 1):
+            cfg.write_text(text)
+            node.signal(signal.SIGHUP)
+            wait_until(lambda i=i: node.log().count("reload failed") == i, 10, f"reload {i} refused")
+        seen = len(counter_values(readings(sub.messages), "c0"))
+        sub.wait_for(lambda msgs: len(counter_values(readings(msgs), "c0")) >= seen + 5, 10)
+        assert node.stop()[0] == 0
+        time.sleep(0.2)
+    # c0 of the old config was read throughout. (A refused reload still starts the generation
+    # again, on the old config: the counter may start again at 0, but loses nothing in between.)
+    c0 = counter_values(readings(sub.messages), "c0")
+    starts = [i for i, v in enumerate(c0) if v == 0]
+    assert starts[0] == 0 and len(starts) <= 1 + len(bad)
+    for a, b in zip(starts, [*starts[1:], len(c0)], strict=True):
+        assert_gapless(c0[a:b])
+    assert "offline" not in statuses(sub.messages)[:-1]
+    lines = [line for line in node.log().splitlines() if line.startswith(("ERROR", "WARNING"))]
+    assert lines == [f"ERROR sensord.daemon: reload failed, keeping the running config: {cfg}: {why}" for why in (
+        "sensor: expected at least one [[sensor]] table, found none (an empty or cut-short file?)",
+        "sensor: expected at least one [[sensor]] table, found none (an empty or cut-short file?)",
+        "sensor[0].interval_s: expected a finite number > 0, found inf",
+        f"mqtt.password_file: {tmp_path}/none: password file (mqtt.password_file) not found")]
+    assert "reloaded" not in node.log()
+
+
 def test_systemd_notify(broker: Mosquitto, nodes: list[Node], tmp_path: Path) -> None:
     import socket
     import threading
