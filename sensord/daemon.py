@@ -186,7 +186,7 @@ class Daemon:
             log.error("reload failed, keeping the running config: %s", " ".join(str(exc).split()))
             return None
         if new.config.buffer.path != self.buffer_path:
-            log.warning("reload: buffer.path is now %s; the buffer stays at %s until restart",
+            log.warning("reload: buffer.path changed to %s; the buffer stays at %s until restart",
                         new.config.buffer.path, self.buffer_path)
         log.info("reloaded %s", self.config_path)
         return new
