@@ -6,8 +6,18 @@ number under the extension label `sensord_seq`. A record's name is `"{sensor}/{q
 the resolved name is `{node}/{sensor}/{quantity}`, the same path as the per-channel MQTT topics.
 `/` separates the parts because config forbids it in node ids and sensor names (`:` is allowed
 there), which keeps the split unambiguous. Times are relative to the base time (`t`, seconds,
-omitted when 0). Numbers go in `v` (integers stay integers), booleans in `vb`. Units are
-sensord's own strings (`°C`), not mapped to the SenML units registry (`Cel`).
+omitted when 0). Numbers go in `v` (integers stay integers), booleans in `vb`.
+
+Units are the SenML units registry's (RFC 8428 §12.1, RFC 8798 §2): `°C` goes as `Cel`, `%` of a
+quantity named `...humidity` as `%RH`, any other `%` as the ratio `/` (value / 100: the
+registry's `%` is a ratio, "NOT a percentage"), `hPa` as `Pa` (value * 100), `ppm` as `/`
+(value / 10**6), a registered unit (`V`, `lx`, ...) as itself. A unit with no registered
+equivalent (`Wh`, `l/min`) goes without `u`, so no reader misreads it. Decoding gives back
+sensord's unit and value exactly (type included): scaled numbers are exact decimals (JSON
+number text, or a plain CBOR float when its shortest form scales back exactly, else a CBOR
+decimal fraction, tag 4, §6), and where `u` alone would not say which sensord unit it was, the
+extension label `sensord_u` carries it. Batches from before this mapping (`u` = `°C`, `%`,
+`hPa`) still decode as they were sent.
 
 `sensord_seq` does not end in `_`, so RFC 8428 §4.4 lets readers that do not know it ignore it;
 in CBOR, extension labels are text keys (§6). senml+json cannot carry NaN or infinities as
@@ -21,6 +31,7 @@ import json
 import math
 import re
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from . import enc_cbor as cbor
@@ -28,12 +39,134 @@ from .enc_base import Batch, BatchData, DecodeError, EncodeError, budget, check_
 from .sensor import Value
 
 SEQ_LABEL = "sensord_seq"
+#: Extension label with sensord's own unit, where `u` alone would not give it back (see UNIT_MAP).
+UNIT_LABEL = "sensord_u"
 #: RFC 8428 §4.5.1: the characters a resolved name may have.
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-:./_]*")
 _CBOR_LABELS = {"bn": -2, "bt": -3, "bu": -4, "bv": -5, "n": 0, "u": 1, "v": 2, "vs": 3, "vb": 4, "t": 6}
 _JSON_LABELS = {name: name for name in _CBOR_LABELS}
+_PLACEHOLDER = re.compile(r'"v":"\\u0000(\d+)"')
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _KNOWN_CBOR = {-1, -2, -3, -4, -5, -6, 0, 1, 2, 3, 4, 5, 6, 7, 8}  # RFC 8428 Table 4
+
+#: The primary units of the IANA "SenML Units" registry: RFC 8428 §12.1 (Table 6) and RFC 8798 §2.
+#: Secondary units (RFC 8798 §3: `hPa`, `ppm`, `/100`, `mm`, `Wh`, ...) are not among them: a
+#: SenML 10 pack may not use them in `u` (RFC 9100 makes them a feature a reader must announce).
+REGISTERED_UNITS = frozenset({
+    "m", "kg", "g", "s", "A", "K", "cd", "mol", "Hz", "rad", "sr", "N", "Pa", "J", "W", "C", "V", "F",
+    "Ohm", "S", "Wb", "T", "H", "Cel", "lm", "lx", "Bq", "Gy", "Sv", "kat", "m2", "m3", "l", "m/s",
+    "m/s2", "m3/s", "l/s", "W/m2", "cd/m2", "bit", "bit/s", "lat", "lon", "pH", "dB", "dBW", "Bspl",
+    "count", "/", "%", "%RH", "%EL", "EL", "1/s", "1/min", "beat/min", "beats", "S/m",
+    "B", "VA", "VAs", "var", "vars", "J/m", "kg/m3", "deg",
+})
+#: sensord unit -> (SenML unit, n): the SenML value is the sensord value times 10**n.
+UNIT_MAP = {"°C": ("Cel", 0), "%": ("/", -2), "hPa": ("Pa", 2), "ppm": ("/", -6)}
+#: How a record without `sensord_u` is read back: SenML unit -> (sensord unit, n). A unit not
+#: here reads back as itself, which keeps batches sealed before the mapping (`%`, `°C`, `hPa`).
+_UNIT_BACK = {"Cel": ("°C", 0), "%RH": ("%", 0), "/": ("%", -2), "Pa": ("hPa", 2)}
+
+
+def senml_unit(quantity: str, unit: str) -> tuple[str | None, int]:
+    """The registered SenML unit for sensord's `unit` and n, the SenML value being the sensord
+    value times 10**n; None (and 0) when the registry has no such unit."""
+    if unit == "%" and quantity.endswith("humidity"):
+        return "%RH", 0
+    if unit in UNIT_MAP:
+        return UNIT_MAP[unit]
+    return (unit, 0) if unit in REGISTERED_UNITS else (None, 0)
+
+
+def _needs_label(unit: str, target: str | None, n: int) -> bool:
+    return target is None or _UNIT_BACK.get(target, (target, 0)) != (unit, n)
+
+
+class _Raw:
+    """A JSON number written as this exact text (a scaled value, exact in decimal)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+class _JsonFloat(float):
+    """A JSON number with a fraction or exponent, keeping its text for exact unscaling."""
+
+    text: str
+
+    def __new__(cls, text: str) -> _JsonFloat:
+        self = super().__new__(cls, text)
+        self.text = text
+        return self
+
+
+def _decimal(value: float) -> Decimal:
+    """A finite float as its shortest decimal, written so that its exponent is not 0: an
+    exponent of 0 says int (`12345678901234568.0` becomes 123456789012345680 * 10**-1)."""
+    d = Decimal(repr(value))
+    sign, digits, exponent = d.as_tuple()
+    return Decimal((sign, (*digits, 0), -1)) if exponent == 0 else d
+
+
+def _shift(d: Decimal, n: int) -> Decimal:
+    """d times 10**n, exactly (Decimal.scaleb rounds to the context's 28 digits)."""
+    sign, digits, exponent = d.as_tuple()
+    assert isinstance(exponent, int)
+    return Decimal((sign, digits, exponent + n))
+
+
+def _scaled(value: Value, n: int, *, json_out: bool) -> Any:
+    """sensord's value in the SenML unit: times 10**n, exactly (see _unscaled for the way back)."""
+    if n == 0 or isinstance(value, bool) or isinstance(value, float) and not math.isfinite(value):
+        return value
+    if isinstance(value, int):
+        if n > 0:
+            return value * 10**n
+        return _Raw(str(_shift(Decimal(value), n))) if json_out else cbor.Tag(4, [n, value])
+    exact = _shift(_decimal(value), n)
+    if json_out:
+        return _Raw(str(exact))
+    near = float(exact)
+    if math.isfinite(near) and _from_float(near, n).hex() == value.hex():  # hex: -0.0 is not 0.0
+        return near
+    sign, digits, exponent = exact.as_tuple()
+    assert isinstance(exponent, int)
+    mantissa = int("".join(map(str, digits)))
+    return cbor.Tag(4, [exponent, -mantissa if sign else mantissa])
+
+
+def _from_float(value: float, n: int) -> float:
+    return float(_shift(Decimal(repr(value)), -n))
+
+
+def _from_decimal(exact: Decimal, n: int) -> Value:
+    back = _shift(exact, -n)
+    return int(back) if back.as_tuple().exponent == 0 else float(back)
+
+
+def _unscaled(value: Any, n: int, where: str) -> Value:
+    """A SenML value back in sensord's unit: divided by 10**n, int or float as it was sent."""
+    if isinstance(value, cbor.Tag):
+        parts = value.value
+        if value.tag != 4 or not (isinstance(parts, list) and len(parts) == 2
+                                  and all(isinstance(p, int) and not isinstance(p, bool) for p in parts)):
+            raise DecodeError(f"{where}: value is CBOR tag {value.tag}, expected a number "
+                              "(or a decimal fraction, tag 4 [exponent, mantissa])")
+        exponent, mantissa = parts
+        if not -400 <= exponent <= 400:
+            raise DecodeError(f"{where}: decimal fraction exponent {exponent} out of range")
+        return _from_decimal(_shift(Decimal(mantissa), exponent), n)
+    if isinstance(value, bool):
+        return value
+    if n == 0:
+        return float(value) if isinstance(value, float) else value
+    if isinstance(value, _JsonFloat):
+        return _from_decimal(Decimal(value.text), n)  # even past the float range: the text is exact
+    if isinstance(value, float):
+        return _from_float(value, n) if math.isfinite(value) else value
+    if n > 0 and value % 10**n == 0:
+        return value // 10**n
+    return _from_decimal(Decimal(value), n)
 
 
 def name_problem(node: str, sensor: str, quantity: str) -> str | None:
@@ -45,7 +178,7 @@ def name_problem(node: str, sensor: str, quantity: str) -> str | None:
             "(or does not start with a letter or digit); strict SenML readers reject it")
 
 
-def _records(batch: BatchData, labels: dict[str, Any], *, json_safe: bool) -> list[dict[Any, Any]]:
+def _records(batch: BatchData, labels: dict[str, Any], *, json_out: bool) -> list[dict[Any, Any]]:
     check_header(batch.node, batch.seq)
     if not batch.samples:
         raise EncodeError("SenML cannot carry an empty batch (node and seq need a record)")
@@ -64,16 +197,21 @@ def _records(batch: BatchData, labels: dict[str, Any], *, json_safe: bool) -> li
             record[labels["bt"]] = _seconds(base_ms)
             record[SEQ_LABEL] = batch.seq
         record[labels["n"]] = where
+        n = 0
         if s.unit:
             if not isinstance(s.unit, str):
                 raise EncodeError(f"{where}: unit {s.unit!r} is not a string")
-            record[labels["u"]] = s.unit
+            target, n = senml_unit(s.quantity, s.unit)
+            if target is not None:
+                record[labels["u"]] = target
+            if _needs_label(s.unit, target, n):
+                record[UNIT_LABEL] = s.unit
         if isinstance(s.value, bool):
             record[labels["vb"]] = s.value
-        elif json_safe and isinstance(s.value, float) and not math.isfinite(s.value):
+        elif json_out and isinstance(s.value, float) and not math.isfinite(s.value):
             record[labels["vs"]] = "NaN" if s.value != s.value else ("Infinity" if s.value > 0 else "-Infinity")
         else:
-            record[labels["v"]] = s.value
+            record[labels["v"]] = _scaled(s.value, n, json_out=json_out)
         offset = to_ms(s.ts, where) - base_ms
         if offset:
             record[labels["t"]] = _seconds(offset)
@@ -116,10 +254,15 @@ def _parse(records: object, labels: dict[str, Any], flavor: str, unknown: Callab
         elif parts[0] != node:
             raise DecodeError(f"{where}: node {parts[0]!r} differs from {node!r} in the same batch")
         unit = _get(record, labels["u"], str, where, bu)
+        if UNIT_LABEL in record:
+            unit = _get(record, UNIT_LABEL, str, where, "")
+            n = senml_unit(parts[2], unit)[1]
+        else:
+            unit, n = _UNIT_BACK.get(unit, (unit, 0))
         when = bt + _get(record, labels["t"], float, where, 0.0)
         if not math.isfinite(when * 1000):
             raise DecodeError(f"{where}: time {when!r} is not finite")
-        value = _value(record, labels, where, bv)
+        value = _unscaled(_value(record, labels, where, bv), n, where)
         used = budget(1, used, flavor)
         times, values = columns.setdefault((parts[1], parts[2], unit), ([], []))
         times.append(round(when * 1000))
@@ -139,7 +282,7 @@ def _get(record: dict[Any, Any], label: Any, kind: type, where: str, default: An
     return value
 
 
-def _value(record: dict[Any, Any], labels: dict[str, Any], where: str, bv: float) -> Value:
+def _value(record: dict[Any, Any], labels: dict[str, Any], where: str, bv: float) -> Any:
     present = [name for name in ("v", "vs", "vb") if labels[name] in record]
     if len(present) != 1:
         raise DecodeError(f"{where}: expected exactly one of v, vb (or a non-finite vs), found {present or 'none'}")
@@ -150,6 +293,9 @@ def _value(record: dict[Any, Any], labels: dict[str, Any], where: str, bv: float
         if text not in _NON_FINITE:
             raise DecodeError(f"{where}: string value {text!r}; sensord values are numbers or booleans")
         return _NON_FINITE[text]
+    value = record[labels["v"]]
+    if isinstance(value, cbor.Tag):
+        return value if not bv else bv + float(_unscaled(value, 0, where))
     value = _get(record, labels["v"], float, where, 0)
     return value + bv if bv else value
 
@@ -164,10 +310,10 @@ class SenmlCborEncoding:
         return bool(payload) and 0x80 <= payload[0] <= 0x9F  # a CBOR array
 
     def encode(self, batch: BatchData) -> bytes:
-        return cbor.dumps(_records(batch, _CBOR_LABELS, json_safe=False))
+        return cbor.dumps(_records(batch, _CBOR_LABELS, json_out=False))
 
     def decode(self, payload: bytes) -> Batch:
-        return _parse(cbor.loads(payload, max_depth=4), _CBOR_LABELS, self.name,
+        return _parse(cbor.loads(payload, max_depth=5), _CBOR_LABELS, self.name,
                       lambda label: isinstance(label, int) and label not in _KNOWN_CBOR
                       or isinstance(label, str) and label.endswith("_"))
 
@@ -182,15 +328,23 @@ class SenmlJsonEncoding:
         return payload.lstrip(b" \t\r\n")[:1] == b"["
 
     def encode(self, batch: BatchData) -> bytes:
-        records = _records(batch, _JSON_LABELS, json_safe=True)
+        records = _records(batch, _JSON_LABELS, json_out=True)
+        raw: list[str] = []
+        for record in records:
+            if isinstance(record.get("v"), _Raw):
+                raw.append(record["v"].text)
+                record["v"] = f"\0{len(raw) - 1}"
         try:
-            return json.dumps(records, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+            text = json.dumps(records, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         except ValueError as exc:  # a lone surrogate, an integer beyond 4300 digits
             raise EncodeError(f"senml+json: {exc}") from None
+        if raw:  # json writes "\0" as \u0000, and a "v" key never holds a string otherwise
+            text = _PLACEHOLDER.sub(lambda m: f'"v":{raw[int(m[1])]}', text)
+        return text.encode()
 
     def decode(self, payload: bytes) -> Batch:
         try:
-            records = json.loads(payload)
+            records = json.loads(payload, parse_float=_JsonFloat)
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise DecodeError(f"senml+json: not a sensord batch: invalid JSON ({_short(exc)})") from None
         return _parse(records, _JSON_LABELS, self.name, lambda label: label.endswith("_"))

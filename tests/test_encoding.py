@@ -14,6 +14,7 @@ import random
 import re
 import struct
 from collections.abc import Sequence
+from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from hypothesis import strategies as st
 
 from sensord import enc_cbor
 from sensord.enc_compact import pack, scaled_value, step_of, unpack
+from sensord.enc_senml import senml_unit
 from sensord.encoding import (
     CONTENT_TYPE,
     ENCODINGS,
@@ -292,7 +294,7 @@ def test_compact_is_plain_cbor() -> None:
     (b"\xd9\xd5\xb1\x87\x01\x64bar", "truncated payload: expected 4 bytes at offset 6, found 3"),
     (b"\xd9\xd5\xb1\x87\x01\x5b\xff\xff\xff\xff\xff\xff\xff\xff", "truncated payload: expected 18446744073709551615"),
     (b"\x9b\x00\x00\x00\x01\x00\x00\x00\x00", "truncated payload: item at offset 0 declares 4294967296 elements"),
-    (b"\x81" * 100 + b"\x00", "CBOR nested deeper than 4 levels"),
+    (b"\x81" * 100 + b"\x00", "CBOR nested deeper than 5 levels"),
     (b"[" * 100_000, "senml+json: not a sensord batch: invalid JSON"),
     (b'[{"bn": "n/", "n": "a/t", "v": 1}]', "senml+json: not a sensord batch: no record carries"),
     (b'[{"bn": "n/", "sensord_seq": 1, "n": "a/t", "v": 1, "x_": 2}]', "senml+json record 0: unknown label 'x_'"),
@@ -341,8 +343,18 @@ def check_independent(records: list[dict[Any, Any]], labels: dict[str, Any], bat
     assert len(resolved) == len(batch.samples)
     for (name, unit, value, when), s in zip(resolved, batch.samples, strict=True):
         assert name == f"{batch.node}/{s.sensor}/{s.quantity}"
-        assert unit == s.unit
-        assert type(value) is type(s.value) and (value == s.value)
+        # Registry units, the value scaled exactly in decimal (tests/test_senml_units.py has the table).
+        registered, n = senml_unit(s.quantity, s.unit) if s.unit else ("", 0)
+        assert unit == (registered or "")
+        if n == 0 or isinstance(s.value, bool):
+            assert type(value) is type(s.value) and (value == s.value)
+        else:
+            want = Fraction(Decimal(repr(s.value)) if isinstance(s.value, float) else s.value) * Fraction(10) ** n
+            if isinstance(value, Decimal | int):  # a CBOR decimal fraction or integer: exact
+                assert Fraction(value) == want
+            else:
+                assert value == float(Decimal(want.numerator) / want.denominator if want.denominator > 1
+                                      else Decimal(want.numerator))  # Decimal -> float: inf past the range
         assert when >= 2**28  # absolute time (§4.5.3), not relative to "now"
         assert round(when * 1000) == round(s.ts * 1000)
 
@@ -353,7 +365,7 @@ def test_senml_cbor_read_by_cbor2() -> None:
     check_independent(records, CBOR_LABELS, GOLDEN_BATCH)
     assert records[0][-2] == "barn/" and records[0][-3] == T and records[0][0] == "air/temperature"
     for record in records:
-        assert all(isinstance(k, int) for k in record if k != "sensord_seq")
+        assert all(isinstance(k, int) for k in record if k not in ("sensord_seq", "sensord_u"))
         assert senml_name_problem("barn", *record[0].split("/")) is None if 0 in record else True
 
 
