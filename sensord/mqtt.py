@@ -55,6 +55,7 @@ _CONNACK_TEXT = {
 _BAD_CREDENTIALS = {4, 0x86}
 _NOT_AUTHORIZED = {5, 0x87, 0x8A, 0x8C}
 _NO_MQTT5 = {1, 0x84}
+_BAD_CLIENT_ID = {2, 0x85}
 _V5_PROBE_MIN_S = 5.0
 _V5_PROBE_FACTOR = 4.0
 
@@ -372,7 +373,10 @@ class MqttLink:
                 secret = f"the password in {pw_file}" if pw_file else "that no mqtt.password_file is set"
                 rights = "" if code in _BAD_CREDENTIALS else ", and the user's rights on the broker"
                 return BrokerAuthError(f"{text}; check mqtt.username ({user!r}), {secret}{rights}")
-            return BrokerError(text)
+            error = BrokerError(text if code not in _BAD_CLIENT_ID else f"{text}; set mqtt.client_id to one "
+                                f"the broker accepts (now {self._client_id!r})")
+            error.transient = code not in _BAD_CLIENT_ID  # only a config change helps
+            return error
         if failure.kind == "closed":
             return BrokerUnreachable(f"{where} closed the connection before accepting it; is that port an "
                                      f"MQTT listener{' without TLS' if self._tls is None else ' with TLS'}?")

@@ -166,16 +166,21 @@ class Connection:
         # library notices before its timeout, so end the wait on the close.
         on_disconnect = self._paho.on_disconnect
 
-        def closed_early() -> None:
+        def closed_early(keepalive: bool) -> None:
             connected = self._client._connected
             if self._opening and not connected.done():
-                connected.set_exception(Failure("closed", "the broker closed the connection before CONNACK"))
+                # paho itself gives up on a CONNACK after the keepalive interval: a silent broker.
+                failure = (Failure("no_connack", f"no CONNACK within the keepalive ({self._paho._keepalive} s)")
+                           if keepalive else Failure("closed", "the broker closed the connection before CONNACK"))
+                connected.set_exception(failure)
 
         def wrapped(*args: Any) -> None:
+            keepalive = False
             with contextlib.suppress(Exception):  # paho re-raises callback errors
                 self._close_reason = _close_reason(args)
+                keepalive = _keepalive_expired(args)
             on_disconnect(*args)
-            loop.call_soon_threadsafe(closed_early)
+            loop.call_soon_threadsafe(closed_early, keepalive)
 
         self._paho.on_disconnect = wrapped
 
@@ -394,6 +399,14 @@ async def _within(call: Awaitable[T], timeout_s: float) -> T:
         if task.cancelled() or task.exception() is not None:
             raise TimeoutError
     return task.result()  # finished, or finished just as the time ran out
+
+
+def _keepalive_expired(args: tuple[Any, ...]) -> bool:
+    """Whether paho's on_disconnect reports that paho closed the socket itself, having heard
+    nothing from the broker for the keepalive interval."""
+    if _GEN2:  # (client, userdata, DisconnectFlags, ReasonCode, properties); 0x8D "Keep alive timeout"
+        return not args[2].is_disconnect_packet_from_server and code_of(args[3]) == 0x8D
+    return isinstance(args[2], int) and args[2] == paho_client.MQTT_ERR_KEEPALIVE
 
 
 def _close_reason(args: tuple[Any, ...]) -> str:
