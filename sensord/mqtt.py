@@ -247,7 +247,9 @@ class MqttLink:
             self._conn = await self._open(self._mqtt5, timeout, probe=probing)
         except Failure as failure:
             silent = failure.kind == "no_connack"
-            if not (probing and (silent or failure.kind == "closed" or failure.code in _NO_MQTT5)):
+            # An explicit refusal is unambiguous (a broker replaced by an older one); silence or a
+            # close is only taken as "no MQTT 5" from a broker that never accepted it.
+            if not (self._mqtt5 and (failure.code in _NO_MQTT5 or (probing and (silent or failure.kind == "closed")))):
                 raise self._error(failure, "connect", timeout) from None
             try:
                 self._conn = await self._open(False, timeout)
