@@ -39,7 +39,8 @@ from .errors import (
 )
 from .mqtt_compat import DISCONNECT_WITH_WILL, LIBRARY, Connection, Failure, PacketTypes, properties
 
-__all__ = ["LIBRARY", "Backoff", "MqttLink", "Received", "Will", "make_tls_context", "read_password_file"]
+__all__ = ["LIBRARY", "Backoff", "MqttLink", "Received", "Will", "make_tls_context", "read_password_file",
+           "v5_probe_s"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,18 @@ _CONNACK_TEXT = {
 _BAD_CREDENTIALS = {4, 0x86}
 _NOT_AUTHORIZED = {5, 0x87, 0x8A, 0x8C}
 _NO_MQTT5 = {1, 0x84}
+_BAD_CLIENT_ID = {2, 0x85}
+_V5_PROBE_MIN_S = 5.0
+_V5_PROBE_FACTOR = 4.0
+
+
+def v5_probe_s(setup_s: float) -> float:
+    """How long to wait for the first CONNACK to an MQTT 5 CONNECT, counted from the moment the
+    TCP (and TLS) connection is up, which took `setup_s`: at least 5 s, or 4 x `setup_s` on a link
+    slow enough to need more. A broker that answers at all answers within a round trip or two
+    (plus its password check), and the TCP and TLS handshakes took one to three round trips, so
+    this scales with a slow satellite link rather than cutting it off."""
+    return max(_V5_PROBE_MIN_S, _V5_PROBE_FACTOR * setup_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,8 +179,13 @@ class MqttLink:
     """One client of one broker: connect, publish, subscribe, disconnect, and connect again.
 
     Protocol: with `protocol = "5"` a broker that refuses MQTT 5 (CONNACK "unacceptable protocol
-    version", or closing the connection right after CONNECT) is retried once with MQTT 3.1.1, which
-    is then used for the life of this object; `protocol` tells which one is in use.
+    version", closing the connection right after CONNECT, or no CONNACK at all within
+    `v5_probe_s()` of the TCP/TLS connection, as amqtt does with a will in the CONNECT) is retried
+    at once with MQTT 3.1.1. If that is accepted, 3.1.1 is used for the life of this object
+    (MQTT 5 is not probed again: each probe of such a broker costs the probe timeout);
+    `protocol` tells which one is in use. If 3.1.1 gets no answer either, the broker is just
+    silent and the next `connect()` probes MQTT 5 again. Once a broker has accepted MQTT 5, a
+    later silence is only a timeout, never a reason to fall back.
 
     Will and duty-cycle mode: `disconnect(send_will=True)` makes the broker publish the will. Under
     MQTT 5 that is DISCONNECT with reason code 0x04 (§3.14.2.1); with `will.delay_s` set, the will
@@ -203,6 +221,7 @@ class MqttLink:
                           if config.password_file is not None else None)
         self._tls = make_tls_context(config.tls, self._log) if config.tls is not None else None
         self._mqtt5 = config.protocol == "5"
+        self._mqtt5_confirmed = False  # a CONNACK to MQTT 5 came from this broker
         self._conn: Connection | None = None
 
     @property
@@ -216,25 +235,40 @@ class MqttLink:
         return self._conn is not None and self._conn.is_open
 
     async def connect(self, *, timeout_s: float | None = None) -> None:
-        """Connect, waiting at most `timeout_s` for the broker to accept; raise a BrokerError."""
+        """Connect, waiting at most `timeout_s` for the broker to accept; raise a BrokerError.
+
+        While MQTT 5 is not yet confirmed by this broker, the first CONNACK is awaited only
+        `v5_probe_s()` after the TCP (and TLS) connection is up; see the class docstring."""
         if self._conn is not None:
             await self.disconnect()
         timeout = timeout_s or self._timeout_s
+        probing = self._mqtt5 and not self._mqtt5_confirmed
         try:
-            self._conn = await self._open(self._mqtt5, timeout)
+            self._conn = await self._open(self._mqtt5, timeout, probe=probing)
         except Failure as failure:
-            if not (self._mqtt5 and (failure.kind == "closed" or failure.code in _NO_MQTT5)):
+            silent = failure.kind == "no_connack"
+            # An explicit refusal is unambiguous (a broker replaced by an older one); silence or a
+            # close is only taken as "no MQTT 5" from a broker that never accepted it.
+            if not (self._mqtt5 and (failure.code in _NO_MQTT5 or (probing and (silent or failure.kind == "closed")))):
                 raise self._error(failure, "connect", timeout) from None
             try:
                 self._conn = await self._open(False, timeout)
             except Failure as again:
+                # A listener that answers neither version is just silent (or frozen): try MQTT 5 again next time.
                 raise self._error(again, "connect", timeout) from None
             self._mqtt5 = False
-            self._log.warning("%s refused MQTT 5 (%s); using MQTT 3.1.1 from now on, without will delay "
-                              "and content type", self._where, failure.detail or failure.kind)
+            if silent:
+                self._log.warning("%s did not answer an MQTT 5 CONNECT (%s) but accepted MQTT 3.1.1; using "
+                                  "MQTT 3.1.1 from now on, without will delay and content type (set "
+                                  "mqtt.protocol = \"3.1.1\" to skip the probe)", self._where, failure.detail)
+            else:
+                self._log.warning("%s refused MQTT 5 (%s); using MQTT 3.1.1 from now on, without will delay "
+                                  "and content type", self._where, failure.detail or failure.kind)
+        if self._mqtt5:
+            self._mqtt5_confirmed = True
         self._log.debug("connected to %s as %r (MQTT %s)", self._where, self._client_id, self.protocol)
 
-    async def _open(self, mqtt5: bool, timeout_s: float) -> Connection:
+    async def _open(self, mqtt5: bool, timeout_s: float, *, probe: bool = False) -> Connection:
         will = self._will
         session = mqtt5 and self._session_expiry_s > 0
         will_props = (properties(PacketTypes.WILLMESSAGE, WillDelayInterval=will.delay_s)
@@ -246,7 +280,8 @@ class MqttLink:
             connect_properties=(properties(PacketTypes.CONNECT, SessionExpiryInterval=self._session_expiry_s)
                                 if session else None),
             clean_start=not session, logger=self._log.getChild("client"))
-        await conn.open(timeout_s)
+        await conn.open(timeout_s, connack_timeout=(lambda setup_s: min(timeout_s, v5_probe_s(setup_s)))
+                        if probe else None)
         return conn
 
     async def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool = False,
@@ -340,10 +375,15 @@ class MqttLink:
                 secret = f"the password in {pw_file}" if pw_file else "that no mqtt.password_file is set"
                 rights = "" if code in _BAD_CREDENTIALS else ", and the user's rights on the broker"
                 return BrokerAuthError(f"{text}; check mqtt.username ({user!r}), {secret}{rights}")
-            return BrokerError(text)
+            error = BrokerError(text if code not in _BAD_CLIENT_ID else f"{text}; set mqtt.client_id to one "
+                                f"the broker accepts (now {self._client_id!r})")
+            error.transient = code not in _BAD_CLIENT_ID  # only a config change helps
+            return error
         if failure.kind == "closed":
             return BrokerUnreachable(f"{where} closed the connection before accepting it; is that port an "
                                      f"MQTT listener{' without TLS' if self._tls is None else ' with TLS'}?")
+        if failure.kind == "no_connack":
+            return BrokerTimeout(f"{where}: {action}: {failure.detail}; is that port an MQTT listener?")
         if failure.kind == "timeout":
             return BrokerTimeout(f"{where}: {action}: no answer within {timeout_s:g} s")
         if failure.kind == "lost":

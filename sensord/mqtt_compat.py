@@ -36,7 +36,7 @@ import importlib
 import importlib.metadata
 import logging
 import ssl
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
 from paho.mqtt import client as paho_client
@@ -45,7 +45,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 T = TypeVar("T")
-FailureKind = Literal["os", "connack", "closed", "lost", "timeout", "suback", "puback", "library"]
+FailureKind = Literal["os", "connack", "closed", "lost", "timeout", "no_connack", "suback", "puback", "library"]
 # The paho message ids of the publishes made by the current `Connection.publish` call (a list
 # per call, shared with the task the library publishes from, which inherits this context).
 _PUBLISH_MIDS: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("sensord_publish_mids",
@@ -76,6 +76,11 @@ lib, LIBRARY = _import_library()
 _GEN2 = LIBRARY == "aiomqtt"
 ReasonCode: Any = getattr(reasoncodes, "ReasonCode", None) or reasoncodes.ReasonCodes
 DISCONNECT_WITH_WILL = 0x04  # MQTT 5 §3.14.2.1: the server publishes the will, after its delay
+# Both libraries log "There are N pending publish calls." at WARNING once more than 10 calls wait
+# for their acknowledgement: on every publish of a page while the publisher replays a backlog
+# (it keeps 20 batches in flight), ten lines per page. sensord bounds its own concurrency, so
+# the warning is raised above that bound and keeps its meaning: something publishes without one.
+PENDING_CALLS_WARN = 100
 
 
 class Failure(Exception):
@@ -122,7 +127,12 @@ class Connection:
             will=lib.Will(*will) if will else None, keepalive=keepalive_s,
             properties=connect_properties, **kwargs)
         self._paho: Any = self._client._client
+        if _GEN2:
+            self._client.pending_calls_threshold = PENDING_CALLS_WARN
+        else:
+            self._client._pending_calls_threshold = PENDING_CALLS_WARN
         self._opening = False
+        self._transport_up = asyncio.Event()  # TCP (and TLS) connected, CONNECT on its way
         self._connect_error: OSError | None = None
         self._close_reason = ""
         self._closed_on_purpose = False
@@ -147,6 +157,8 @@ class Connection:
                 raise
             if self._abandoned:  # open() timed out meanwhile: leave no connection behind
                 loop.call_soon_threadsafe(self._paho._sock_close)
+            else:
+                loop.call_soon_threadsafe(self._transport_up.set)
             return result
 
         self._paho.connect = connect
@@ -154,16 +166,21 @@ class Connection:
         # library notices before its timeout, so end the wait on the close.
         on_disconnect = self._paho.on_disconnect
 
-        def closed_early() -> None:
+        def closed_early(keepalive: bool) -> None:
             connected = self._client._connected
             if self._opening and not connected.done():
-                connected.set_exception(Failure("closed", "the broker closed the connection before CONNACK"))
+                # paho itself gives up on a CONNACK after the keepalive interval: a silent broker.
+                failure = (Failure("no_connack", f"no CONNACK within the keepalive ({self._paho._keepalive} s)")
+                           if keepalive else Failure("closed", "the broker closed the connection before CONNACK"))
+                connected.set_exception(failure)
 
         def wrapped(*args: Any) -> None:
+            keepalive = False
             with contextlib.suppress(Exception):  # paho re-raises callback errors
                 self._close_reason = _close_reason(args)
+                keepalive = _keepalive_expired(args)
             on_disconnect(*args)
-            loop.call_soon_threadsafe(closed_early)
+            loop.call_soon_threadsafe(closed_early, keepalive)
 
         self._paho.on_disconnect = wrapped
 
@@ -210,18 +227,27 @@ class Connection:
     def is_open(self) -> bool:
         return not self._lost.done()
 
-    async def open(self, timeout_s: float) -> None:
-        """Connect and wait for a positive CONNACK; raise `Failure` on any error."""
+    async def open(self, timeout_s: float, *, connack_timeout: Callable[[float], float] | None = None) -> None:
+        """Connect and wait for a positive CONNACK; raise `Failure` on any error.
+
+        `timeout_s` bounds the whole connect. `connack_timeout`, if given, bounds the wait for
+        CONNACK from the moment the TCP (and TLS) connection is up: it gets the seconds that took
+        and returns how long to wait. `Failure("no_connack")` then means that a listener took the
+        connection and the CONNECT, and said nothing."""
         self._opening = True
         self._paho._connect_timeout = timeout_s  # TCP connect; both paho versions default to 5 s
         try:
             enter = self._client.__aenter__() if _GEN2 else self._client.connect(timeout=3600)
+            if connack_timeout is not None:
+                enter = self._connack_within(enter, connack_timeout)
             await _within(enter, timeout_s)
         except BaseException as exc:
             self.abort()
             if isinstance(exc, Failure | asyncio.CancelledError):
                 raise
             if isinstance(exc, asyncio.TimeoutError):
+                if connack_timeout is not None and self._transport_up.is_set():
+                    raise Failure("no_connack", f"no CONNACK within {timeout_s:g} s") from None
                 raise Failure("timeout", "no CONNACK") from None
             if self._connect_error is not None:
                 raise Failure("os", os_error=self._connect_error) from None
@@ -232,6 +258,25 @@ class Connection:
             raise
         finally:
             self._opening = False
+
+    async def _connack_within(self, enter: Awaitable[Any], connack_timeout: Callable[[float], float]) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        task = asyncio.ensure_future(enter)
+        up = asyncio.ensure_future(self._transport_up.wait())
+        try:
+            await asyncio.wait({task, up}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():
+                wait_s = connack_timeout(loop.time() - started)
+                await asyncio.wait({task}, timeout=wait_s)
+                if not task.done():
+                    raise Failure("no_connack", f"no CONNACK within {wait_s:.3g} s of the connection")
+            task.result()
+        finally:
+            up.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})  # let the library clean up its connect
 
     async def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool, props: Any,
                       timeout_s: float) -> None:
@@ -354,6 +399,14 @@ async def _within(call: Awaitable[T], timeout_s: float) -> T:
         if task.cancelled() or task.exception() is not None:
             raise TimeoutError
     return task.result()  # finished, or finished just as the time ran out
+
+
+def _keepalive_expired(args: tuple[Any, ...]) -> bool:
+    """Whether paho's on_disconnect reports that paho closed the socket itself, having heard
+    nothing from the broker for the keepalive interval."""
+    if _GEN2:  # (client, userdata, DisconnectFlags, ReasonCode, properties); 0x8D "Keep alive timeout"
+        return not args[2].is_disconnect_packet_from_server and code_of(args[3]) == 0x8D
+    return isinstance(args[2], int) and args[2] == paho_client.MQTT_ERR_KEEPALIVE
 
 
 def _close_reason(args: tuple[Any, ...]) -> str:

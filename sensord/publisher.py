@@ -2,7 +2,8 @@
 
 A batch leaves the buffer only after the broker acknowledged it (PUBACK at QoS 1), so delivery
 is at-least-once and in order; consumers drop repeats by `seq`. Connection failures are logged
-once per streak and retried with capped, jittered exponential backoff.
+once per streak (at ERROR when only a change in the config or on the broker helps: a wrong CA,
+password or ACL) and retried with capped, jittered exponential backoff.
 
 Modes:
 - `persistent`: stay connected; keepalive pings only.
@@ -94,6 +95,7 @@ class Publisher:
         self._abandoned = False  # finish() gave up waiting: the loop must end even if a cancel was lost
         self._drained = asyncio.Event()
         self._failing = False
+        self._failing_permanent = False  # this streak's ERROR line was logged
         self._refusing = False  # the broker refuses batches (PUBACK failure code): see _on_refusal
         self._meta_sent = False
         self._retried_for_finish = False
@@ -128,6 +130,7 @@ class Publisher:
         else:
             log.info("connected to %s:%d (MQTT %s)", self.mqtt.host, self.mqtt.port, self.link.protocol)
         self._failing = False
+        self._failing_permanent = False
         self.backoff.reset()
         await self.link.publish(self.topics.status, ONLINE, qos=1, retain=True)
         if not (self.duty and self._meta_sent):
@@ -220,15 +223,23 @@ class Publisher:
         with contextlib.suppress(Exception):
             await self.link.disconnect()
         pending = self.buffer.stats().pending_readings
-        if was_connected:
+        # Not transient (wrong CA, wrong password, not authorized): nothing changes until someone
+        # fixes the config or the broker, so ERROR (journalctl -p err), once per streak.
+        permanent = not getattr(exc, "transient", True)
+        if was_connected and not permanent:
             log.warning("connection to %s:%d lost: %s; %d readings buffered", self.mqtt.host, self.mqtt.port,
                         exc, pending)
+        elif permanent and not self._failing_permanent:
+            log.error("cannot connect to %s:%d: %s; this needs a change in the config or on the broker: "
+                      "%d readings stay buffered, retrying with backoff up to %g s", self.mqtt.host,
+                      self.mqtt.port, exc, pending, self.mqtt.reconnect_max_s)
         elif not self._failing:
             log.warning("cannot connect to %s:%d: %s; retrying with backoff up to %g s", self.mqtt.host,
                         self.mqtt.port, exc, self.mqtt.reconnect_max_s)
         else:
             log.debug("still cannot connect: %s", exc)
         self._failing = True
+        self._failing_permanent = permanent or self._failing_permanent
         self._set_status()
         delay = self.backoff.next_delay()
         waiter = asyncio.create_task(self._finish_requested())

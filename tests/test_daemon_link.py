@@ -67,6 +67,8 @@ def test_wrong_ca_is_refused_clearly_and_retried(secure_broker: Mosquitto, nodes
     lines = [line for line in node.log().splitlines() if "certificate" in line and "publisher" in line]
     assert len(lines) == 1, node.log()  # one line per state change, not one per attempt
     assert "ca_file" in lines[0] and "Traceback" not in node.log()
+    # Only a config change helps: ERROR, so `journalctl -p err` shows it.
+    assert lines[0].startswith("ERROR sensord.publisher: cannot connect"), lines[0]
 
 
 def test_wrong_password_is_refused_clearly_and_retried(secure_broker: Mosquitto, nodes: list[Node],
@@ -80,6 +82,35 @@ def test_wrong_password_is_refused_clearly_and_retried(secure_broker: Mosquitto,
     refusals = [line for line in node.log().splitlines() if "publisher" in line and "not authorized" in line]
     assert len(refusals) == 1, node.log()
     assert "password" in refusals[0] and "wrong-one" not in node.log()
+    assert refusals[0].startswith("ERROR sensord.publisher: cannot connect"), refusals[0]
+
+
+def test_transient_outage_stays_a_warning(nodes: list[Node], tmp_path: Path) -> None:
+    broker = Mosquitto()  # not started: connection refused until it is
+    cfg = write_config(tmp_path / "s.toml", port=broker.port, sensors=1)
+    node = Node(cfg).start()
+    nodes.append(node)
+    wait_until(lambda: "cannot connect" in node.log(), 10, "refused connection logged")
+    with broker, Subscription(broker, "sensord/n1/data") as sub:
+        sub.wait_for(lambda msgs: len(readings(msgs)) >= 3, 15)
+        assert node.stop()[0] == 0
+    failures = [line for line in node.log().splitlines() if "cannot connect" in line]
+    assert len(failures) == 1 and failures[0].startswith("WARNING sensord.publisher:"), node.log()
+    assert "ERROR" not in node.log()
+
+
+def test_acl_refusal_is_an_error_once(nodes: list[Node], tmp_path: Path) -> None:
+    (tmp_path / "acl").write_text("topic readwrite sensord/n1/status\ntopic readwrite sensord/n1/meta\n")
+    with Mosquitto(extra_config=f"acl_file {tmp_path / 'acl'}") as broker:
+        cfg = write_config(tmp_path / "s.toml", port=broker.port, sensors=1, max_age_s=0.3)
+        node = Node(cfg).start()
+        nodes.append(node)
+        wait_until(lambda: "not authorized" in node.log(), 10, "ACL refusal logged")
+        wait_until(lambda: broker.log_text().count("Denied PUBLISH") >= 3, 15, "three refused batches")
+        assert node.stop()[0] == 0
+    refusals = [line for line in node.log().splitlines() if "not authorized" in line and "DEBUG" not in line]
+    assert len(refusals) == 1, node.log()
+    assert refusals[0].startswith("ERROR sensord.publisher:") and "ACL" in refusals[0], refusals[0]
 
 
 def test_world_readable_password_file_is_refused(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ bytes thrown away have torn the MQTT packet stream, and a real link coming back 
 state was lost would not resume them either. Their client side is reset (the client's next send
 would meet an RST), their broker side stays silent until the broker gives up on its keepalive,
 so the broker notices the loss on its own schedule as it would in the field.
+
+`SilentBroker` is such a proxy blackholed from the start: a listener that never answers CONNECT.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import selectors
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -351,3 +354,45 @@ class TcpProxy:
         except KeyError:
             return False
         return True
+
+
+class SilentBroker(TcpProxy):
+    """A listener that accepts connections and reads what clients send, but never answers: a
+    broker that hangs after accept, a half-dead NAT box, or a port that is not MQTT at all. A
+    client's CONNECT gets no CONNACK, ever; when the client closes, the connection just ends.
+
+    `connections` counts the TCP connections accepted (each connect attempt makes one, an MQTT 5
+    probe that falls back to 3.1.1 two) and `accepted_at` holds their `time.monotonic()` times,
+    to check a client's backoff. `answer()` forwards connections made from then on to `target`
+    (a real broker), so a test can check that the client delivers once something answers;
+    connections made before stay silent until the client gives up on them.
+    """
+
+    def __init__(self, target_host: str = "127.0.0.1", target_port: int = 1, *,
+                 listen_port: int | None = None) -> None:
+        super().__init__(target_host, target_port, listen_port=listen_port)
+        self._blackholed = True
+        self.accepted_at: list[float] = []
+
+    @property
+    def port(self) -> int:
+        """The port clients connect to."""
+        return self.listen_port
+
+    def answer(self) -> None:
+        """From now on, forward new connections to the target broker."""
+
+        def apply() -> None:
+            self._blackholed = False
+
+        self._call(apply)
+
+    def _accept(self) -> None:
+        before = self.connections
+        super()._accept()
+        if self.connections > before:
+            self.accepted_at.append(time.monotonic())
+
+    def __enter__(self) -> SilentBroker:
+        self.start()
+        return self
