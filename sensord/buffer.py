@@ -170,6 +170,7 @@ class Buffer:
         self._lock = threading.Lock()
         self._closed = False
         self._failing = 0  # failed writes in the current storage-failure streak
+        self._failure: str | None = None  # why the last write failed, while failing
         # The next seq is at least this (from <path>.seq or the clock, see the module docstring);
         # seqs below _seq_limit are covered by <path>.seq already.
         self._seq_floor = seq_floor
@@ -233,6 +234,12 @@ class Buffer:
     def storage_failing(self) -> bool:
         """True while writes fail (disk full, I/O error); cleared by the next successful write."""
         return self._failing > 0
+
+    @property
+    def failure(self) -> str | None:
+        """Why the last write failed (SQLite's message, e.g. "database or disk is full"), while
+        `storage_failing`; else None."""
+        return self._failure if self._failing else None
 
     @property
     def path(self) -> Path:
@@ -501,6 +508,7 @@ class Buffer:
                 log.warning("buffer %s: cannot write (%s); the caller keeps its data and retries "
                             "(logged once until a write succeeds)", self._path, _one_line(exc))
             self._failing += 1
+            self._failure = _one_line(exc.exc if isinstance(exc, _MarkFailed) else exc)
             return None
         for seq in delivered:
             del self._delivered[seq]
