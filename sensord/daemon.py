@@ -252,7 +252,8 @@ class Daemon:
     def _count_lost(self) -> None:
         """At a stop: name, in one line, the readings that could not be stored and are lost."""
         assert self.batcher is not None and self.buffer is not None
-        lost = len(self.batcher) + self._dropped_in_memory
+        # Staged readings are on disk already: the next start seals them (_recover_staged).
+        lost = len(self.batcher.unstaged()) + self._dropped_in_memory
         if not lost:
             return
         self._lost += lost
