@@ -80,6 +80,20 @@ class Batcher:
             self._staged = max(0, self._staged - dropped)
         return dropped
 
+    def discard_sealed(self, count: int) -> None:
+        """The first `count` samples were sealed (a seal of part of an overgrown batch). The seal
+        cleared the staging area, so the rest counts as unstaged again."""
+        del self._samples[:count]
+        self._staged = 0
+        if not self._samples:
+            self._opened_at = None
+
+    def carry_over(self, old: Batcher) -> None:
+        """Take over the samples of the previous generation's batcher (a reload while the
+        buffer could not store them), with their age and staging state."""
+        assert not self._samples, "carry_over() is for a new batcher"
+        self._samples, self._staged, self._opened_at = list(old._samples), old._staged, old._opened_at
+
     def restore(self, samples: Sequence[Sample]) -> None:
         """Put back samples found staged on disk at start-up (they are already staged)."""
         self.add(samples)

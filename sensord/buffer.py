@@ -19,7 +19,25 @@ Storage failures (disk full, I/O error, read-only file system) never raise out o
 `seal` returns None and `stage`/`ack_many` return False, the caller keeps its data and retries at the
 next flush. One WARNING per failure streak. Other SQLite failures raise `BufferStorageError`; one
 raised by a write (corruption found at run time) is best handled by a restart, as `open()` moves a
-damaged file aside.
+damaged file aside. A batch the broker acknowledged but whose delete could not be written (disk
+full) is remembered in memory: `peek` and the pending counts leave it out, so it is never sent
+twice in one run, and the next successful write deletes it. Only if the process ends before that
+write is it sent once more at the next start (consumers drop repeats by seq).
+
+Sequence numbers never go back, whatever happens to the file (a deleted -wal after a crash, a
+zero-length or corrupt file): besides the database, a tiny file `<path>.seq` holds an upper bound
+of every seq issued. It is written (fsync) only when a seal passes the bound, which then moves
+`SEQ_BLOCK` ahead, and at `close` (exact value). At open, the next seq is the largest of the
+database's own, that bound, and a salvaged damaged file's; when `<path>.seq` is missing or
+unreadable, also the wall clock in Unix seconds (a new node starts there, which costs a CBOR seq 2
+bytes more per batch only until its 65,536th batch, after which a count from 1 costs 5 bytes too).
+After a crash the seq may so skip up to `SEQ_BLOCK` numbers: a gap is not a loss. The one case
+left unguarded: `<path>.seq` lost as well as the database's contents while the clock is wrong
+(a Pi without RTC before NTP): the seq may then start below numbers already issued.
+
+Integrity: `PRAGMA quick_check` does not read BLOB contents, so every batch and staged chunk
+carries a CRC-32 of its bytes, checked by `peek` and `staged`. One that fails is moved to the table
+`quarantine` (kept for inspection, never published) and named in one ERROR line.
 
 One process owns the file (an exclusive lock, held until `close`): a second daemon, or a CLI
 reading the file, gets `BufferStorageError` "in use by another process". Staged chunks do not count
@@ -29,33 +47,55 @@ towards `max_bytes` (the batcher bounds the open batch).
 from __future__ import annotations
 
 import contextlib
+import errno
+import json
 import logging
 import os
+import pwd
 import sqlite3
+import stat
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import BufferStorageError
+from .errors import BufferStorageError, BufferUnwritable
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Seqs reserved per write of `<path>.seq`: at most this many are skipped after a crash.
+SEQ_BLOCK = 1000
 # How long open() waits for another process's lock on the file (a previous daemon still exiting).
 _LOCK_TIMEOUT_S = 1.0
 _SCHEMA = """
 CREATE TABLE batch (
     seq INTEGER PRIMARY KEY, created REAL NOT NULL, first_ts REAL NOT NULL,
-    readings INTEGER NOT NULL, size INTEGER NOT NULL, payload BLOB NOT NULL);
+    readings INTEGER NOT NULL, size INTEGER NOT NULL, payload BLOB NOT NULL, crc INTEGER);
 CREATE TABLE staged (
-    id INTEGER PRIMARY KEY, created REAL NOT NULL, readings INTEGER NOT NULL, data BLOB NOT NULL);
+    id INTEGER PRIMARY KEY, created REAL NOT NULL, readings INTEGER NOT NULL, data BLOB NOT NULL,
+    crc INTEGER);
 CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE quarantine (
+    id INTEGER PRIMARY KEY, found REAL NOT NULL, what TEXT NOT NULL, seq INTEGER,
+    readings INTEGER NOT NULL, data BLOB NOT NULL, crc INTEGER);
+"""
+# Version 1 had no crc columns and no quarantine table; open() adds them (the CRCs of the
+# payloads as they are then: a version 1 file was never checked).
+_MIGRATE_1_TO_2 = """
+ALTER TABLE batch ADD COLUMN crc INTEGER;
+ALTER TABLE staged ADD COLUMN crc INTEGER;
+UPDATE batch SET crc = sensord_crc32(payload);
+UPDATE staged SET crc = sensord_crc32(data);
+CREATE TABLE quarantine (
+    id INTEGER PRIMARY KEY, found REAL NOT NULL, what TEXT NOT NULL, seq INTEGER,
+    readings INTEGER NOT NULL, data BLOB NOT NULL, crc INTEGER);
 """
 # `size` duplicates length(payload) so that summing it never reads the payloads' overflow pages.
 
@@ -66,6 +106,23 @@ _CORRUPT = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
 
 def _code(exc: sqlite3.Error) -> int:
     return (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+
+
+def _one_line(exc: object) -> str:
+    """SQLite's messages (quick_check's above all) can span lines; a log line must not."""
+    return " / ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+
+
+def _crc(data: bytes) -> int:
+    return zlib.crc32(data)
+
+
+class _MarkFailed(Exception):
+    """`<path>.seq` could not be written: the seal must not issue a seq past the old bound."""
+
+    def __init__(self, exc: OSError) -> None:
+        super().__init__(str(exc))
+        self.exc = exc
 
 
 class _Corrupt(Exception):
@@ -104,14 +161,24 @@ class Buffer:
     """
 
     def __init__(self, conn: sqlite3.Connection, *, path: Path, max_bytes: int,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], seq_floor: int = 0, seq_limit: int = 0) -> None:
         self._conn = conn
         self._path = path
+        self._mark = _mark_path(path)
         self._max_bytes = max_bytes
         self._clock = clock
         self._lock = threading.Lock()
         self._closed = False
         self._failing = 0  # failed writes in the current storage-failure streak
+        self._failure: str | None = None  # why the last write failed, while failing
+        # The next seq is at least this (from <path>.seq or the clock, see the module docstring);
+        # seqs below _seq_limit are covered by <path>.seq already.
+        self._seq_floor = seq_floor
+        self._seq_limit = seq_limit
+        # Acknowledged by the broker, delete not yet written (disk full): seq -> size.
+        self._delivered: dict[int, int] = {}
+        # Failed their checksum but could not be moved to quarantine: never handed out.
+        self._bad: set[int] = set()
         # Payload bytes pending, kept here so that a seal need not scan the table (we are the only
         # writer: the file is locked); updated only after a commit.
         self._pending_bytes = int(conn.execute("SELECT COALESCE(SUM(size), 0) FROM batch").fetchone()[0])
@@ -123,11 +190,11 @@ class Buffer:
         """Open or create the buffer file at `path` (parent directory created with mode 0o750).
 
         A file that is not a database, or fails `PRAGMA quick_check`, is moved aside to
-        `<path>.corrupt-<UTC time>` (with its -wal) and a new buffer starts. Its `next_seq` is the
-        Unix time in seconds (ahead of any seq issued before, as batches are sealed far less often
-        than once a second), or the old file's next_seq if readable and larger (a clock still at
-        1970): consumers see a gap, never a step back. Raises `BufferStorageError` if the file
-        cannot be opened (permissions, locked by another process, newer schema) or moved aside.
+        `<path>.corrupt-<UTC time>` (with its -wal) and a new buffer starts. The next seq is never
+        below one issued before (module docstring). Raises `BufferUnwritable` if the file or its
+        directory cannot be written (read-only file system, permissions: the message names the
+        cause and the fix), `BufferStorageError` if it cannot be opened otherwise (locked by
+        another process, newer schema) or moved aside.
         """
         if max_bytes <= 0:
             raise ValueError(f"max_bytes must be positive, got {max_bytes}")
@@ -137,20 +204,26 @@ class Buffer:
             with contextlib.suppress(FileExistsError):
                 os.close(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640))
         except OSError as exc:
-            raise BufferStorageError(f"buffer {p}: cannot create: {exc}") from exc
+            _raise_if_unwritable(p, exc)
+            raise BufferStorageError(f"buffer {p}: cannot create: {_one_line(exc)}") from exc
+        _raise_if_unwritable(p, None)
+        mark = _read_mark(p)
+        # Without <path>.seq nothing vouches for the file's own next seq (a lost -wal, a file
+        # emptied): start no lower than the wall clock.
+        floor = mark if mark is not None else int(clock())
         try:
-            conn = _connect(p, first_seq=1)
+            conn = _connect(p, first_seq=max(1, floor))
         except _Corrupt as exc:
             moved = _move_aside(p, clock())
             # Never reuse a seq: continue after the old file's, or from the clock if that is later.
-            first_seq = max(1, int(clock()), _salvage_next_seq(moved))
+            floor = max(1, floor, int(clock()), _salvage_next_seq(moved))
             log.warning("buffer %s is unreadable (%s); moved it to %s and started a new buffer "
-                        "at seq %d", p, exc, moved, first_seq)
+                        "at seq %d", p, _one_line(exc), moved, floor)
             try:
-                conn = _connect(p, first_seq=first_seq)
+                conn = _connect(p, first_seq=floor)
             except _Corrupt as again:
-                raise BufferStorageError(f"buffer {p}: new file is unreadable too: {again}") from again
-        return cls(conn, path=p, max_bytes=max_bytes, clock=clock)
+                raise BufferStorageError(f"buffer {p}: new file is unreadable too: {_one_line(again)}") from again
+        return cls(conn, path=p, max_bytes=max_bytes, clock=clock, seq_floor=floor, seq_limit=mark or 0)
 
     @property
     def dropping(self) -> bool:
@@ -161,6 +234,16 @@ class Buffer:
     def storage_failing(self) -> bool:
         """True while writes fail (disk full, I/O error); cleared by the next successful write."""
         return self._failing > 0
+
+    @property
+    def failure(self) -> str | None:
+        """Why the last write failed (SQLite's message, e.g. "database or disk is full"), while
+        `storage_failing`; else None."""
+        return self._failure if self._failing else None
+
+    @property
+    def path(self) -> Path:
+        return self._path
 
     def seal(self, encode: Callable[[int], bytes], *, readings: int, first_ts: float) -> int | None:
         """Store a finished batch; return its sequence number, or None if storage refused the write.
@@ -173,10 +256,13 @@ class Buffer:
         """
 
         def work(conn: sqlite3.Connection) -> tuple[int, int, int, int]:
-            (seq,) = conn.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()
+            (stored,) = conn.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()
+            seq = max(stored, self._seq_floor)
+            if seq >= self._seq_limit:
+                self._reserve(seq + SEQ_BLOCK)
             payload = encode(seq)
-            conn.execute("INSERT INTO batch VALUES (?, ?, ?, ?, ?, ?)",
-                         (seq, self._clock(), first_ts, readings, len(payload), payload))
+            conn.execute("INSERT INTO batch VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (seq, self._clock(), first_ts, readings, len(payload), payload, _crc(payload)))
             conn.execute("UPDATE meta SET value = ? WHERE key = 'next_seq'", (seq + 1,))
             conn.execute("DELETE FROM staged")
             return (seq, *self._enforce_cap(conn, seq, self._pending_bytes + len(payload)))
@@ -186,6 +272,7 @@ class Buffer:
             if done is None:
                 return None
             seq, self._pending_bytes, dropped, dropped_readings = done
+            self._seq_floor = seq + 1
             if dropped:
                 if self._episode is None:
                     self._episode = [0, 0]
@@ -203,17 +290,26 @@ class Buffer:
         """
 
         def work(conn: sqlite3.Connection) -> bool:
-            conn.execute("INSERT INTO staged (created, readings, data) VALUES (?, ?, ?)",
-                         (self._clock(), readings, data))
+            conn.execute("INSERT INTO staged (created, readings, data, crc) VALUES (?, ?, ?, ?)",
+                         (self._clock(), readings, data, _crc(data)))
             return True
 
         with self._lock:
             return self._write("stage", work) is not None
 
     def staged(self) -> list[bytes]:
-        """The staged chunks, oldest first: the open batch a crash left behind."""
+        """The staged chunks, oldest first: the open batch a crash left behind.
+
+        A chunk that fails its checksum is left out, moved to quarantine and logged (ERROR)."""
         with self._lock:
-            return [row[0] for row in self._read("SELECT data FROM staged ORDER BY id")]
+            rows = self._read("SELECT id, readings, data, crc FROM staged ORDER BY id")
+            good = []
+            for chunk_id, readings, data, crc in rows:
+                if crc == _crc(data):
+                    good.append(data)
+                else:
+                    self._quarantine("staged", chunk_id, readings, crc, data)
+            return good
 
     def staged_readings(self) -> int:
         """How many readings the staged chunks hold."""
@@ -221,11 +317,27 @@ class Buffer:
             return int(self._read("SELECT COALESCE(SUM(readings), 0) FROM staged")[0][0])
 
     def peek(self, limit: int = 100, *, after_seq: int = 0) -> list[StoredBatch]:
-        """Up to `limit` pending batches with seq > `after_seq`, oldest first. Nothing is removed."""
+        """Up to `limit` pending batches with seq > `after_seq`, oldest first. Nothing is removed.
+
+        Batches delivered but not yet deleted (see `ack_many`) are left out. A batch that fails
+        its checksum is left out too: moved to quarantine and logged (ERROR), never published."""
+        out: list[StoredBatch] = []
         with self._lock:
-            rows = self._read("SELECT seq, created, first_ts, readings, payload FROM batch "
-                              "WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit))
-        return [StoredBatch(*row) for row in rows]
+            while len(out) < limit:
+                rows = self._read("SELECT seq, created, first_ts, readings, payload, crc FROM batch "
+                                  "WHERE seq > ? ORDER BY seq LIMIT ?",
+                                  (after_seq, limit - len(out) + len(self._delivered) + len(self._bad)))
+                if not rows:
+                    break
+                for seq, created, first_ts, readings, payload, crc in rows:
+                    after_seq = seq
+                    if seq in self._delivered or seq in self._bad or len(out) >= limit:
+                        continue
+                    if crc != _crc(payload):
+                        self._quarantine("batch", seq, readings, crc, payload)
+                        continue
+                    out.append(StoredBatch(seq, created, first_ts, readings, payload))
+        return out
 
     def ack(self, seq: int) -> bool:
         """Delete a delivered batch. See `ack_many`."""
@@ -234,8 +346,10 @@ class Buffer:
     def ack_many(self, seqs: Iterable[int]) -> bool:
         """Delete delivered batches (call only after the broker acknowledged them).
 
-        Unknown sequence numbers are ignored. False if storage refused the write: the batches stay
-        pending and will be published again (consumers deduplicate by seq), so back off first.
+        Unknown sequence numbers are ignored. False if storage refused the write (disk full):
+        the batches are then remembered as delivered, left out of `peek` and the pending counts,
+        and deleted by the next write that succeeds (any seal, stage or ack). Only if the
+        process ends first are they published again, once, at the next start.
         """
         seqs = list(seqs)
 
@@ -249,36 +363,53 @@ class Buffer:
         with self._lock:
             pending_bytes = self._write("ack", work)
             if pending_bytes is None:
+                marks = ",".join("?" * len(seqs))
+                for seq, size in self._read(f"SELECT seq, size FROM batch WHERE seq IN ({marks})", tuple(seqs)):
+                    if seq not in self._delivered:
+                        self._delivered[seq] = size
+                        self._pending_bytes -= size
                 return False
             self._pending_bytes = pending_bytes
-            if self._episode is not None and (pending_bytes == 0 or pending_bytes < self._max_bytes / 2):
-                log.info("buffer %s: below max_bytes / 2 again; %d batches (%d readings) were "
-                         "dropped while it was full", self._path, *self._episode)
-                self._episode = None
+            self._episode_check()
             return True
 
     def stats(self) -> BufferStats:
         """Counts for status reports: pending, staged, dropped so far (persisted), next seq."""
         with self._lock:
+            hidden = "WHERE seq NOT IN (SELECT value FROM json_each(?))" if self._delivered or self._bad else ""
+            params = (json.dumps([*self._delivered, *self._bad]),) if hidden else ()
             (batches, readings, size, oldest), = self._read(
                 "SELECT COUNT(*), COALESCE(SUM(readings), 0), COALESCE(SUM(size), 0), MIN(created) "
-                "FROM batch")
+                f"FROM batch {hidden}", params)
             (staged,), = self._read("SELECT COALESCE(SUM(readings), 0) FROM staged")
             meta = dict(self._read("SELECT key, value FROM meta"))
         return BufferStats(pending_batches=batches, pending_readings=readings, pending_bytes=size,
                            staged_readings=staged, oldest_created=oldest,
                            dropped_batches=meta["dropped_batches"],
-                           dropped_readings=meta["dropped_readings"], next_seq=meta["next_seq"])
+                           dropped_readings=meta["dropped_readings"],
+                           next_seq=max(meta["next_seq"], self._seq_floor))
 
     def close(self) -> None:
-        """Checkpoint the WAL into the database file, truncate the WAL and close. Idempotent."""
+        """Delete what was delivered, checkpoint the WAL into the database file, truncate the
+        WAL, record the exact next seq in `<path>.seq` and close. Idempotent."""
         with self._lock:
             if self._closed:
                 return
+            if self._delivered:
+                self._write("ack", lambda conn: None)
+            if self._delivered:
+                log.warning("buffer %s: %d delivered batches could not be deleted (storage refuses "
+                            "writes); they are published once more at the next start",
+                            self._path, len(self._delivered))
             try:
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                (next_seq,) = self._conn.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()
+                # Exact, now that the file holds every seal: the next start continues without a gap.
+                _write_mark(self._mark, max(next_seq, self._seq_floor))
             except sqlite3.Error as exc:  # the WAL is still valid; the next open recovers from it
-                log.warning("buffer %s: checkpoint at close failed: %s", self._path, exc)
+                log.warning("buffer %s: checkpoint at close failed: %s", self._path, _one_line(exc))
+            except OSError as exc:  # <path>.seq keeps its older, larger bound: a gap, no repeat
+                log.debug("buffer %s: cannot update %s: %s", self._path, self._mark, exc)
             self._conn.close()
             self._closed = True
 
@@ -287,6 +418,48 @@ class Buffer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def _episode_check(self) -> None:
+        pending_bytes = self._pending_bytes
+        if self._episode is not None and (pending_bytes == 0 or pending_bytes < self._max_bytes / 2):
+            log.info("buffer %s: below max_bytes / 2 again; %d batches (%d readings) were "
+                     "dropped while it was full", self._path, *self._episode)
+            self._episode = None
+
+    def _reserve(self, limit: int) -> None:
+        """Record in `<path>.seq` that seqs below `limit` may be issued (inside a seal)."""
+        try:
+            _write_mark(self._mark, limit)
+        except OSError as exc:
+            raise _MarkFailed(exc) from exc
+        self._seq_limit = limit
+
+    def _quarantine(self, what: str, ident: int, readings: int, crc: int | None, data: bytes) -> None:
+        """Move a batch (`ident` its seq) or staged chunk (its id) that failed its checksum to the
+        quarantine table, and log it (lock held)."""
+
+        def work(conn: sqlite3.Connection) -> int:
+            conn.execute("INSERT INTO quarantine (found, what, seq, readings, data, crc) VALUES (?, ?, ?, ?, ?, ?)",
+                         (self._clock(), what, ident if what == "batch" else None, readings, data, crc))
+            if what == "batch":
+                conn.execute("DELETE FROM batch WHERE seq = ?", (ident,))
+                return len(data)
+            conn.execute("DELETE FROM staged WHERE id = ?", (ident,))
+            return 0
+
+        moved = self._write("quarantine", work)
+        if moved is not None:
+            self._pending_bytes -= moved
+            where = "moved to the table quarantine"
+        else:  # storage refuses writes: never hand it out in this run; found again at the next start
+            if what == "batch":
+                self._bad.add(ident)
+                self._pending_bytes -= len(data)
+            where = "left in place (storage refuses writes) and skipped"
+        name = f"batch seq {ident}" if what == "batch" else f"staged chunk {ident}"
+        log.error("buffer %s: %s (%d readings) fails its checksum (stored %s, computed %08x); %s, "
+                  "not published", self._path, name, readings,
+                  "none" if crc is None else f"{crc:08x}", _crc(data), where)
 
     def _enforce_cap(self, conn: sqlite3.Connection, newest: int, total: int) -> tuple[int, int, int]:
         """Delete the oldest batches (never `newest`) until `total` pending bytes <= max_bytes.
@@ -298,6 +471,8 @@ class Buffer:
         rows = conn.execute("SELECT seq, size, readings FROM batch WHERE seq < ? ORDER BY seq", (newest,))
         while total > self._max_bytes and (row := rows.fetchone()) is not None:
             cutoff, size, readings = row
+            if cutoff in self._bad:
+                continue  # already left out of the total
             total -= size
             dropped += 1
             dropped_readings += readings
@@ -309,12 +484,16 @@ class Buffer:
         return total, dropped, dropped_readings
 
     def _write(self, what: str, work: Callable[[sqlite3.Connection], _T]) -> _T | None:
-        """Run `work` in one transaction; None (logged once per streak) if storage refused it."""
+        """Run `work` in one transaction; None (logged once per streak) if storage refused it.
+
+        The same transaction first deletes the batches delivered while deletes failed."""
         conn = self._conn
+        delivered = list(self._delivered)
         try:
             # IMMEDIATE: take the write lock up front, so the commit cannot fail on lock upgrade.
             conn.execute("BEGIN IMMEDIATE")
             try:
+                conn.executemany("DELETE FROM batch WHERE seq = ?", [(seq,) for seq in delivered])
                 result = work(conn)
                 conn.execute("COMMIT")
             except BaseException:
@@ -322,14 +501,19 @@ class Buffer:
                     with contextlib.suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
                 raise
-        except sqlite3.Error as exc:
-            if _code(exc) not in _TRANSIENT:
-                raise BufferStorageError(f"buffer {self._path}: {what} failed: {exc}") from exc
+        except (sqlite3.Error, _MarkFailed) as exc:
+            if isinstance(exc, sqlite3.Error) and _code(exc) not in _TRANSIENT:
+                raise BufferStorageError(f"buffer {self._path}: {what} failed: {_one_line(exc)}") from exc
             if not self._failing:
                 log.warning("buffer %s: cannot write (%s); the caller keeps its data and retries "
-                            "(logged once until a write succeeds)", self._path, exc)
+                            "(logged once until a write succeeds)", self._path, _one_line(exc))
             self._failing += 1
+            self._failure = _one_line(exc.exc if isinstance(exc, _MarkFailed) else exc)
             return None
+        for seq in delivered:
+            del self._delivered[seq]
+        if delivered:
+            self._bad.difference_update(delivered)
         if self._failing:
             log.info("buffer %s: writes succeed again after %d failures", self._path, self._failing)
             self._failing = 0
@@ -339,7 +523,7 @@ class Buffer:
         try:
             return self._conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
-            raise BufferStorageError(f"buffer {self._path}: read failed: {exc}") from exc
+            raise BufferStorageError(f"buffer {self._path}: read failed: {_one_line(exc)}") from exc
 
 
 def _connect(path: Path, *, first_seq: int) -> sqlite3.Connection:
@@ -348,7 +532,7 @@ def _connect(path: Path, *, first_seq: int) -> sqlite3.Connection:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so each transaction is explicit.
         conn = sqlite3.connect(path, timeout=_LOCK_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
-        raise BufferStorageError(f"buffer {path}: cannot open: {exc}") from exc
+        raise BufferStorageError(f"buffer {path}: cannot open: {_one_line(exc)}") from exc
     try:
         # One process owns the buffer: EXCLUSIVE holds the file lock until close, so a second
         # daemon fails clearly instead of double-publishing, and WAL then keeps its index in
@@ -384,6 +568,15 @@ def _connect(path: Path, *, first_seq: int) -> sqlite3.Connection:
                 ("next_seq", first_seq), ("dropped_batches", 0), ("dropped_readings", 0)])
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
+        elif version == 1:
+            conn.create_function("sensord_crc32", 1, _crc, deterministic=True)
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in _MIGRATE_1_TO_2.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+            log.info("buffer %s: added a checksum to each batch (schema version 1 to %d)", path, SCHEMA_VERSION)
         elif version != SCHEMA_VERSION:
             raise BufferStorageError(f"buffer {path}: schema version {version}, this sensord knows "
                                      f"{SCHEMA_VERSION}; upgrade sensord or move the file away")
@@ -392,8 +585,8 @@ def _connect(path: Path, *, first_seq: int) -> sqlite3.Connection:
         if _code(exc) in _CORRUPT:
             raise _Corrupt(str(exc)) from exc
         if _code(exc) == sqlite3.SQLITE_BUSY:
-            raise BufferStorageError(f"buffer {path}: in use by another process ({exc})") from exc
-        raise BufferStorageError(f"buffer {path}: cannot open: {exc}") from exc
+            raise BufferStorageError(f"buffer {path}: in use by another process ({_one_line(exc)})") from exc
+        raise BufferStorageError(f"buffer {path}: cannot open: {_one_line(exc)}") from exc
     except BaseException:
         conn.close()
         raise
@@ -416,7 +609,7 @@ def _move_aside(path: Path, now: float) -> Path:
                 os.replace(source, f"{target}{suffix}")
     except OSError as exc:
         raise BufferStorageError(f"buffer {path} is unreadable and cannot be moved aside to "
-                                 f"{target}: {exc}; move or delete it by hand") from exc
+                                 f"{target}: {_one_line(exc)}; move or delete it by hand") from exc
     return target
 
 
@@ -435,3 +628,82 @@ def _salvage_next_seq(moved: Path) -> int:
         return int(value) + (wal.stat().st_size // 4096 if wal.exists() else 0)
     except (sqlite3.Error, TypeError, ValueError, OSError):
         return 0
+
+
+def _mark_path(path: Path) -> Path:
+    return path.with_name(f"{path.name}.seq")
+
+
+def _read_mark(path: Path) -> int | None:
+    """The bound recorded in `<path>.seq`, or None if it is missing or damaged."""
+    mark = _mark_path(path)
+    try:
+        text = mark.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        log.warning("buffer %s: cannot read %s (%s); the wall clock bounds the next seq", path, mark, exc)
+        return None
+    fields = text.split()
+    if len(fields) == 2 and fields[0].isdigit() and fields[1] == b"%08x" % _crc(fields[0]):
+        return int(fields[0])
+    log.warning("buffer %s: %s is damaged; the wall clock bounds the next seq", path, mark)
+    return None
+
+
+def _write_mark(mark: Path, value: int) -> None:
+    """Overwrite `<path>.seq` in place and fsync it: a fixed-length record, so that after the
+    first write no new block is needed (it still works on a full disk)."""
+    digits = b"%020d" % value
+    created = not mark.exists()
+    fd = os.open(mark, os.O_WRONLY | os.O_CREAT, 0o640)
+    try:
+        os.pwrite(fd, digits + b" %08x\n" % _crc(digits), 0)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if created:  # the new directory entry must survive a power cut too
+        dir_fd = os.open(mark.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _raise_if_unwritable(path: Path, exc: OSError | None) -> None:
+    """Raise `BufferUnwritable` naming the cause and the fix if the service user cannot write the
+    buffer file or its directory (read-only file system, ownership, mode)."""
+    directory = path.parent
+    while not directory.exists() and directory != directory.parent:
+        directory = directory.parent
+    uid = os.geteuid()
+    try:
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        user = f"uid {uid}"
+    reason = None
+    try:
+        readonly = bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        readonly = False
+    if readonly or (exc is not None and exc.errno == errno.EROFS):
+        reason = (f"{directory} is on a read-only file system; remount it read-write, or set [buffer] "
+                  "path to a writable place (an SD card that turned read-only by itself is failing: see dmesg)")
+    else:
+        for target in (directory, path, Path(f"{path}-wal"), _mark_path(path)):
+            mode = os.W_OK | (os.X_OK if target.is_dir() else os.R_OK)
+            if target.exists() and not os.access(target, mode):
+                st = target.stat()
+                try:
+                    owner = pwd.getpwuid(st.st_uid).pw_name
+                except KeyError:
+                    owner = f"uid {st.st_uid}"
+                kind = "directory" if target.is_dir() else "file"
+                reason = (f"permission denied for user {user}: {kind} {target} belongs to {owner} with "
+                          f"mode {stat.S_IMODE(st.st_mode):04o}; fix: chown {user} {target}, or run "
+                          f"sensord as {owner}")
+                break
+        if reason is None and exc is not None and exc.errno in (errno.EACCES, errno.EPERM):
+            reason = f"permission denied for user {user}: {_one_line(exc)}"
+    if reason is not None:
+        raise BufferUnwritable(f"buffer {path}: cannot write: {reason}") from exc

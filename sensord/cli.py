@@ -1,7 +1,9 @@
 """Command line: `sensord check | read | plugins`. The only module that prints.
 
-Exit codes: 0 success, 1 a sensor failed to open or read, 2 usage error, 78 (EX_CONFIG) a config
-or plugin error, so systemd's `RestartPreventExitStatus=78` stops a crash loop.
+Exit codes: 0 success, 1 a sensor failed to open or read, 2 usage error, 73 (EX_CANTCREAT) the
+buffer file cannot be written (read-only file system, permissions), 74 (EX_IOERR) `run` stopped with
+readings it could not store, 78 (EX_CONFIG) a config or plugin error. systemd's
+`RestartPreventExitStatus=73 78` stops a crash loop on what only an operator can fix.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__, app
 from . import config as cfgmod
-from .errors import ConfigError, PluginError, SensordError
+from .errors import BufferUnwritable, ConfigError, PluginError, SensordError
 from .hardware import Hardware
 from .scheduler import Worker, call_with_timeout, read_with_timeout
 from .sensor import Reading
@@ -26,7 +28,7 @@ from .sensor import Reading
 if TYPE_CHECKING:
     from .plugins import PluginHost
 
-EX_OK, EX_FAIL, EX_USAGE, EX_CONFIG = 0, 1, 2, 78
+EX_OK, EX_FAIL, EX_USAGE, EX_CANTCREAT, EX_CONFIG = 0, 1, 2, 73, 78
 log = logging.getLogger("sensord")
 
 
@@ -35,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sensord",
         description="Sensor-node daemon: reads sensors through plugins and publishes them over MQTT.",
         epilog=f"Config: -c FILE, else ${cfgmod.ENV_VAR}, else {cfgmod.DEFAULT_PATH}. "
-               "Exit codes: 0 ok, 1 sensor failure, 2 usage, 78 config or plugin error.")
+               "Exit codes: 0 ok, 1 sensor failure, 2 usage, 73 buffer not writable, "
+               "74 readings lost at stop, 78 config or plugin error.")
     parser.add_argument("--version", action="version", version=f"sensord {__version__}")
     parser.add_argument("--debug", action="store_true", help="debug logging and tracebacks on errors")
     parser.add_argument("-v", "--verbose", action="store_true", help="informational logging")
@@ -116,6 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.exception("details")
         print(f"sensord: {exc}", file=sys.stderr)
         return EX_CONFIG
+    except BufferUnwritable as exc:  # a read-only file system or permissions: restarting won't help
+        print(f"sensord: {exc}", file=sys.stderr)
+        return EX_CANTCREAT
     except SensordError as exc:
         if args.debug:
             log.exception("details")

@@ -5,6 +5,12 @@ Shutdown (SIGTERM, SIGINT): stop reading, seal the open batch, deliver for up to
 stays on disk and goes out first at the next start. SIGHUP reloads the config: the open batch is
 sealed under the old settings (each batch describes itself), then sensors and the MQTT link are
 rebuilt; the buffer and its pending batches are kept.
+
+While the buffer cannot store (disk full, card gone read-only), readings wait in memory (bounded by
+`memory_max_readings`) and sealing is retried once per `[buffer] commit_interval_s`, a batch of
+`max_readings` at a time, never once per reading: reading goes on at the configured rate. Readings
+still in memory at a stop are lost; they are counted in one ERROR line ("stopping: N readings could
+not be stored ...") and `run()` returns 74 (EX_IOERR) instead of 0.
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ log = logging.getLogger(__name__)
 # While the buffer cannot store (disk full, read-only SD card), readings wait in memory in the
 # open batch, about 130 bytes each: past this many the oldest are dropped (some 32 MiB).
 MEMORY_MAX_READINGS = 250_000
+# run()'s exit code when readings were lost at a stop because the buffer could not store them.
+EX_IOERR = 74
 
 
 class _TooLarge(Exception):
@@ -70,6 +78,8 @@ class Daemon:
         self._channels: dict[ChannelKey, ChannelInfo] = {}
         self.memory_max_readings = memory_max_readings
         self._dropped_in_memory = 0  # readings dropped while the buffer could not store
+        self._seal_retry_at = 0.0  # monotonic; after a refused seal, no new attempt before this
+        self._lost = 0  # readings lost at a stop (could not be stored)
 
     @property
     def config(self) -> Config:
@@ -104,7 +114,7 @@ class Daemon:
                 first = False
                 if not reloading:
                     break
-            return 0
+            return EX_IOERR if self._lost else 0
         finally:
             watchdog.cancel()
             self.buffer.close()
@@ -124,8 +134,11 @@ class Daemon:
         """Run with the current config until stop (returns False) or reload (returns True)."""
         cfg = self.config
         assert self.buffer is not None
+        old_batcher = self.batcher
         self.batcher = Batcher(max_age_s=cfg.batch.max_age_s, max_readings=cfg.batch.max_readings,
                                max_bytes=cfg.batch.max_bytes)
+        if old_batcher is not None:  # a reload while the buffer could not store: keep those readings
+            self.batcher.carry_over(old_batcher)
         sensors = [(spec, app.build_sensor(spec, self.loaded, self.hardware)) for spec in cfg.enabled_sensors]
         # Fresh state per run: a reload restarts every chain (each channel's first value passes).
         self._filters = {spec.name: spec.filters.fresh() for spec, _ in sensors}
@@ -163,7 +176,9 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*tasks[:2], return_exceptions=True)
         await scheduler.stop()
-        self._seal()
+        self._seal(final=True)
+        if not reloading:
+            self._count_lost()
         new: app.Loaded | None = None
         if reloading:
             self._reload.clear()
@@ -199,27 +214,57 @@ class Daemon:
         if not samples:
             return
         sensor = samples[0].sensor
+        now = time.monotonic()
+        # After a refused seal, only the flusher retries (once per commit interval): sealing the
+        # whole overgrown batch again for every new reading would starve the reading itself.
+        may_seal = now >= self._seal_retry_at
         due = self.batcher.due_at()
-        if due is not None and due <= time.monotonic():
+        if may_seal and due is not None and due <= now:
             self._seal()  # the batch is due: this reading opens the next one (the flusher may not have run yet)
+            may_seal = now >= self._seal_retry_at
         passed = self._filters[sensor].apply(samples)
-        if passed and (self.batcher.add(passed) or sensor in self._urgent):
+        if passed and (self.batcher.add(passed) or sensor in self._urgent) and may_seal:
             self._seal()
 
-    def _seal(self) -> bool:
+    def _seal(self, *, final: bool = False) -> bool:
+        """Seal the open batch, `max_readings` at a time (it outgrows that while storage refuses).
+
+        On a refusal the rest stays in memory (bounded), and no seal is tried again for a commit
+        interval; the buffer logs the failure streak once. `final` (at a stop or reload): one
+        attempt regardless of that."""
         assert self.batcher is not None
-        samples = self.batcher.pending()
-        # If storage refuses the write, the samples stay in the open batch and are retried at
-        # the next flush; the buffer logs the failure streak once.
-        if samples and not self._seal_samples(samples):
-            self._bound_memory()
+        if not final and time.monotonic() < self._seal_retry_at:
             return False
+        samples = self.batcher.pending()
+        step = max(1, self.batcher.max_readings)
+        for start in range(0, len(samples), step):
+            if not self._seal_samples(samples[start:start + step]):
+                if start:
+                    self.batcher.discard_sealed(start)
+                self._seal_retry_at = time.monotonic() + self.config.buffer.commit_interval_s
+                self._bound_memory()
+                return False
+        self._seal_retry_at = 0.0
         if self._dropped_in_memory:
             log.warning("the buffer stores again; %d readings were dropped while it could not",
                         self._dropped_in_memory)
             self._dropped_in_memory = 0
         self.batcher.clear()
         return True
+
+    def _count_lost(self) -> None:
+        """At a stop: name, in one line, the readings that could not be stored and are lost."""
+        assert self.batcher is not None and self.buffer is not None
+        # Staged readings are on disk already: the next start seals them (_recover_staged).
+        lost = len(self.batcher.unstaged()) + self._dropped_in_memory
+        if not lost:
+            return
+        self._lost += lost
+        log.error("stopping: %d readings could not be stored (%s at %s) and are lost%s", lost,
+                  self.buffer.failure or "storage refused writes", self.buffer.path,
+                  f" ({self._dropped_in_memory} of them dropped earlier to bound memory)"
+                  if self._dropped_in_memory else "")
+        self._dropped_in_memory = 0
 
     def _bound_memory(self) -> None:
         assert self.batcher is not None
@@ -295,12 +340,17 @@ class Daemon:
         while True:
             now = time.monotonic()
             due = self.batcher.due_at()
+            if due is not None and len(self.batcher) >= self.batcher.max_readings:
+                due = now  # full, yet not sealed: storage refused it
+            if due is not None:
+                due = max(due, self._seal_retry_at)  # storage refused: retry at the next commit interval
             if due is not None and due <= now:
                 if self._seal():
                     continue
-                due = now + commit_s  # storage refused: retry at the next commit interval
+                due = self._seal_retry_at
             if next_stage <= now:
-                self._stage()
+                if not self._seal_retry_at:  # while seals are refused, their retries are the writes
+                    self._stage()
                 next_stage = now + commit_s
             wake = min(next_stage, due if due is not None else next_stage)
             await asyncio.sleep(max(0.0, wake - time.monotonic()))

@@ -27,6 +27,11 @@ class BufferStorageError(SensordError, OSError):
     """The offline buffer's SQLite file cannot be opened, moved aside or read (see sensord.buffer)."""
 
 
+class BufferUnwritable(BufferStorageError, PermissionError):
+    """The buffer file or its directory cannot be written (read-only file system, owner, mode):
+    retrying will not help. The message names the cause and the fix; `sensord run` exits 73."""
+
+
 class BrokerError(SensordError, ConnectionError):
     """Talking to the MQTT broker failed. The message is one line naming the broker (host:port).
 

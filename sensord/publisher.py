@@ -155,6 +155,9 @@ class Publisher:
                 await asyncio.gather(*(self.link.publish(self.topics.data, b.payload, qos=self.mqtt.qos,
                                                          content_type=self._content_type(b.payload))
                                        for b in page))
+            # False: delivered, but the delete could not be written (disk full). The buffer then
+            # leaves these batches out of peek and deletes them with its next successful write
+            # (Buffer.ack_many), so the loop goes on instead of sending this page again at once.
             self.buffer.ack_many([b.seq for b in page])
             if self._refusing:
                 log.info("the broker takes the batches again")

@@ -23,6 +23,7 @@ from sensord.buffer import Buffer, StoredBatch
 from sensord.errors import BufferStorageError, SensordError
 
 NOW = 1_700_000_000.0
+S = int(NOW) - 1  # a new buffer's first seq is the clock's Unix second: seq S + 1
 
 
 def clock() -> float:
@@ -54,7 +55,7 @@ def test_open_creates_directory_file_and_schema(path: Path) -> None:
         assert not Path(f"{path}-shm").exists()  # exclusive locking: the WAL index lives in memory
         assert buf.stats() == buffer_module.BufferStats(
             pending_batches=0, pending_readings=0, pending_bytes=0, staged_readings=0,
-            oldest_created=None, dropped_batches=0, dropped_readings=0, next_seq=1)
+            oldest_created=None, dropped_batches=0, dropped_readings=0, next_seq=S + 1)
         buf.close()  # idempotent
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == buffer_module.SCHEMA_VERSION
@@ -66,12 +67,12 @@ def test_open_creates_directory_file_and_schema(path: Path) -> None:
 
 def test_seq_increases_across_reopen_and_after_everything_is_acked(path: Path) -> None:
     with open_buffer(path) as buf:
-        assert [seal(buf) for _ in range(3)] == [1, 2, 3]
-        assert buf.ack_many([1, 2, 3])
+        assert [seal(buf) for _ in range(3)] == [S + 1, S + 2, S + 3]
+        assert buf.ack_many([S + 1, S + 2, S + 3])
         assert buf.stats().pending_batches == 0
     with open_buffer(path) as buf:
-        assert seal(buf) == 4
-        assert buf.stats().next_seq == 5
+        assert seal(buf) == S + 4
+        assert buf.stats().next_seq == S + 5
 
 
 def test_peek_is_oldest_first_and_ack_removes(path: Path) -> None:
@@ -79,14 +80,14 @@ def test_peek_is_oldest_first_and_ack_removes(path: Path) -> None:
         for _ in range(3):
             seal(buf, size=50, readings=2)
         batches = buf.peek()
-        assert [b.seq for b in batches] == [1, 2, 3]
-        assert batches[0] == StoredBatch(seq=1, created=NOW, first_ts=NOW - 60, readings=2,
-                                         payload=payload(50)(1))
-        assert [b.seq for b in buf.peek(limit=2)] == [1, 2]
-        assert [b.seq for b in buf.peek(after_seq=1)] == [2, 3]
-        assert buf.ack(2)
-        assert [b.seq for b in buf.peek()] == [1, 3]
-        assert buf.ack_many([1, 3, 99])  # unknown seqs are ignored
+        assert [b.seq for b in batches] == [S + 1, S + 2, S + 3]
+        assert batches[0] == StoredBatch(seq=S + 1, created=NOW, first_ts=NOW - 60, readings=2,
+                                         payload=payload(50)(S + 1))
+        assert [b.seq for b in buf.peek(limit=2)] == [S + 1, S + 2]
+        assert [b.seq for b in buf.peek(after_seq=S + 1)] == [S + 2, S + 3]
+        assert buf.ack(S + 2)
+        assert [b.seq for b in buf.peek()] == [S + 1, S + 3]
+        assert buf.ack_many([S + 1, S + 3, 99])  # unknown seqs are ignored
         assert buf.peek() == []
         assert buf.stats().pending_bytes == 0
 
@@ -102,7 +103,7 @@ def test_encode_failure_leaves_no_trace(path: Path) -> None:
             buf.seal(broken, readings=4, first_ts=NOW)
         assert buf.stats() == before
         assert buf.staged() == [b"chunk"]
-        assert seal(buf) == 1
+        assert seal(buf) == S + 1
 
 
 def test_staged_chunks_survive_reopen_and_seal_clears_them(path: Path) -> None:
@@ -113,7 +114,7 @@ def test_staged_chunks_survive_reopen_and_seal_clears_them(path: Path) -> None:
         assert buf.staged() == [b"first", b"second"]
         assert buf.staged_readings() == 5
         assert buf.stats().staged_readings == 5
-        assert seal(buf, readings=5) == 1
+        assert seal(buf, readings=5) == S + 1
         assert buf.staged() == []
         assert buf.staged_readings() == 0
 
@@ -128,10 +129,10 @@ def test_cap_drops_oldest_counts_and_warns_once_per_episode(
         seal(buf, size=300, readings=5)  # 1200 bytes: seq 1 goes
         seal(buf, size=300, readings=5)  # seq 2 goes
         assert buf.dropping
-        assert [b.seq for b in buf.peek()] == [3, 4, 5]
+        assert [b.seq for b in buf.peek()] == [S + 3, S + 4, S + 5]
         stats = buf.stats()
         assert (stats.dropped_batches, stats.dropped_readings, stats.pending_bytes) == (2, 10, 900)
-        assert buf.ack_many([3, 4])  # 300 bytes left, below max_bytes / 2: the episode ends
+        assert buf.ack_many([S + 3, S + 4])  # 300 bytes left, below max_bytes / 2: the episode ends
         assert not buf.dropping
         for _ in range(3):
             seal(buf, size=300, readings=5)  # a second episode drops seq 5
@@ -142,14 +143,14 @@ def test_cap_drops_oldest_counts_and_warns_once_per_episode(
     with open_buffer(path, max_bytes=1000) as buf:
         stats = buf.stats()
         assert (stats.dropped_batches, stats.dropped_readings) == (3, 15)
-        assert [b.seq for b in buf.peek()] == [6, 7, 8]
+        assert [b.seq for b in buf.peek()] == [S + 6, S + 7, S + 8]
 
 
 def test_a_batch_larger_than_max_bytes_is_kept_alone(path: Path) -> None:
     with open_buffer(path, max_bytes=1000) as buf:
         seal(buf, size=500)
-        assert seal(buf, size=2000) == 2
-        assert [b.seq for b in buf.peek()] == [2]
+        assert seal(buf, size=2000) == S + 2
+        assert [b.seq for b in buf.peek()] == [S + 2]
         assert buf.stats().dropped_batches == 1
 
 
@@ -175,8 +176,9 @@ def test_truncated_file_is_moved_aside_and_seq_continues(
     size = path.stat().st_size
     with path.open("r+b") as f:
         f.truncate(size // 2)
+    Path(f"{path}.seq").unlink()  # the salvage alone: buffer.db.seq would say as much
     with Buffer.open(path, max_bytes=1000, clock=lambda: 0.0) as buf:  # a clock still at 1970
-        assert buf.stats().next_seq == 51  # salvaged from the damaged file's meta table
+        assert buf.stats().next_seq == S + 51  # salvaged from the damaged file's meta table
         assert buf.peek() == []
     assert len(list(path.parent.glob("buffer.db.corrupt-*"))) == 1
     assert "moved it to" in caplog.text
@@ -221,10 +223,10 @@ def test_disk_full_keeps_the_caller_in_charge_and_recovers(
         assert seal(buf, size=20_000) is None
         assert seal(buf, size=20_000) is None
         assert buf.storage_failing
-        assert buf.stats().next_seq == 1 and buf.staged() == []
+        assert buf.stats().next_seq == S + 1 and buf.staged() == []
         conn.execute("PRAGMA max_page_count = 1000000")
         assert buf.stage(b"x" * 20_000, readings=1) is True
-        assert seal(buf, size=20_000) == 1
+        assert seal(buf, size=20_000) == S + 1
         assert not buf.storage_failing
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "full" in warnings[0].getMessage()
@@ -243,14 +245,14 @@ def test_calls_from_several_threads_get_distinct_seqs(path: Path) -> None:
             t.start()
         for t in threads:
             t.join()
-    assert sorted(s for s in seqs if s is not None) == list(range(1, 41))
+    assert sorted(s for s in seqs if s is not None) == list(range(S + 1, S + 41))
 
 
 def test_kill_9_loses_nothing_committed(path: Path) -> None:
     script = textwrap.dedent("""
         import os, signal, sys
         from sensord.buffer import Buffer
-        buf = Buffer.open(sys.argv[1], max_bytes=1_000_000)
+        buf = Buffer.open(sys.argv[1], max_bytes=1_000_000, clock=lambda: 0.0)
         for _ in range(3):
             buf.seal(lambda seq: b"batch-%d" % seq, readings=2, first_ts=1.0)
         buf.ack(1)
@@ -264,7 +266,8 @@ def test_kill_9_loses_nothing_committed(path: Path) -> None:
     with open_buffer(path) as buf:
         assert [(b.seq, b.payload) for b in buf.peek()] == [(2, b"batch-2"), (3, b"batch-3")]
         assert buf.staged() == [b"chunk-a", b"chunk-b"]
-        assert buf.stats().next_seq == 4
+        # The crash left the seqs reserved in buffer.db.seq unused: the next seq skips them.
+        assert buf.stats().next_seq == 1 + buffer_module.SEQ_BLOCK
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     conn.close()
@@ -292,7 +295,7 @@ def test_random_operations_keep_the_invariants(ops: list[tuple[str, int, int]]) 
             for op, a, b in ops:
                 if op == "seal":
                     seq = seal(buf, size=a, readings=b)
-                    assert seq == max(sealed, default=0) + 1
+                    assert seq == max(sealed, default=S) + 1
                     sealed[seq] = b
                     staged.clear()
                 elif op == "ack":
@@ -314,7 +317,144 @@ def test_random_operations_keep_the_invariants(ops: list[tuple[str, int, int]]) 
                 assert not dropped or not pending or max(dropped) < min(pending)
                 assert stats.pending_bytes <= max_bytes or stats.pending_batches == 1
                 assert stats.pending_bytes == buf._pending_bytes  # the cached total the cap uses
-                assert stats.next_seq == max(sealed, default=0) + 1
+                assert stats.next_seq == max(sealed, default=S) + 1
                 assert buf.staged() == staged
         finally:
             buf.close()
+
+
+def _kill9_after_seals(path: Path, seals: int) -> None:
+    """A process seals `seals` batches (clock at 1970) and dies by SIGKILL: all of it in the WAL."""
+    script = textwrap.dedent("""
+        import os, signal, sys
+        from sensord.buffer import Buffer
+        buf = Buffer.open(sys.argv[1], max_bytes=1_000_000, clock=lambda: 0.0)
+        for _ in range(int(sys.argv[2])):
+            buf.seal(lambda seq: b"batch-%d" % seq, readings=2, first_ts=1.0)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script, str(path), str(seals)], capture_output=True, timeout=30)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+
+
+@pytest.mark.parametrize("damage", ["wal deleted", "db emptied", "db and wal deleted"])
+def test_seq_never_goes_back_after_a_crash_and_a_damaged_file_even_with_the_clock_at_1970(
+        path: Path, damage: str) -> None:
+    with Buffer.open(path, max_bytes=1_000_000, clock=lambda: 0.0) as buf:
+        assert [seal(buf) for _ in range(5)] == [1, 2, 3, 4, 5]  # checkpointed at close
+    _kill9_after_seals(path, 7)  # seqs 6..12, only in the WAL
+    wal = Path(f"{path}-wal")
+    if damage != "db emptied":
+        wal.unlink()
+    if damage != "wal deleted":
+        path.unlink()
+        path.write_bytes(b"")
+    with Buffer.open(path, max_bytes=1_000_000, clock=lambda: 0.0) as buf:
+        new = seal(buf)
+    assert new is not None and new > 12  # 12 went out before the crash: a consumer has seen it
+    assert new <= 6 + buffer_module.SEQ_BLOCK  # the gap is at most one reserved block
+
+
+def test_without_the_seq_file_the_wall_clock_bounds_the_seq(path: Path) -> None:
+    with Buffer.open(path, max_bytes=1_000_000, clock=lambda: 0.0) as buf:
+        assert seal(buf) == 1
+    Path(f"{path}.seq").unlink()  # e.g. a buffer file of sensord <= 0.x, or removed by hand
+    with open_buffer(path) as buf:
+        assert seal(buf) == int(NOW)
+    assert buffer_module._read_mark(path) == int(NOW) + 1  # exact after a clean close
+    Path(f"{path}.seq").write_bytes(b"00000000000000009999 deadbeef\n")  # damaged: ignored
+    with open_buffer(path) as buf:
+        assert seal(buf) == int(NOW) + 1  # the clock still says NOW: the file's own seq counts
+
+
+def _garble(path: Path, needle: bytes) -> None:
+    """Flip bytes of a payload in the database file itself, past SQLite's notice."""
+    data = path.read_bytes()
+    at = data.index(needle)
+    path.write_bytes(data[:at] + needle.upper() + data[at + len(needle):])
+
+
+def test_a_garbled_batch_is_quarantined_named_and_never_blocks_the_queue(
+        path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with Buffer.open(path, max_bytes=1_000_000, clock=lambda: 0.0) as buf:
+        for _ in range(4):
+            seal(buf, size=200, readings=7)
+        assert buf.stage(b"chunk-one", readings=2) and buf.stage(b"chunk-two", readings=3)
+    _garble(path, b"seq=2;")
+    _garble(path, b"chunk-two")
+    with Buffer.open(path, max_bytes=1_000_000, clock=lambda: 0.0) as buf:
+        assert [b.seq for b in buf.peek(2)] == [1, 3]
+        assert [b.seq for b in buf.peek()] == [1, 3, 4]
+        assert buf.staged() == [b"chunk-one"]
+        assert (buf.stats().pending_batches, buf.stats().pending_bytes) == (3, 600) == (3, buf._pending_bytes)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 2
+    assert errors[0].startswith(f"buffer {path}: batch seq 2 (7 readings) fails its checksum")
+    assert errors[1].startswith(f"buffer {path}: staged chunk 2 (3 readings) fails its checksum")
+    assert all("moved to the table quarantine, not published" in e for e in errors)
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT what, seq, readings FROM quarantine ORDER BY id").fetchall() == [
+        ("batch", 2, 7), ("staged", None, 3)]
+    conn.close()
+
+
+def test_a_version_1_file_gets_checksums(path: Path) -> None:
+    path.parent.mkdir()
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE batch (seq INTEGER PRIMARY KEY, created REAL NOT NULL, first_ts REAL NOT NULL,
+            readings INTEGER NOT NULL, size INTEGER NOT NULL, payload BLOB NOT NULL);
+        CREATE TABLE staged (id INTEGER PRIMARY KEY, created REAL NOT NULL, readings INTEGER NOT NULL,
+            data BLOB NOT NULL);
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        INSERT INTO meta VALUES ('next_seq', 8), ('dropped_batches', 0), ('dropped_readings', 0);
+        INSERT INTO batch VALUES (7, 1.0, 1.0, 3, 5, x'0102030405');
+        INSERT INTO staged VALUES (1, 1.0, 2, x'aabb');
+        PRAGMA user_version = 1;
+    """)
+    conn.close()
+    with Buffer.open(path, max_bytes=1_000_000, clock=lambda: 0.0) as buf:
+        assert [(b.seq, b.payload) for b in buf.peek()] == [(7, b"\x01\x02\x03\x04\x05")]
+        assert buf.staged() == [b"\xaa\xbb"]
+        assert seal(buf) == 8  # no buffer.db.seq yet: the clock bounds the seq, but it is at 1970
+        assert buf.stats().next_seq == 9
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == buffer_module.SCHEMA_VERSION
+    conn.close()
+
+
+def test_a_delivered_batch_whose_delete_fails_is_not_handed_out_again(
+        path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="sensord.buffer")
+    with open_buffer(path) as buf:
+        for _ in range(3):
+            seal(buf, size=20_000, readings=5)
+        conn = buf._conn
+        conn.execute("PRAGMA query_only = ON")  # every write refused (SQLITE_READONLY), as on a full disk
+        page = [b.seq for b in buf.peek(2)]
+        assert page == [S + 1, S + 2]
+        assert buf.ack_many(page) is False
+        assert [b.seq for b in buf.peek()] == [S + 3]  # delivered: never handed out again in this run
+        assert [b.seq for b in buf.peek(1)] == [S + 3]
+        stats = buf.stats()
+        assert (stats.pending_batches, stats.pending_readings, stats.pending_bytes) == (1, 5, 20_000)
+        assert stats.pending_bytes == buf._pending_bytes
+        conn.execute("PRAGMA query_only = OFF")
+        assert buf.stage(b"chunk", readings=1)  # any write that succeeds deletes them
+        assert conn.execute("SELECT seq FROM batch").fetchall() == [(S + 3,)]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "readonly" in warnings[0].getMessage()
+
+
+def test_log_lines_stay_single_line_with_a_multi_line_sqlite_message(
+        path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with open_buffer(path) as buf:
+        for _ in range(30):
+            seal(buf, size=3000)
+    data = bytearray(path.read_bytes())
+    data[2 * 4096 + 3:2 * 4096 + 5] = b"\xff\xff"  # page 3's cell count: quick_check answers in 2 lines
+    path.write_bytes(bytes(data))
+    open_buffer(path).close()
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "*** in database main *** / Page 3: btreeInitPage() returns error code 11" in warning
+    assert "\n" not in warning

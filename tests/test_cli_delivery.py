@@ -68,7 +68,8 @@ def test_buffer_command(tmp_path: Path) -> None:
     out = sensord("buffer", "-c", str(cfg))
     assert out.returncode == 1 and "no buffer at" in out.stderr
     samples = [Sample("a", "v", i, "", 1_700_000_000.0 + i) for i in range(5)]
-    with Buffer.open(tmp_path / "b.db", max_bytes=1 << 20) as buf:
+    # A clock at 1970: a new buffer's seq then starts at 1 (else at the Unix time, sensord.buffer).
+    with Buffer.open(tmp_path / "b.db", max_bytes=1 << 20, clock=lambda: 0.0) as buf:
         buf.seal(lambda seq: encode_batch("n", seq, samples), readings=5, first_ts=samples[0].ts)
         buf.seal(lambda seq: encode_batch("n", seq, samples[:2]), readings=2, first_ts=samples[0].ts)
     out = sensord("buffer", "-c", str(cfg), "--json")

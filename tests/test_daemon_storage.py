@@ -35,11 +35,13 @@ def test_memory_is_bounded_while_the_buffer_cannot_store(tmp_path: Path, caplog:
     for i in range(250):
         daemon._on_samples([Sample("c0", "value", float(i), "", T + i)])
         if i % 50 == 49:
+            daemon._seal_retry_at = 0.0  # a commit interval has passed: the flusher retries
             assert daemon._seal() is False
     assert len(daemon.batcher) == 100  # the newest 100: 150..249 (the last seal left 100 of 200)
     assert [s.value for s in daemon.batcher.pending()] == [float(i) for i in range(150, 250)]
 
     full[0] = False
+    daemon._seal_retry_at = 0.0
     assert daemon._seal() is True
     (batch,) = daemon.buffer.peek(10)
     assert [s.value for s in decode(batch.payload).samples] == [float(i) for i in range(150, 250)]
@@ -48,3 +50,57 @@ def test_memory_is_bounded_while_the_buffer_cannot_store(tmp_path: Path, caplog:
     assert warnings == ["the buffer cannot store and 100 readings wait in memory: dropping the oldest beyond that "
                         "until it stores again",
                         "the buffer stores again; 150 readings were dropped while it could not"]
+
+
+def _daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, full: list[bool], calls: list[int], *,
+            max_readings: int = 100) -> Daemon:
+    cfg = write_config(tmp_path / "s.toml", port=1883, sensors=1, max_age_s=3600, commit_interval_s=60)
+    daemon = Daemon(str(cfg), app.load(str(cfg), entry_points=False))
+    daemon.buffer = Buffer.open(tmp_path / "buffer.db", max_bytes=1 << 20)
+    daemon.batcher = Batcher(max_age_s=3600, max_readings=max_readings)
+    daemon._filters = {spec.name: spec.filters.fresh() for spec in daemon.config.enabled_sensors}
+    seal = daemon.buffer.seal
+
+    def refusing(*args: object, **kwargs: object) -> int | None:
+        calls.append(1)
+        return None if full[0] else seal(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(daemon.buffer, "seal", refusing)
+    return daemon
+
+
+def test_a_refused_seal_is_retried_once_per_commit_interval_not_per_reading(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    full, calls = [True], []
+    daemon = _daemon(tmp_path, monkeypatch, full, calls)
+    assert daemon.batcher is not None and daemon.buffer is not None
+    for i in range(1000):  # the batch is full at 100: one attempt, then none until the retry time
+        daemon._on_samples([Sample("c0", "value", float(i), "", T + i)])
+    assert len(calls) == 1
+    assert len(daemon.batcher) == 1000
+    full[0] = False
+    daemon._seal_retry_at = 0.0  # the commit interval has passed
+    assert daemon._seal() is True
+    # Sealed max_readings at a time: ten batches of 100, in order.
+    batches = daemon.buffer.peek(20)
+    assert [b.readings for b in batches] == [100] * 10
+    assert [s.value for b in batches for s in decode(b.payload).samples] == [float(i) for i in range(1000)]
+    daemon.buffer.close()
+
+
+def test_readings_that_cannot_be_stored_at_a_stop_are_counted_in_one_error_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    full, calls = [True], []
+    daemon = _daemon(tmp_path, monkeypatch, full, calls, max_readings=10_000)
+    assert daemon.batcher is not None and daemon.buffer is not None
+    for i in range(250):
+        daemon._on_samples([Sample("c0", "value", float(i), "", T + i)])
+    daemon._dropped_in_memory = 20  # as if the memory bound had dropped some
+    assert daemon._seal(final=True) is False
+    caplog.set_level(logging.INFO, logger="sensord")
+    daemon._count_lost()
+    (error,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert error == (f"stopping: 270 readings could not be stored (storage refused writes at "
+                     f"{tmp_path / 'buffer.db'}) and are lost (20 of them dropped earlier to bound memory)")
+    assert daemon._lost == 270
+    daemon.buffer.close()
