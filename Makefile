@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/demo.toml
 
-.PHONY: help venv deps-system run listen test test-python lint fuzz bench bench-start bench-delivery bench-wire deb deb-test clean
+.PHONY: help venv deps-system run listen test test-python lint fuzz bench bench-start bench-delivery bench-wire bench-faults deb deb-test clean
 
 help:
 	@echo "make run    run sensord on config/demo.toml, with a local mosquitto on 127.0.0.1:1883"
@@ -14,6 +14,7 @@ help:
 	@echo "make test-python  create .venv, install sensord[test] and mosquitto, run the Python suite on both stacks"
 	@echo "make lint   ruff and mypy"
 	@echo "make bench  start-up, delivery and wire benchmarks (bench/, about 13 minutes)"
+	@echo "make bench-faults  disk-full figures: publishes per batch, read rate, readings lost at SIGTERM"
 	@echo "make fuzz   the decoder against 1,000,000 random and mutated payloads"
 	@echo "make deb    build dist/sensord_<version>_all.deb and check it with lintian"
 	@echo "make deb-test  install that .deb in clean bookworm, trixie and arm64 roots and test it there"
@@ -69,7 +70,7 @@ lint: venv
 fuzz: venv
 	SENSORD_FUZZ_N=1000000 $(BIN)/pytest tests/test_decode_fuzz.py
 
-bench: bench-start bench-delivery bench-wire
+bench: bench-start bench-delivery bench-wire bench-faults
 
 bench-start: venv
 	$(BIN)/python bench/check_startup.py
@@ -78,6 +79,10 @@ bench-delivery: venv deps-system
 	$(BIN)/python bench/delivery.py
 
 # Captures the client's packets on lo with tcpdump: about 11 minutes (5 encodings x 125 s).
+# Disk-full figures (issue 10): buffer on a tiny tmpfs (needs root for mount), real mosquitto; about 1 minute.
+bench-faults: venv deps-system
+	$(BIN)/python bench/faults.py
+
 bench-wire: venv deps-system
 	@command -v tcpdump >/dev/null 2>&1 || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tcpdump; }
