@@ -149,9 +149,12 @@ def format_value(value: Value) -> bytes:
 # -- the staging format --------------------------------------------------------------------------
 
 def encode_samples(samples: Sequence[Sample]) -> bytes:
-    """Staging format for the open batch on disk: exact, simple, not sent anywhere."""
-    return json.dumps([[s.sensor, s.quantity, s.value, s.unit, s.ts] for s in samples],
-                      separators=(",", ":"), ensure_ascii=False).encode()
+    """Staging format for the open batch on disk: exact, simple, not sent anywhere.
+
+    Never raises: a value JSON cannot hold (which the scheduler lets through none of) is staged as
+    its repr, a lone surrogate as its escape, and `decode_samples` drops such samples by name."""
+    return json.dumps([[s.sensor, s.quantity, s.value, s.unit, s.ts] for s in samples], separators=(",", ":"),
+                      ensure_ascii=False, default=brief_repr).encode("utf-8", "backslashreplace")
 
 
 def decode_samples(data: bytes, *, dropped: list[str] | None = None) -> list[Sample]:

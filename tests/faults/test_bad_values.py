@@ -276,3 +276,56 @@ def test_a_bad_value_from_a_running_daemon_never_reaches_the_staging_area(
         sub.wait_for(lambda msgs: running(again) and len(values(rows_with_quantity(msgs), "b_str", "good")) >= 5, 10)
         assert again.stop()[0] == 0
     assert "Traceback" not in again.log()
+
+
+FILTER_PLUGIN = textwrap.dedent('''
+    """A drop-in filter that breaks odd values: a str for one channel kind, a Decimal for the other."""
+
+    from decimal import Decimal
+
+    import sensord
+    from sensord.filters import Filter
+
+
+    class Breaker(Filter):
+        def __init__(self, kind):
+            self.kind = kind
+
+        def process(self, value, ts, force=False):
+            if value % 2 == 0:
+                return value
+            return str(value) if self.kind == "str" else Decimal(value)
+
+
+    @sensord.hookimpl
+    def sensord_register_filters():
+        return {"breaker": lambda arg, path: Breaker(arg)}
+''')
+
+
+def test_a_plugin_filters_bad_output_costs_only_that_reading(broker: Mosquitto, nodes: list[Node],
+                                                             tmp_path: Path) -> None:
+    # The scheduler's check comes before the filters: the daemon checks again when it stages
+    # and when it seals, so a filter returning a str or a Decimal costs that reading only.
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "breaker.py").write_text(FILTER_PLUGIN)
+    cfg = write_config(tmp_path / "s.toml", port=broker.port, sensors=2, interval_s=0.05, max_age_s=0.3,
+                       commit_interval_s=0.1)
+    text = cfg.read_text().replace("[plugins]\ndirs = []", f'[plugins]\ndirs = ["{plugins}"]')
+    text = text.replace('name = "c0"\n', 'name = "c0"\nfilters = [{breaker = "str"}]\n')
+    text = text.replace('name = "c1"\n', 'name = "c1"\nfilters = [{breaker = "decimal"}]\n')
+    cfg.write_text(text)
+    with Subscription(broker, "sensord/n1/data") as sub:
+        node = Node(cfg).start()
+        nodes.append(node)
+        sub.wait_for(lambda msgs: running(node) and len(readings(msgs)) >= 20, 10)
+        assert node.stop()[0] == 0, node.log()
+        time.sleep(0.2)
+    rows = readings(sub.messages)
+    for sensor in ("c0", "c1"):
+        got = [r["value"] for r in rows if r["sensor"] == sensor]
+        assert got == list(range(0, 2 * len(got), 2)), (sensor, got)
+    log = node.log()
+    assert "Traceback" not in log, log
+    assert log.count("dropping a reading no encoding can carry (once per channel)") == 2, log
