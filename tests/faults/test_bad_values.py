@@ -81,6 +81,7 @@ PLUGIN = textwrap.dedent('''
     class BadConfig(SensorConfig):
         bad: str = "str"
         count_file: str = ""
+        reads: int = 10**9
 
 
     class BadValues(Sensor):
@@ -97,7 +98,9 @@ PLUGIN = textwrap.dedent('''
             self.n += 1
             if self.config.count_file:
                 with open(self.config.count_file, "a") as f:
-                    f.write(f"{n}\\n")
+                    f.write(f"{n}\\n" if n < self.config.reads else "over\\n")
+            if n >= self.config.reads:
+                return []  # done: a read cut off by SIGTERM loses nothing
             if kind in JUNK:
                 return JUNK[kind]
             return [Reading("good", n), *EXTRA[kind](n)]
@@ -133,7 +136,8 @@ def nodes() -> Iterator[list[Node]]:
         node.close()
 
 
-def config_with_plugin(tmp_path: Path, port: int, sensors: list[str], *, interval_s: float = 0.05) -> Path:
+def config_with_plugin(tmp_path: Path, port: int, sensors: list[str], *, interval_s: float = 0.05,
+                       reads: int = 10**9) -> Path:
     plugins = tmp_path / "plugins"
     plugins.mkdir(exist_ok=True)
     (plugins / "badvalues.py").write_text(PLUGIN)
@@ -142,7 +146,7 @@ def config_with_plugin(tmp_path: Path, port: int, sensors: list[str], *, interva
     text = cfg.read_text().replace("[plugins]\ndirs = []", f'[plugins]\ndirs = ["{plugins}"]')
     for kind in sensors:
         text += (f'[[sensor]]\nname = "b_{kind}"\ntype = "badvalues"\ninterval_s = {interval_s}\n'
-                 f'bad = "{kind}"\ncount_file = "{tmp_path / ("reads_" + kind)}"\n')
+                 f'bad = "{kind}"\ncount_file = "{tmp_path / ("reads_" + kind)}"\nreads = {reads}\n')
     cfg.write_text(text)
     return cfg
 
@@ -155,9 +159,11 @@ def running(node: Node) -> bool:
     return True
 
 
-def reads_of(tmp_path: Path, kind: str) -> int:
+def reads_of(tmp_path: Path, kind: str, *, over: bool = False) -> int:
+    """How many reads returned a good reading (with `over`: reads of any kind) so far."""
     path = tmp_path / f"reads_{kind}"
-    return len(path.read_text().split()) if path.exists() else 0
+    lines = path.read_text().split() if path.exists() else []
+    return len(lines) if over else len([line for line in lines if line != "over"])
 
 
 def values(rows: list[dict[str, object]], sensor: str, quantity: str) -> list[object]:
@@ -179,14 +185,15 @@ def rows_with_quantity(messages: list) -> list[dict[str, object]]:  # type: igno
 def test_every_bad_value_is_dropped_and_named_once_the_rest_delivered_exactly_once(
         broker: Mosquitto, nodes: list[Node], tmp_path: Path) -> None:
     kinds = [*BAD, *NO_VALUE, *CONVERTED, *JUNK, "every"]
-    cfg = config_with_plugin(tmp_path, broker.port, kinds)
-    every_kinds = len(BAD) + len(NO_VALUE) + len(CONVERTED)
+    # Two full turns of the `every` sensor: each kind read twice. Past that, reads return nothing,
+    # and one such read on every sensor means every good reading has reached the daemon.
+    reads = 2 * (len(BAD) + len(NO_VALUE) + len(CONVERTED))
+    cfg = config_with_plugin(tmp_path, broker.port, kinds, reads=reads)
     with Subscription(broker, "sensord/n1/data") as sub:
         node = Node(cfg).start()
         nodes.append(node)
-        # Two full turns of the `every` sensor: each kind read at least twice.
-        wait_until(lambda: running(node) and reads_of(tmp_path, "every") >= 2 * every_kinds, 20,
-                   "two turns of every kind")
+        wait_until(lambda: running(node) and all(reads_of(tmp_path, k, over=True) > reads for k in kinds), 20,
+                   f"{reads} reads of every sensor")
         code, _ = node.stop()
         assert code == 0, node.log()
         time.sleep(0.2)
@@ -195,7 +202,7 @@ def test_every_bad_value_is_dropped_and_named_once_the_rest_delivered_exactly_on
     rows = rows_with_quantity(sub.messages)
     for kind in [*BAD, *NO_VALUE, *CONVERTED, "every"]:
         good = values(rows, f"b_{kind}", "good")
-        assert len(good) == reads_of(tmp_path, kind), f"{kind}: {len(good)} good readings delivered"
+        assert len(good) == reads_of(tmp_path, kind) == reads, f"{kind}: {len(good)} good readings delivered"
         assert_gapless(good)  # type: ignore[arg-type]
         assert values(rows, f"b_{kind}", "bad") == [], kind
     for kind, expected in CONVERTED.items():
