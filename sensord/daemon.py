@@ -31,16 +31,18 @@ from .encoding import (
     DEFAULT_ENCODING,
     ChannelInfo,
     ChannelKey,
+    DecodeError,
     EncodeError,
     channel_info,
     decode_samples,
     encode_batch,
     encode_samples,
+    sample_problem,
 )
 from .filters import ChannelFilters
 from .hardware import Hardware
 from .publisher import Publisher, Topics
-from .scheduler import Sample, Scheduler
+from .scheduler import NextRead, Sample, Scheduler
 from .sensor import Channel, Sensor
 from .systemd import Notifier
 
@@ -80,6 +82,8 @@ class Daemon:
         self._dropped_in_memory = 0  # readings dropped while the buffer could not store
         self._seal_retry_at = 0.0  # monotonic; after a refused seal, no new attempt before this
         self._lost = 0  # readings lost at a stop (could not be stored)
+        self._schedule: dict[str, NextRead] = {}  # each sensor's next read, kept across reloads
+        self._unsealable: set[str] = set()  # channels whose bad values were named
 
     @property
     def config(self) -> Config:
@@ -122,13 +126,44 @@ class Daemon:
             self.notifier.close()
 
     def _recover_staged(self) -> None:
-        """Readings staged by a previous run that died before sealing go out first, as one batch."""
+        """Readings staged by a previous run that died before sealing go out first, as one batch.
+
+        Nothing staged can stop a start (a restart loop under systemd): a chunk that does not
+        decode and a sample no encoding carries are dropped with one line saying how many; the
+        staged chunks are deleted by the next seal."""
         assert self.buffer is not None
-        chunks = self.buffer.staged()
-        samples = [s for chunk in chunks for s in decode_samples(chunk)]
+        samples: list[Sample] = []
+        dropped: list[str] = []
+        for chunk in self.buffer.staged():
+            try:
+                samples += decode_samples(chunk, dropped=dropped)
+            except DecodeError as exc:
+                log.warning("dropping a staged chunk of %d bytes left by the previous run: %s", len(chunk), exc)
+        if dropped:
+            log.warning("dropping %d staged readings left by the previous run that no encoding can carry "
+                        "(first: %s)", len(dropped), dropped[0])
         if samples:
             log.info("recovered %d readings staged by the previous run", len(samples))
-            self._seal_samples(samples)
+            try:
+                self._seal_samples(samples)
+            except Exception as exc:  # a start must not fail on what a previous run left behind
+                log.error("cannot seal the %d readings staged by the previous run, dropping them: %s: %s",
+                          len(samples), type(exc).__name__, exc)
+
+    def _sealable(self, samples: list[Sample]) -> list[Sample]:
+        """`samples` less those no encoding can carry, each channel named once per run: the
+        scheduler lets none through, but a plugin filter's output or an old staged chunk could."""
+        kept = []
+        for sample in samples:
+            problem = sample_problem(sample)
+            if problem is None:
+                kept.append(sample)
+                continue
+            channel = f"{sample.sensor!r}/{sample.quantity!r}"
+            if channel not in self._unsealable:
+                self._unsealable.add(channel)
+                log.warning("dropping a reading no encoding can carry (once per channel): %s", problem)
+        return kept
 
     async def _generation(self, first: bool) -> bool:
         """Run with the current config until stop (returns False) or reload (returns True)."""
@@ -144,7 +179,8 @@ class Daemon:
         self._filters = {spec.name: spec.filters.fresh() for spec, _ in sensors}
         self._urgent = {spec.name for spec, _ in sensors if spec.urgent} | set(cfg.batch.urgent)
         self._channels = self._channel_info(sensors)
-        scheduler = Scheduler(sensors, sink=self._on_samples)
+        scheduler = Scheduler(sensors, sink=self._on_samples, schedule=self._schedule,
+                              plugins=self.loaded.plugins.sensor_plugin)
         topics = Topics(cfg.mqtt.topic_prefix, cfg.node.id)
         publisher = Publisher(cfg, topics=topics, buffer=self.buffer, wake=self._wake,
                               meta=lambda: self._meta(sensors), notifier=self.notifier,
@@ -294,6 +330,9 @@ class Daemon:
     def _seal_samples(self, samples: list[Sample]) -> bool:
         """Seal `samples` as one batch, or several when the payload would pass `max_bytes`."""
         assert self.buffer is not None
+        samples = self._sealable(samples)
+        if not samples:
+            return True
         max_bytes = self.config.batch.max_bytes
 
         def encode(seq: int) -> bytes:

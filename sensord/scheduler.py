@@ -4,6 +4,17 @@ Cadence is kept on a grid of monotonic ticks (`start + k * interval_s`), so a sl
 push later reads back. A read that raises or times out is logged once per failure streak and
 retried with capped exponential backoff; each sensor has its own worker thread, so a hung sensor
 never delays the others. Readings leave through `sink(samples)`, called on the event loop.
+
+What a plugin hands over (`read()`'s list, `emit()`'s) is checked here, where it leaves the
+plugin (`ReadingCheck`): values become exactly `bool`, `int` or `float` (`sensor.clean_value`),
+a reading with no value (None, NaN, ±inf) is dropped and logged once per streak, and a bad one
+(a `str`, a `Decimal` that is not a number, a non-`Reading`, a duplicate quantity) is dropped and
+named once per sensor and kind; the other readings of the same read go on. Nothing a plugin
+returns can reach the encoder, the staging area or the buffer in a form they cannot hold.
+
+A `Scheduler` can carry on from its predecessor (a reload): given the same `schedule` map, a
+sensor whose name, type and interval are unchanged keeps its next due time instead of being
+read at once.
 """
 
 from __future__ import annotations
@@ -16,13 +27,13 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .config import SensorSpec
 from .errors import ReadTimeout, SensorError
-from .sensor import Reading, Sensor, Value
+from .sensor import BadValue, Reading, Sensor, Value, brief_repr, clean_value
 
 log = logging.getLogger(__name__)
 
@@ -143,17 +154,121 @@ class SensorStats:
     skipped_ticks: int = 0
     pushes: int = 0
     last_error: str = ""
+    bad_values: int = 0  # readings (or whole results) dropped as bad values
+    no_values: int = 0  # readings dropped as "no value this time" (None, NaN, ±inf)
+
+
+@dataclass(frozen=True, slots=True)
+class NextRead:
+    """When a sensor's next read is due (monotonic seconds), for the scheduler of the next generation."""
+
+    type: str
+    interval_s: float
+    due: float
+
+
+class ReadingCheck:
+    """Checks one sensor's readings where they leave its plugin; logs what it drops.
+
+    A bad value is logged at WARNING once per kind for this sensor (a plugin bug does not fix
+    itself: once is enough, `SensorStats.bad_values` counts them all). "No value" (None, NaN, ±inf)
+    is logged once per quantity and streak: at INFO the first time, at DEBUG after that.
+    """
+
+    def __init__(self, label: str, stats: SensorStats) -> None:
+        self.label = label
+        self.stats = stats
+        self._named: set[str] = set()  # kinds of bad values already logged
+        self._missing: set[str] = set()  # quantities in a no-value streak
+        self._told: set[str] = set()  # quantities whose no-value streak was logged at INFO
+
+    def __call__(self, result: object, what: str = "read()") -> list[Reading]:
+        """The readings of `result` that can be carried, values as bool, int or float."""
+        if not isinstance(result, list | tuple):
+            self._bad(f"result:{type(result).__name__}",
+                      f"{what} returned {brief_repr(result)} ({type(result).__name__}), expected a list of Reading")
+            return []
+        out: list[Reading] = []
+        seen: set[str] = set()
+        for item in result:
+            reading = self._one(item, what)
+            if reading is None:
+                continue
+            if reading.quantity in seen:
+                self._bad("duplicate", f'{what} returned "{reading.quantity}" more than once',
+                          "all but the first dropped")
+                continue
+            seen.add(reading.quantity)
+            out.append(reading)
+        return out
+
+    def _one(self, item: object, what: str) -> Reading | None:
+        if not isinstance(item, Reading):
+            self._bad(f"item:{type(item).__name__}",
+                      f"{what} returned {brief_repr(item)} ({type(item).__name__}) in its list, expected a Reading")
+            return None
+        quantity, unit = item.quantity, item.unit
+        for field_name, text in (("quantity", quantity), ("unit", unit)):
+            problem = _text_problem(text)
+            if problem:
+                self._bad(f"{field_name}:{problem}", f"Reading {field_name} {brief_repr(text)} is {problem}")
+                return None
+        try:
+            value = clean_value(item.value)
+        except BadValue as exc:
+            self._bad(f"value:{exc.kind}", f'"{quantity}": {exc}')
+            return None
+        if value is None:
+            self.stats.no_values += 1
+            if quantity not in self._missing:
+                self._missing.add(quantity)
+                level = logging.DEBUG if quantity in self._told else logging.INFO
+                self._told.add(quantity)
+                log.log(level, '%s: no value for "%s" (%s): dropped until it reads one again',
+                        self.label, quantity, brief_repr(item.value))
+            return None
+        if quantity in self._missing:
+            self._missing.discard(quantity)
+            log.debug('%s: "%s" has a value again', self.label, quantity)
+        if (value is item.value and type(quantity) is str and type(unit) is str):
+            return item
+        return Reading(str(quantity), value, str(unit))
+
+    def _bad(self, kind: str, message: str, outcome: str = "dropped") -> None:
+        self.stats.bad_values += 1
+        if kind not in self._named:
+            self._named.add(kind)
+            log.warning("%s: %s: %s (logged once per kind of bad value for this sensor)", self.label, message, outcome)
+
+
+def _text_problem(text: object) -> str | None:
+    """Why `text` cannot be a quantity or unit: not a str, or not valid UTF-8 (a lone surrogate)."""
+    if not isinstance(text, str):
+        return f"{type(text).__name__}, expected a str"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "not valid UTF-8 text (a lone surrogate)"
+    return None
+
 
 
 class Scheduler:
     """Reads each sensor on its own cadence and hands stamped samples to `sink`."""
 
     def __init__(self, sensors: Sequence[tuple[SensorSpec, Sensor]], *, sink: Sink,
-                 clock: Clock | None = None, backoff_max_s: float = 300.0) -> None:
+                 clock: Clock | None = None, backoff_max_s: float = 300.0,
+                 schedule: MutableMapping[str, NextRead] | None = None,
+                 plugins: dict[str, str] | None = None) -> None:
+        """`schedule`: each sensor's next due read, kept up to date here; pass the map of the
+        previous generation's scheduler so a reload does not read every sensor at once.
+        `plugins`: sensor type → plugin name, to name the plugin in messages about its values."""
         self._sensors = list(sensors)
         self._sink = sink
         self._clock: Clock = clock or SystemClock()
         self._backoff_max_s = backoff_max_s
+        self._schedule: MutableMapping[str, NextRead] = schedule if schedule is not None else {}
+        self._plugins = plugins or {}
         self._tasks: list[asyncio.Task[None]] = []
         self._workers: list[Worker] = []
         self._opened: list[tuple[Sensor, Worker]] = []
@@ -163,11 +278,18 @@ class Scheduler:
     async def run(self) -> None:
         """Run until cancelled (or `stop()`)."""
         start = self._clock.monotonic()
+        names = {spec.name for spec, _ in self._sensors}
+        for name in [n for n in self._schedule if n not in names]:
+            del self._schedule[name]
         for spec, sensor in self._sensors:
             worker = Worker(spec.name)
             self._workers.append(worker)
-            self._tasks.append(asyncio.create_task(self._loop(spec, sensor, worker, start),
-                                                   name=f"sensor:{spec.name}"))
+            previous = self._schedule.get(spec.name)
+            resumed = (previous is not None and previous.type == spec.type
+                       and previous.interval_s == spec.interval_s)
+            self._tasks.append(asyncio.create_task(
+                self._loop(spec, sensor, worker, previous.due if resumed and previous else start),
+                name=f"sensor:{spec.name}"))
         try:
             await asyncio.gather(*self._tasks)
         finally:
@@ -193,10 +315,17 @@ class Scheduler:
 
     async def _loop(self, spec: SensorSpec, sensor: Sensor, worker: Worker, start: float) -> None:
         clock, stats, interval = self._clock, self.stats[spec.name], spec.interval_s
+        check = self._check(spec, sensor)
         tick = 0
         opened = False
+        eager = True  # the first open is at once, the first read when due
         while not self._stopping:
-            await clock.sleep_until(start + tick * interval)
+            due = start + tick * interval
+            self._schedule[spec.name] = NextRead(spec.type, interval, due)
+            if not eager:
+                await clock.sleep_until(due)
+            # A resumed schedule may be due later; a watching sensor must see edges from the start.
+            eager = False
             stamp = clock.time()
             try:
                 if not opened:
@@ -205,16 +334,21 @@ class Scheduler:
                     await call_with_timeout(sensor, worker, sensor.open, spec.timeout_s, "open")
                     opened = True
                     self._opened.append((sensor, worker))
-                    emit = self._push_emitter(spec, sensor, asyncio.get_running_loop())
+                    emit = self._push_emitter(spec, sensor, check, asyncio.get_running_loop())
                     await call_with_timeout(sensor, worker, functools.partial(sensor.watch, emit), spec.timeout_s,
                                             "watch")
-                readings = await read_with_timeout(sensor, worker, spec.timeout_s)
+                    if due > clock.monotonic():
+                        await clock.sleep_until(due)
+                        stamp = clock.time()
+                result = await call_with_timeout(sensor, worker, sensor.read, spec.timeout_s, "read")
             except Exception as exc:  # a driver may raise anything; isolate it
                 stats.failures += 1
                 stats.failed_total += 1
                 stats.last_error = str(exc)
                 if stats.failures == 1:
-                    log.warning("%s: %s; retrying with backoff", sensor.describe(), _short(exc))
+                    log.warning("%s; retrying with backoff", _prefixed(sensor, exc))
+                if due > clock.monotonic():
+                    continue  # the open before a resumed schedule's first read: retry when it is due
                 delay = min(interval * 2 ** (stats.failures - 1), max(self._backoff_max_s, interval))
                 tick = max(tick + 1, self._next_tick(start, interval, clock.monotonic() + delay - interval))
                 continue
@@ -222,21 +356,26 @@ class Scheduler:
                 log.info("%s: reading again after %d failed reads", sensor.describe(), stats.failures)
                 stats.failures = 0
             stats.reads += 1
+            readings = check(result)
             self._sink([Sample(spec.name, r.quantity, r.value, r.unit, stamp) for r in readings])
             nxt = max(tick + 1, self._next_tick(start, interval, clock.monotonic()))
             stats.skipped_ticks += max(0, nxt - tick - 1)
             tick = nxt
 
-    def _push_emitter(self, spec: SensorSpec, sensor: Sensor,
+    def _check(self, spec: SensorSpec, sensor: Sensor) -> ReadingCheck:
+        plugin = self._plugins.get(spec.type)
+        label = sensor.describe() + (f' of plugin "{plugin}"' if plugin else "")
+        return ReadingCheck(label, self.stats[spec.name])
+
+    def _push_emitter(self, spec: SensorSpec, sensor: Sensor, check: ReadingCheck,
                       loop: asyncio.AbstractEventLoop) -> Callable[[list[Reading]], None]:
         """What a watching sensor calls from its own thread (gpiozero's callback thread)."""
 
-        def deliver(readings: list[Reading], stamp: float) -> None:
-            if not isinstance(readings, list) or not all(isinstance(r, Reading) for r in readings):
-                log.warning("%s: pushed %r, expected a list of Reading", sensor.describe(), readings)
-                return
+        def deliver(pushed: object, stamp: float) -> None:
+            readings = check(pushed, "emit()")
             self.stats[spec.name].pushes += 1
-            self._sink([Sample(spec.name, r.quantity, r.value, r.unit, stamp) for r in readings])
+            if readings:
+                self._sink([Sample(spec.name, r.quantity, r.value, r.unit, stamp) for r in readings])
 
         def emit(readings: list[Reading]) -> None:
             stamp = self._clock.time()  # stamped at the edge, not when the loop gets to it
@@ -255,3 +394,13 @@ class Scheduler:
 def _short(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if isinstance(exc, SensorError) else f"{type(exc).__name__}: {text}"
+
+
+def _prefixed(sensor: Sensor, exc: BaseException) -> str:
+    """`sensor "x" (type): <error>`, without naming the sensor twice: `ReadTimeout`s and drivers'
+    `SensorError`s (`I2CSensor.error`, `self.describe()` in a message) already start with it."""
+    text = _short(exc)
+    label = sensor.describe()
+    if text.startswith(label) or text.startswith(f'sensor "{sensor.name}"'):
+        return text
+    return f"{label}: {text}"

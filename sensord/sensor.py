@@ -7,6 +7,9 @@ name and channel, and the bus or pin factory is handed in through `Hardware`.
 from __future__ import annotations
 
 import dataclasses
+import decimal
+import math
+import numbers
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +19,69 @@ if TYPE_CHECKING:
     from .hardware import Hardware
 
 Value = float | int | bool
+
+#: The integers a value may be: a signed 64-bit integer, what every encoding and the usual
+#: consumers (InfluxDB, SQLite, JavaScript's BigInt64) carry.
+INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1
+
+
+class BadValue(ValueError):
+    """A reading's value that sensord cannot carry. `kind` groups alike problems for logging
+    ("str", "int out of range"); the message says what was found and what is expected."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def clean_value(value: object) -> Value | None:
+    """`value` as sensord carries it: exactly a `bool`, an `int` or a `float`; None for "no value
+    this time" (None, NaN, +inf, -inf). BadValue for anything else.
+
+    Other real numbers are converted: integral ones (an `IntEnum`, numpy's integers) to `int`,
+    the rest (`decimal.Decimal`, `fractions.Fraction`, numpy's floats, a float subclass) to `float`.
+    Integers must fit in a signed 64-bit integer. Strings, bytes, complex numbers, containers and
+    other objects are bad values: sensord does not guess what a text means.
+    """
+    if value is None or type(value) is bool:
+        return value  # type: ignore[return-value]
+    try:
+        if isinstance(value, int | numbers.Integral) and not isinstance(value, bool):
+            number: Value = int(value)  # type: ignore[arg-type]
+        elif isinstance(value, float | numbers.Real | decimal.Decimal):
+            number = float(value)  # type: ignore[arg-type]
+        else:
+            raise BadValue(type(value).__name__, f"value {brief_repr(value)} is {_type_name(value)}, "
+                           "expected a number (int, float) or a bool")
+    except BadValue:
+        raise
+    except Exception as exc:  # a number type whose conversion fails (a signalling NaN, an overflow)
+        raise BadValue(type(value).__name__, f"value {brief_repr(value)} ({_type_name(value)}) cannot be "
+                       f"converted to a number: {type(exc).__name__}: {exc}") from None
+    if isinstance(number, float):
+        if math.isfinite(number):
+            return number
+        if isinstance(value, decimal.Decimal) and value.is_finite():
+            raise BadValue("float out of range", f"value {brief_repr(value)} is beyond a float's range")
+        return None
+    if not INT_MIN <= number <= INT_MAX:
+        raise BadValue("int out of range", f"value {brief_repr(value)} is outside the signed 64-bit "
+                       "integer range")
+    return number
+
+
+def _type_name(value: object) -> str:
+    cls = type(value)
+    return cls.__name__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def brief_repr(value: object, width: int = 60) -> str:
+    """A short repr for a log line; never raises (a plugin's __repr__ may)."""
+    try:
+        text = repr(value)
+    except Exception:  # any object's __repr__ may raise anything
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 @dataclass(frozen=True, slots=True)

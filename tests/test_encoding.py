@@ -42,15 +42,18 @@ from sensord.encoding import (
     collect_encodings,
     decode,
     decode_batch,
+    decode_samples,
     detect,
     encode_batch,
+    encode_samples,
     format_value,
     get_encoding,
+    sample_problem,
     senml_name_problem,
 )
 from sensord.errors import PluginError
 from sensord.scheduler import Sample
-from sensord.sensor import Channel
+from sensord.sensor import BadValue, Channel, clean_value
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden"
@@ -507,3 +510,57 @@ def test_bench_codec() -> None:
     small = BatchData("n", 1, GOLDEN_SAMPLES, GOLDEN_CHANNELS)
     encode_us, decode_us = bench_codec("compact", small, repeat=1)
     assert 0 < encode_us < 1000 and 0 < decode_us < 1000
+
+
+# -- what the scheduler lets through always encodes; the staging format never stops a start ------
+
+ANY_VALUE = st.one_of(
+    st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(), st.text(max_size=3), st.binary(max_size=3),
+    st.decimals(allow_nan=True), st.fractions(), st.complex_numbers(), st.lists(st.integers(), max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(ANY_VALUE, min_size=1, max_size=8))
+def test_every_value_the_scheduler_lets_through_encodes_everywhere(raw: list[Any]) -> None:
+    cleaned: list[Any] = [0]  # the daemon never seals an empty batch
+    for value in raw:
+        try:
+            value = clean_value(value)
+        except BadValue:
+            continue
+        if value is not None:
+            cleaned.append(value)
+    samples = [Sample("s", "q", v, "", T + i) for i, v in enumerate(cleaned)]
+    assert all(sample_problem(s) is None for s in samples)
+    for name in ENCODINGS:
+        assert len(decode(encode_batch("n", 1, samples, encoding=name)).samples) == len(samples), name
+    assert decode_samples(encode_samples(samples)) == samples
+
+
+@pytest.mark.parametrize(("chunk", "message"), [
+    (b"\xff\x00", "staged chunk: invalid JSON"),
+    (b'{"a": 1}', "staged chunk: dict, expected a list of samples"),
+    (b'[["s", "q", 1]]', "staged chunk: sample 0: ['s', 'q', 1] is not [sensor, quantity, value, unit, ts]"),
+    (b'[["s", "q", "21.5", "", 1.0]]', "staged chunk: sample 0: s/q: value '21.5' is str, expected int, float or bool"),
+    (b'[["s", "q", null, "", 1.0]]', "staged chunk: sample 0: s/q: value None is NoneType"),
+    (b'[["s", "q", 1, "", 1.0], ["s", "q", 1e999, "", 1.0]]', None),  # Python's JSON reads 1e999 as inf
+    (b'[["s", "q", 18446744073709551616, "", 1.0]]', "outside the signed 64-bit integer range"),
+    (b'[["s", 5, 1, "", 1.0]]', "staged chunk: sample 0: quantity 5 is int, expected a str"),
+    (b'[["s", "q", 1, "", "now"]]', "staged chunk: sample 0: s/q: time 'now' is not a finite number"),
+    (b'[["s", "q", 1, "", NaN]]', "staged chunk: sample 0: s/q: time nan is not a finite number"),
+])
+def test_decode_samples_names_what_it_cannot_take(chunk: bytes, message: str | None) -> None:
+    if message is None:
+        assert [s.value for s in decode_samples(chunk)] == [1, math.inf]
+        return
+    with pytest.raises(DecodeError, match=re.escape(message)):
+        decode_samples(chunk)
+    dropped: list[str] = []
+    good = b'["s", "q", 7, "", 2]'
+    if chunk.startswith(b"[["):  # one bad sample costs only itself when `dropped` is given
+        mixed = chunk[:-1] + b", " + good + b"]"
+        assert decode_samples(mixed, dropped=dropped) == [Sample("s", "q", 7, "", 2.0)]
+        assert len(dropped) == 1 and message.split(": ")[-1] in dropped[0]
+    else:
+        with pytest.raises(DecodeError):
+            decode_samples(chunk, dropped=dropped)

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
+import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
 
 import pytest
 
 from sensord import Reading, Sensor, SensorConfig, SensorError
 from sensord.config import SensorSpec
 from sensord.hardware import Hardware
-from sensord.scheduler import Sample, Scheduler
+from sensord.scheduler import NextRead, Sample, Scheduler
 from sensord.testing.clock import FakeClock
 
 
@@ -29,7 +34,7 @@ class Scripted(Sensor):
     type_name = "scripted"
     Config = NoOptions
 
-    def __init__(self, name: str, behaviour: Callable[[int], float]) -> None:
+    def __init__(self, name: str, behaviour: Callable[[int], Any]) -> None:
         super().__init__(NoOptions(), name=name, hardware=Hardware())
         self.behaviour = behaviour
         self.calls = 0
@@ -46,8 +51,8 @@ def spec(name: str, interval_s: float, timeout_s: float = 5.0) -> SensorSpec:
 
 
 def run_virtual(sensors: list[tuple[SensorSpec, Sensor]], clock: FakeClock, seconds: float,
-                samples: list[Sample]) -> Scheduler:
-    sched = Scheduler(sensors, sink=samples.extend, clock=clock)
+                samples: list[Sample], **kwargs: Any) -> Scheduler:
+    sched = Scheduler(sensors, sink=samples.extend, clock=clock, **kwargs)
 
     async def main() -> None:
         task = asyncio.create_task(sched.run())
@@ -178,16 +183,141 @@ def test_hanging_sensor_times_out_while_others_keep_cadence(caplog: pytest.LogCa
     assert len(timeouts) == 1
 
 
-def test_invalid_read_result_is_a_failure() -> None:
+def test_items_that_are_not_readings_are_dropped_and_the_rest_delivered(caplog: pytest.LogCaptureFixture) -> None:
     class Bad(Scripted):
         def read(self) -> list[Reading]:
-            return [("value", 1)]  # type: ignore[list-item]
+            n = self.calls
+            self.calls += 1
+            return [("value", 1), Reading("good", n)]  # type: ignore[list-item]
 
     clock = FakeClock()
     samples: list[Sample] = []
-    sched = run_virtual([(spec("bad", 1.0), Bad("bad", float))], clock, 0.5, samples)
+    sched = run_virtual([(spec("bad", 1.0), Bad("bad", float))], clock, 2.5, samples)
+    assert [(s.quantity, s.value) for s in samples] == [("good", 0), ("good", 1), ("good", 2)]
+    stats = sched.stats["bad"]
+    assert (stats.reads, stats.failed_total, stats.bad_values) == (3, 0, 3)  # no backoff: not a failure
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "sensor \"bad\" (scripted): read() returned ('value', 1) (tuple) in its list, expected a Reading: "
+        "dropped (logged once per kind of bad value for this sensor)"]
+
+
+class Opaque:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+BAD_VALUES = {
+    "str": ("21.5", "value '21.5' is str, expected a number (int, float) or a bool"),
+    "bytes": (b"21", "value b'21' is bytes, expected a number"),
+    "decimal_snan": (Decimal("sNaN"), "value Decimal('sNaN') (decimal.Decimal) cannot be converted to a number: "
+                                      "ValueError: cannot convert signaling NaN to float"),
+    "decimal_huge": (Decimal("1e999"), "value Decimal('1E+999') is beyond a float's range"),
+    "fraction_huge": (Fraction(10**400), "(fractions.Fraction) cannot be converted to a number: OverflowError"),
+    "complex": (1j, "value 1j is complex, expected a number"),
+    "list": ([1.0], "value [1.0] is list, expected a number"),
+    "dict": ({"v": 1}, "value {'v': 1} is dict, expected a number"),
+    "object": (Opaque(), f"value <Opaque> is {__name__}.Opaque, expected a number"),
+    "int_too_big": (2**63, "value 9223372036854775808 is outside the signed 64-bit integer range"),
+    "int_too_small": (-(2**63) - 1, "is outside the signed 64-bit integer range"),
+}
+
+
+@pytest.mark.parametrize("kind", BAD_VALUES)
+def test_a_bad_value_is_dropped_and_named_once(caplog: pytest.LogCaptureFixture, kind: str) -> None:
+    bad, expected = BAD_VALUES[kind]
+
+    class Mixed(Scripted):
+        def read(self) -> list[Reading]:
+            n = self.calls
+            self.calls += 1
+            return [Reading("good", n), Reading("bad", bad), Reading("also_good", n * 0.5, "V")]  # type: ignore[arg-type]
+
+    clock = FakeClock()
+    epoch0 = clock.time()
+    samples: list[Sample] = []
+    caplog.set_level(logging.DEBUG)
+    sched = run_virtual([(spec("m", 1.0), Mixed("m", float))], clock, 5.0, samples,
+                        plugins={"scripted": "acme"})
+    assert [s.value for s in samples if s.quantity == "good"] == [0, 1, 2, 3, 4, 5]
+    assert [s.value for s in samples if s.quantity == "also_good"] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+    assert not [s for s in samples if s.quantity == "bad"]
+    assert stamps([s for s in samples if s.quantity == "good"], "m", epoch0) == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert (sched.stats["m"].bad_values, sched.stats["m"].failed_total) == (6, 0)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith('sensor "m" (scripted) of plugin "acme": "bad": '), warnings
+    assert expected in warnings[0]
+    assert warnings[0].endswith(": dropped (logged once per kind of bad value for this sensor)")
+
+
+@pytest.mark.parametrize(("reading", "expected"), [
+    (Reading(5, 1.0), "Reading quantity 5 is int, expected a str"),  # type: ignore[arg-type]
+    (Reading("bad", 1.0, b"V"), "Reading unit b'V' is bytes, expected a str"),  # type: ignore[arg-type]
+    (Reading("\ud800", 1.0), "Reading quantity '\\ud800' is not valid UTF-8 text (a lone surrogate)"),
+    (Reading("good", -1), 'read() returned "good" more than once: all but the first dropped'),
+])
+def test_a_bad_reading_is_dropped_and_named_once(caplog: pytest.LogCaptureFixture, reading: Reading,
+                                                 expected: str) -> None:
+    clock = FakeClock()
+    samples: list[Sample] = []
+    sensor = Scripted("m", float)
+    sensor.read = lambda: [Reading("good", 7), reading]  # type: ignore[method-assign]
+    run_virtual([(spec("m", 1.0), sensor)], clock, 3.0, samples)
+    assert [(s.quantity, s.value) for s in samples] == [("good", 7)] * 4
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and expected in warnings[0], warnings
+
+
+@pytest.mark.parametrize("result", ["21.5", None, 42, {"x": 1}])
+def test_a_read_returning_no_list_is_dropped_and_named_once(caplog: pytest.LogCaptureFixture,
+                                                            result: object) -> None:
+    clock = FakeClock()
+    samples: list[Sample] = []
+    sensor = Scripted("m", float)
+    sensor.read = lambda: result  # type: ignore[method-assign,assignment,return-value]
+    sched = run_virtual([(spec("m", 1.0), sensor)], clock, 3.0, samples)
     assert samples == []
-    assert "read() must return a list of Reading" in sched.stats["bad"].last_error
+    assert (sched.stats["m"].reads, sched.stats["m"].bad_values, sched.stats["m"].failed_total) == (4, 4, 0)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and f"read() returned {result!r} ({type(result).__name__}), expected a list of " \
+        "Reading" in warnings[0], warnings
+
+
+def test_other_real_numbers_are_converted_to_int_or_float() -> None:
+    class Level(enum.IntEnum):
+        HIGH = 7
+
+    class Celsius(float):
+        pass
+
+    readings = [Reading("dec", Decimal("21.37")), Reading("frac", Fraction(1, 4)),  # type: ignore[arg-type]
+                Reading("enum", Level.HIGH),
+                Reading("sub", Celsius(3.5)), Reading("bool", True), Reading("int", 2**63 - 1)]
+    clock = FakeClock()
+    samples: list[Sample] = []
+    sensor = Scripted("m", float)
+    sensor.read = lambda: readings  # type: ignore[method-assign]
+    run_virtual([(spec("m", 1.0), sensor)], clock, 0.5, samples)
+    got = [(s.quantity, s.value, type(s.value)) for s in samples]
+    assert got == [("dec", 21.37, float), ("frac", 0.25, float), ("enum", 7, int), ("sub", 3.5, float),
+                   ("bool", True, bool), ("int", 2**63 - 1, int)]
+
+
+def test_no_value_is_dropped_and_logged_once_per_streak(caplog: pytest.LogCaptureFixture) -> None:
+    script = [None, None, 1.0, math.nan, math.inf, 2.0, None]
+    clock = FakeClock()
+    samples: list[Sample] = []
+    caplog.set_level(logging.DEBUG, logger="sensord.scheduler")
+    sched = run_virtual([(spec("h", 1.0), Scripted("h", lambda n: script[n % len(script)]))], clock, 6.0,
+                        samples, plugins={"scripted": "acme"})
+    assert [s.value for s in samples] == [1.0, 2.0]
+    assert (sched.stats["h"].no_values, sched.stats["h"].bad_values, sched.stats["h"].failed_total) == (5, 0, 0)
+    told = [(r.levelname, r.getMessage()) for r in caplog.records if "no value" in r.getMessage()]
+    prefix = 'sensor "h" (scripted) of plugin "acme": no value for "value"'
+    assert told == [("INFO", f"{prefix} (None): dropped until it reads one again"),
+                    ("DEBUG", f"{prefix} (nan): dropped until it reads one again"),
+                    ("DEBUG", f"{prefix} (None): dropped until it reads one again")]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_real_clock_stamps_are_wall_time() -> None:
@@ -247,3 +377,77 @@ def test_pushed_readings_are_stamped_and_delivered() -> None:
     asyncio.run(main())
     assert [(s.quantity, s.value) for s in samples] == [("value", 0.0), ("contact", True)]
     assert sched.stats["door"].pushes == 1
+
+
+def test_a_failing_sensor_is_named_once_in_its_message(caplog: pytest.LogCaptureFixture) -> None:
+    class Described(Scripted):
+        def read(self) -> list[Reading]:
+            raise SensorError(f"{self.describe()}: chip id 0x58, expected 0x60")
+
+    release = threading.Event()
+    hung = Scripted("hung", lambda n: release.wait(5))
+    sched = Scheduler([(spec("x", 0.02), Described("x", float)), (spec("hung", 0.02, timeout_s=0.05), hung),
+                       (spec("plain", 0.02), Scripted("plain", lambda n: 1 / 0))], sink=lambda s: None)
+
+    async def main() -> None:
+        task = asyncio.create_task(sched.run())
+        while sched.stats["hung"].failed_total < 1:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    try:
+        asyncio.run(main())
+    finally:
+        release.set()
+    warnings = sorted(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert warnings == [
+        'sensor "hung" (scripted): read did not return within 0.05 s; retrying with backoff',
+        'sensor "plain" (scripted): ZeroDivisionError: division by zero; retrying with backoff',
+        'sensor "x" (scripted): chip id 0x58, expected 0x60; retrying with backoff',
+    ]
+
+
+def run_generations(plan: Sequence[tuple[Sequence[tuple[SensorSpec, Sensor]], float]], clock: FakeClock,
+                    samples: list[Sample]) -> dict[str, NextRead]:
+    """Run one scheduler after another on the same clock and `schedule` map, as reloads do."""
+    schedule: dict[str, NextRead] = {}
+    for sensors, seconds in plan:
+        run_virtual(list(sensors), clock, seconds, samples, schedule=schedule)
+    return schedule
+
+
+def test_a_reload_keeps_each_unchanged_sensors_schedule() -> None:
+    clock = FakeClock()
+    epoch0, start = clock.time(), clock.monotonic()
+    samples: list[Sample] = []
+    a, b, c, d = (Scripted(name, float) for name in "abcd")
+    # Generation 1: reads at 0, 1, 2 (a), 0 (b, every 10 s) and 0, 2 (c); reload at 2.3 s.
+    # Generation 2: a keeps its grid (3, 4), b stays due at 10, c's interval changed: read at once.
+    # Nine reloads in 0.9 s more must not add a read either; a sensor no longer configured is forgotten.
+    plan = [([(spec("a", 1.0), a), (spec("b", 10.0), b), (spec("c", 2.0), c)], 2.3)]
+    plan += [([(spec("a", 1.0), a), (spec("b", 10.0), b), (spec("c", 3.0), c)], 0.1)] * 8
+    plan += [([(spec("a", 1.0), a), (spec("b", 10.0), b), (spec("c", 3.0), c), (spec("d", 1.0), d)], 0.1)]
+    plan += [([(spec("a", 1.0), a), (spec("b", 10.0), b), (spec("c", 3.0), c)], 8.0)]
+    schedule = run_generations(plan, clock, samples)
+    assert stamps(samples, "a", epoch0) == [float(k) for k in range(12)]
+    assert stamps(samples, "b", epoch0) == [0.0, 10.0]
+    assert stamps(samples, "c", epoch0) == [0.0, 2.0, 2.3, 5.3, 8.3]
+    assert schedule == {"a": NextRead("scripted", 1.0, start + 12.0), "b": NextRead("scripted", 10.0, start + 20.0),
+                        "c": NextRead("scripted", 3.0, pytest.approx(start + 11.3))}  # type: ignore[arg-type]
+
+
+def test_a_resumed_sensor_watches_at_once_and_reads_when_due() -> None:
+    class Door(Scripted):
+        watches = 0
+
+        def watch(self, emit: Callable[[list[Reading]], None]) -> None:
+            self.watches += 1
+
+    clock = FakeClock()
+    epoch0 = clock.time()
+    door = Door("door", float)
+    samples: list[Sample] = []
+    run_generations([([(spec("door", 60.0), door)], 5.0), ([(spec("door", 60.0), door)], 0.0)], clock, samples)
+    assert door.watches == 2  # the second generation watches from its start, not from 60 s on
+    assert stamps(samples, "door", epoch0) == [0.0]
