@@ -2,7 +2,8 @@
 
 Shutdown (SIGTERM, SIGINT): stop reading, seal the open batch, deliver for up to
 `[mqtt] stop_timeout_s`, publish `offline`, disconnect, close the buffer. What was not delivered
-stays on disk and goes out first at the next start. SIGHUP reloads the config: the open batch is
+stays on disk and goes out first at the next start. SIGHUP reloads the config: the new file is
+checked first (as `sensord check` does; if it fails, one ERROR line and nothing changes), the open batch is
 sealed under the old settings (each batch describes itself), then sensors and the MQTT link are
 rebuilt; the buffer and its pending batches are kept.
 
@@ -193,15 +194,27 @@ class Daemon:
         self.notifier.ready()
         log.info("sensord %s running: node %s, %s, broker %s:%d (%s)", __version__, cfg.node.id,
                  app.counted(len(sensors), "sensor"), cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.mode)
-        stop_wait: asyncio.Future[Any] = asyncio.create_task(self._stop.wait())
-        reload_wait: asyncio.Future[Any] = asyncio.create_task(self._reload.wait())
         crashed: asyncio.Future[Any] = asyncio.gather(*tasks)
-        done, _ = await asyncio.wait([stop_wait, reload_wait, crashed], return_when=asyncio.FIRST_COMPLETED)
-        reloading = reload_wait in done and not self._stop.is_set()
-        stop_wait.cancel()
-        reload_wait.cancel()
-        if crashed in done:
-            crashed.result()  # re-raise: a component died; systemd restarts us
+        new: app.Loaded | None = None
+        while True:
+            stop_wait: asyncio.Future[Any] = asyncio.create_task(self._stop.wait())
+            reload_wait: asyncio.Future[Any] = asyncio.create_task(self._reload.wait())
+            done, _ = await asyncio.wait([stop_wait, reload_wait, crashed], return_when=asyncio.FIRST_COMPLETED)
+            reloading = reload_wait in done and not self._stop.is_set()
+            stop_wait.cancel()
+            reload_wait.cancel()
+            if crashed in done:
+                crashed.result()  # re-raise: a component died; systemd restarts us
+            if not reloading:
+                break
+            # Check the new config before taking anything down: a file that fails the checks of
+            # `sensord check` leaves sensors, filters and the link running untouched.
+            self._reload.clear()
+            new = self._try_reload()
+            if new is not None:
+                break
+            self.notifier.reloading()
+            self.notifier.ready()
 
         if reloading:
             self.notifier.reloading()
@@ -215,10 +228,6 @@ class Daemon:
         self._seal(final=True)
         if not reloading:
             self._count_lost()
-        new: app.Loaded | None = None
-        if reloading:
-            self._reload.clear()
-            new = self._try_reload()
         # On reload the link is closed normally (the broker discards the will, status stays
         # online) and the next generation connects with the new settings.
         await publisher.finish(timeout_s=cfg.mqtt.stop_timeout_s, offline=not reloading)
