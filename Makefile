@@ -105,8 +105,9 @@ deb:
 	$(DEB_ENV) lintian --pedantic --fail-on error,warning dist/sensord_$(DEB_VERSION)_all.deb dist/sensord_$(DEB_VERSION)_*.changes
 	$(DEB_ENV) debian/rules clean
 
-# debootstrap'ed bookworm/trixie (amd64) and bookworm (arm64, qemu-user) roots, cached in
-# /var/cache/sensord-deb-test (SENSORD_DEB_CACHE); about 4 minutes cold, 1.5 warm. See .ci/deb-test.
+# debootstrap'ed bookworm/trixie (amd64) and bookworm (arm64, qemu-user) roots from the host's apt
+# mirror (SENSORD_DEB_MIRROR overrides), cached in /var/cache/sensord-deb-test (SENSORD_DEB_CACHE);
+# about 4 minutes cold, 1.5 warm. See .ci/deb-test.
 deb-test: deb
 	.ci/deb-test dist/sensord_$(DEB_VERSION)_all.deb
 
