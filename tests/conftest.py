@@ -3,6 +3,16 @@ come from sensord's own pytest plugin (`sensord.testing.pytest_plugin`, entry po
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from daemon_harness import Node
+
+    from sensord.testing.broker import Mosquitto
+
 # pytester runs the plugin's fixtures in an inner pytest session (tests/testing/test_pytest_plugin.py).
 pytest_plugins = ["pytester"]
 
@@ -12,3 +22,21 @@ def pytest_report_header() -> str:
     from sensord.mqtt_compat import LIBRARY
 
     return f"sensord MQTT library: {LIBRARY}"
+
+
+@pytest.fixture
+def broker() -> Iterator[Mosquitto]:
+    """A mosquitto of its own for one test, on a free loopback port."""
+    from sensord.testing.broker import Mosquitto
+
+    with Mosquitto() as b:
+        yield b
+
+
+@pytest.fixture
+def nodes() -> Iterator[list[Node]]:
+    """`sensord run` processes a test starts (`daemon_harness.Node`); each is closed after the test."""
+    started: list[Node] = []
+    yield started
+    for node in started:
+        node.close()

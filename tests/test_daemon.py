@@ -11,7 +11,6 @@ import os
 import signal
 import sqlite3
 import time
-from collections.abc import Iterator
 from contextlib import closing, suppress
 from pathlib import Path
 
@@ -22,20 +21,6 @@ from sensord.testing.broker import Mosquitto, Subscription
 from sensord.testing.proxy import TcpProxy
 
 pytestmark = pytest.mark.broker
-
-
-@pytest.fixture
-def broker() -> Iterator[Mosquitto]:
-    with Mosquitto() as b:
-        yield b
-
-
-@pytest.fixture
-def nodes() -> Iterator[list[Node]]:
-    started: list[Node] = []
-    yield started
-    for node in started:
-        node.close()
 
 
 def start(nodes: list[Node], config: Path) -> Node:

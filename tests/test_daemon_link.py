@@ -20,14 +20,6 @@ pytestmark = pytest.mark.broker
 PASSWORD = "s3cret-Pa55"
 
 
-@pytest.fixture
-def nodes() -> Iterator[list[Node]]:
-    started: list[Node] = []
-    yield started
-    for node in started:
-        node.close()
-
-
 def secure_config(tmp_path: Path, broker: Mosquitto, *, ca: Path, password: str = PASSWORD) -> Path:
     pw = tmp_path / "mqtt.pass"
     pw.write_text(password + "\n")

@@ -13,7 +13,6 @@ import re
 import signal
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -120,20 +119,6 @@ NO_VALUE = ["none", "nan", "inf"]
 CONVERTED = {"decimal": 21.37, "fraction": 0.25, "int_enum": 7, "float_subclass": 3.5}
 #: read() returns no list at all: nothing of that read goes through, one WARNING.
 JUNK = ["not_a_list", "none_result"]
-
-
-@pytest.fixture
-def broker() -> Iterator[Mosquitto]:
-    with Mosquitto() as b:
-        yield b
-
-
-@pytest.fixture
-def nodes() -> Iterator[list[Node]]:
-    started: list[Node] = []
-    yield started
-    for node in started:
-        node.close()
 
 
 def config_with_plugin(tmp_path: Path, port: int, sensors: list[str], *, interval_s: float = 0.05,

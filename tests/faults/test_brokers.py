@@ -85,14 +85,6 @@ def amqtt(tmp_path: Path) -> Iterator[Amqtt]:
         yield broker
 
 
-@pytest.fixture
-def nodes() -> Iterator[list[Node]]:
-    started: list[Node] = []
-    yield started
-    for node in started:
-        node.close()
-
-
 def lines(node: Node, text: str) -> list[str]:
     return [line for line in node.log().splitlines() if text in line]
 

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,14 +22,6 @@ from sensord.testing.mqtt_client import Message, Subscription
 from sensord.testing.proxy import TcpProxy
 
 pytestmark = pytest.mark.broker
-
-
-@pytest.fixture
-def nodes() -> Iterator[list[Node]]:
-    started: list[Node] = []
-    yield started
-    for node in started:
-        node.close()
 
 
 def config_on(disk: TinyDisk, tmp_path: Path, *, port: int, **kwargs: object) -> Path:
