@@ -76,7 +76,7 @@ from sensord.encoding import (  # noqa: E402
     format_value,
 )
 from sensord.hardware import Hardware  # noqa: E402
-from sensord.scheduler import Sample  # noqa: E402
+from sensord.sensor import Sample  # noqa: E402
 from sensord.testing.broker import Mosquitto, Subscription  # noqa: E402
 from sensord_plugins.sim import SimConfig, SimSensor  # noqa: E402
 

@@ -25,7 +25,7 @@ from typing import Any
 from .errors import ConfigError, PluginError, ReadTimeout, SensordError, SensorError
 from .hookspecs import hookimpl
 from .i2c import I2CConfig, I2CSensor
-from .sensor import Channel, Reading, Sensor, SensorConfig, field_range
+from .sensor import Channel, Reading, Sample, Sensor, SensorConfig, field_range
 
 __version__ = "0.1.0"
 
@@ -48,6 +48,7 @@ __all__ = [
     "PluginError",
     "ReadTimeout",
     "Reading",
+    "Sample",
     "Sensor",
     "SensorConfig",
     "SensorError",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from .scheduler import Sample
+from .sensor import Sample
 
 
 class Batcher:

@@ -43,8 +43,8 @@ from .encoding import (
 from .filters import ChannelFilters
 from .hardware import Hardware
 from .publisher import Publisher, Topics
-from .scheduler import NextRead, Sample, Scheduler
-from .sensor import Channel, Sensor
+from .scheduler import NextRead, Scheduler
+from .sensor import Channel, Sample, Sensor
 from .systemd import Notifier
 
 log = logging.getLogger(__name__)

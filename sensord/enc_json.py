@@ -16,7 +16,7 @@ import math
 from typing import Any
 
 from .enc_base import Batch, BatchData, DecodeError, EncodeError, budget, check_header, check_value, to_ms
-from .scheduler import Sample
+from .sensor import Sample
 
 CONTENT_TYPE = "application/vnd.sensord.batch+json; v=1"
 

@@ -45,8 +45,7 @@ from .enc_json import JsonEncoding
 from .enc_senml import SenmlCborEncoding, SenmlJsonEncoding
 from .enc_senml import name_problem as senml_name_problem
 from .errors import PluginError
-from .scheduler import Sample
-from .sensor import INT_MAX, INT_MIN, Value, brief_repr
+from .sensor import INT_MAX, INT_MIN, Sample, Value, brief_repr
 
 if TYPE_CHECKING:
     import pluggy

@@ -60,7 +60,7 @@ from .sensor import Value
 if TYPE_CHECKING:
     import pluggy
 
-    from .scheduler import Sample
+    from .sensor import Sample
 
 T = TypeVar("T")
 

@@ -31,25 +31,16 @@ from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ._compat import moved
 from .config import SensorSpec
 from .errors import ReadTimeout, SensorError
-from .sensor import BadValue, Reading, Sensor, Value, brief_repr, clean_value
+from .sensor import BadValue, Reading, Sensor, brief_repr, clean_value
+from .sensor import Sample as _Sample
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """A reading stamped by the scheduler: which sensor, and when (Unix epoch seconds)."""
-
-    sensor: str
-    quantity: str
-    value: Value
-    unit: str
-    ts: float
-
-
-Sink = Callable[[Sequence[Sample]], None]
+Sink = Callable[[Sequence[_Sample]], None]
 
 
 class Clock(Protocol):
@@ -357,7 +348,7 @@ class Scheduler:
                 stats.failures = 0
             stats.reads += 1
             readings = check(result)
-            self._sink([Sample(spec.name, r.quantity, r.value, r.unit, stamp) for r in readings])
+            self._sink([_Sample(spec.name, r.quantity, r.value, r.unit, stamp) for r in readings])
             nxt = max(tick + 1, self._next_tick(start, interval, clock.monotonic()))
             stats.skipped_ticks += max(0, nxt - tick - 1)
             tick = nxt
@@ -375,7 +366,7 @@ class Scheduler:
             readings = check(pushed, "emit()")
             self.stats[spec.name].pushes += 1
             if readings:
-                self._sink([Sample(spec.name, r.quantity, r.value, r.unit, stamp) for r in readings])
+                self._sink([_Sample(spec.name, r.quantity, r.value, r.unit, stamp) for r in readings])
 
         def emit(readings: list[Reading]) -> None:
             stamp = self._clock.time()  # stamped at the edge, not when the loop gets to it
@@ -404,3 +395,7 @@ def _prefixed(sensor: Sensor, exc: BaseException) -> str:
     if text.startswith(label) or text.startswith(f'sensor "{sensor.name}"'):
         return text
     return f"{label}: {text}"
+
+
+# `Sample` lived here until 0.2; plugins import it from `sensord` now.
+__getattr__ = moved(__name__, {"Sample": "sensord.sensor.Sample"})

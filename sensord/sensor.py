@@ -103,6 +103,18 @@ class Channel:
     resolution: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """A reading stamped by the scheduler: which sensor, and when (Unix epoch seconds). Every
+    stage after the scheduler (filters, batch, encodings, buffer, publisher) handles these."""
+
+    sensor: str
+    quantity: str
+    value: Value
+    unit: str
+    ts: float
+
+
 @dataclass(frozen=True)
 class SensorConfig:
     """Base class of every sensor type's own settings.

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from sensord.batch import Batcher
 from sensord.encoding import DecodeError, decode_batch, decode_samples, encode_batch, encode_samples
-from sensord.scheduler import Sample
+from sensord.sensor import Sample
 
 
 def sample(i: int, sensor: str = "a", quantity: str = "value") -> Sample:

@@ -12,7 +12,7 @@ import pytest
 
 from sensord.buffer import Buffer
 from sensord.encoding import encode_batch
-from sensord.scheduler import Sample
+from sensord.sensor import Sample
 from sensord.testing.broker import Mosquitto, publish
 
 ROOT = Path(__file__).resolve().parents[1]

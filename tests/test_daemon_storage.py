@@ -13,7 +13,7 @@ from sensord.batch import Batcher
 from sensord.buffer import Buffer
 from sensord.daemon import Daemon
 from sensord.encoding import decode
-from sensord.scheduler import Sample
+from sensord.sensor import Sample
 
 T = 1_700_000_000.0
 

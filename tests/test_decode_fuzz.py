@@ -21,7 +21,7 @@ import pytest
 
 from sensord.enc_compact import pack
 from sensord.encoding import ENCODINGS, MAX_READINGS, BatchData, ChannelInfo, DecodeError, decode
-from sensord.scheduler import Sample
+from sensord.sensor import Sample
 
 N = int(os.environ.get("SENSORD_FUZZ_N", "100000"))
 SEED = int(os.environ.get("SENSORD_FUZZ_SEED", "0"))

@@ -24,7 +24,7 @@ import pytest
 from sensord.encoding import ENCODINGS, Batch, BatchData, DecodeError, EncodeError, Encoding, decode, detect
 from sensord.errors import ConfigError
 from sensord.plugins import PluginHost, get_plugin_manager
-from sensord.scheduler import Sample
+from sensord.sensor import Sample
 from sensord.testing.pytest_plugin import SensorHarness
 
 ROOT = Path(__file__).resolve().parents[1]

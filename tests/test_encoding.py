@@ -52,8 +52,7 @@ from sensord.encoding import (
     senml_name_problem,
 )
 from sensord.errors import PluginError
-from sensord.scheduler import Sample
-from sensord.sensor import BadValue, Channel, clean_value
+from sensord.sensor import BadValue, Channel, Sample, clean_value
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden"

@@ -26,7 +26,7 @@ from sensord.filters import (
     collect_filters,
 )
 from sensord.filters_builtin import fit_line
-from sensord.scheduler import Sample
+from sensord.sensor import Sample
 
 NAN = math.nan
 FILE = "s.toml"

@@ -11,7 +11,8 @@ import pytest
 from sensord import I2CConfig, I2CSensor, Reading, SensorError, field_range
 from sensord.config import SensorSpec
 from sensord.hardware import Hardware
-from sensord.scheduler import Sample, Scheduler
+from sensord.scheduler import Scheduler
+from sensord.sensor import Sample
 from sensord.testing import FakeI2CBus, RegisterMapDevice
 
 

@@ -19,7 +19,8 @@ import pytest
 from sensord import Reading, Sensor, SensorConfig, SensorError
 from sensord.config import SensorSpec
 from sensord.hardware import Hardware
-from sensord.scheduler import NextRead, Sample, Scheduler
+from sensord.scheduler import NextRead, Scheduler
+from sensord.sensor import Sample
 from sensord.testing.clock import FakeClock
 
 

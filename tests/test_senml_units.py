@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from sensord.enc_senml import REGISTERED_UNITS, senml_unit
 from sensord.encoding import ENCODINGS, BatchData, decode
-from sensord.scheduler import Sample
+from sensord.sensor import Sample
 
 ROOT = Path(__file__).resolve().parents[1]
 T = 1_700_000_000

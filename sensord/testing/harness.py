@@ -61,8 +61,8 @@ from sensord.encoding import ENCODINGS, Encoding, channel_info, decode, encode_b
 from sensord.errors import ConfigError
 from sensord.filters import ChannelFilters, FilterFactory, build_sensor_filters, builtin_filters
 from sensord.hardware import Hardware
-from sensord.scheduler import Sample, Scheduler, _short
-from sensord.sensor import Channel, Reading, Sensor, SensorConfig, Value
+from sensord.scheduler import Scheduler, _short
+from sensord.sensor import Channel, Reading, Sample, Sensor, SensorConfig, Value
 
 from .clock import FakeClock
 

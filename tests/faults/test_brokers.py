@@ -24,7 +24,7 @@ from sensord.config import MqttConfig
 from sensord.encoding import encode_batch
 from sensord.errors import BrokerTimeout
 from sensord.mqtt import MqttLink, Will, v5_probe_s
-from sensord.scheduler import Sample
+from sensord.sensor import Sample
 from sensord.testing.broker import Mosquitto, Subscription, free_port
 from sensord.testing.proxy import SilentBroker
 

@@ -14,7 +14,8 @@ from gpiozero import DigitalInputDevice
 import sensord_plugins.digital_input as module
 from sensord import ConfigError, Reading, SensorError
 from sensord.config import parse_config
-from sensord.scheduler import Sample, Scheduler
+from sensord.scheduler import Scheduler
+from sensord.sensor import Sample
 from sensord.testing import FakeClock, MockPins, fake_hardware
 from sensord_plugins.digital_input import DigitalInput, DigitalInputConfig, EdgeFilter, edge_ticks
 
