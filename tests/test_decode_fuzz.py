@@ -203,7 +203,7 @@ def test_decode_raises_only_decode_error() -> None:
             payload = rng.choice(seeds)
             for _ in range(rng.choice([1, 1, 1, 2, 3])):
                 payload = mutate_bytes(rng, payload, seeds)
-        t = time.perf_counter()
+        t = time.process_time()
         try:
             decode(payload)
             decoded += 1
@@ -212,7 +212,7 @@ def test_decode_raises_only_decode_error() -> None:
         except Exception as exc:  # the bug this test hunts
             if len(failures) < 5:
                 failures.append(f"{type(exc).__name__}: {exc} <- payload {payload[:200].hex()}")
-        slowest = max(slowest, time.perf_counter() - t)
+        slowest = max(slowest, time.process_time() - t)
     elapsed = time.perf_counter() - started
     print(f"\nfuzz: {N} payloads in {elapsed:.1f} s, {decoded:.0f} decoded, slowest {slowest * 1000:.1f} ms")
     assert not failures, "decode raised something else than DecodeError:\n" + "\n".join(failures)
@@ -221,7 +221,9 @@ def test_decode_raises_only_decode_error() -> None:
 
 @pytest.mark.parametrize("payload", hostile_payloads())
 def test_hostile_payloads_fail_fast(payload: bytes) -> None:
-    started = time.perf_counter()
+    # CPU time, not wall time: on a loaded CI machine the wall clock measures the neighbours (a
+    # fresh-clone run failed at 1.14 s of wall time while four venvs were being installed).
+    started = time.process_time()
     with pytest.raises(DecodeError):
         decode(payload)
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
