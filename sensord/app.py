@@ -12,7 +12,7 @@ from .encoding import senml_name_problem
 from .errors import ConfigError, SensorError
 from .hardware import Hardware
 from .plugins import PluginHost, get_plugin_manager
-from .sensor import Sensor
+from .sensor import Sensor, declared_channels
 
 #: The compatibility mode: one plain-text MQTT message per reading (the publisher's job; batches
 #: are still buffered in the default encoding).
@@ -125,11 +125,9 @@ def build_sensor(spec: SensorSpec, loaded: Loaded, hardware: Hardware) -> Sensor
     except Exception as exc:  # a plugin constructor can raise anything
         raise SensorError(f'sensor "{spec.name}" ({spec.type}): cannot create: '
                           f"{type(exc).__name__}: {exc}") from exc
-    try:
-        declared = [c.quantity for c in sensor.channels()]
-    except Exception:  # a plugin's channels() may need open(); then there is nothing to check
-        declared = []
-    spec.filters.check_channels(declared)  # ConfigError for a misspelled channel_filters key
+    # A plugin's channels() may need open(): then there is nothing to check.
+    # ConfigError for a misspelled channel_filters key.
+    spec.filters.check_channels(c.quantity for c in declared_channels(sensor))
     return sensor
 
 

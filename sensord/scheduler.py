@@ -40,7 +40,7 @@ from .sensor import Sample as _Sample
 log = logging.getLogger(__name__)
 
 
-Sink = Callable[[Sequence[_Sample]], None]
+Sink = Callable[[Sequence[_Sample]], object]  # what it returns is ignored
 
 
 class Clock(Protocol):
@@ -382,7 +382,8 @@ class Scheduler:
         return max(k, 0)
 
 
-def _short(exc: BaseException) -> str:
+def error_text(exc: BaseException) -> str:
+    """A failed read as one line: a `SensorError`'s own text, else `Type: text`."""
     text = str(exc) or type(exc).__name__
     return text if isinstance(exc, SensorError) else f"{type(exc).__name__}: {text}"
 
@@ -390,7 +391,7 @@ def _short(exc: BaseException) -> str:
 def _prefixed(sensor: Sensor, exc: BaseException) -> str:
     """`sensor "x" (type): <error>`, without naming the sensor twice: `ReadTimeout`s and drivers'
     `SensorError`s (`I2CSensor.error`, `self.describe()` in a message) already start with it."""
-    text = _short(exc)
+    text = error_text(exc)
     label = sensor.describe()
     if text.startswith(label) or text.startswith(f'sensor "{sensor.name}"'):
         return text

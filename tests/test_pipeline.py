@@ -1,4 +1,4 @@
-"""The daemon while its buffer cannot store (disk full): readings wait in memory, bounded."""
+"""The pipeline while the buffer cannot store (disk full): readings wait in memory, bounded."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sensord.batch import Batcher
 from sensord.buffer import Buffer
 from sensord.daemon import Daemon
 from sensord.encoding import decode
+from sensord.pipeline import Pipeline
 from sensord.sensor import Sample
 
 T = 1_700_000_000.0
@@ -23,8 +24,7 @@ def test_memory_is_bounded_while_the_buffer_cannot_store(tmp_path: Path, caplog:
     cfg = write_config(tmp_path / "s.toml", port=1883, sensors=1, max_age_s=3600)
     daemon = Daemon(str(cfg), app.load(str(cfg), entry_points=False), memory_max_readings=100)
     daemon.buffer = Buffer.open(tmp_path / "buffer.db", max_bytes=1 << 20)
-    daemon.batcher = Batcher(max_age_s=3600, max_readings=10_000)
-    daemon._filters = {spec.name: spec.filters.fresh() for spec in daemon.config.enabled_sensors}
+    pipeline = _pipeline(daemon, Batcher(max_age_s=3600, max_readings=10_000))
     # Buffer.seal returns None when storage refuses the write (tests/test_buffer.py shows it for
     # SQLITE_FULL); here it refuses until `full` is cleared.
     full = [True]
@@ -33,23 +33,33 @@ def test_memory_is_bounded_while_the_buffer_cannot_store(tmp_path: Path, caplog:
     caplog.set_level(logging.INFO, logger="sensord")
 
     for i in range(250):
-        daemon._on_samples([Sample("c0", "value", float(i), "", T + i)])
+        pipeline.add([Sample("c0", "value", float(i), "", T + i)])
         if i % 50 == 49:
-            daemon._seal_retry_at = 0.0  # a commit interval has passed: the flusher retries
-            assert daemon._seal() is False
-    assert len(daemon.batcher) == 100  # the newest 100: 150..249 (the last seal left 100 of 200)
-    assert [s.value for s in daemon.batcher.pending()] == [float(i) for i in range(150, 250)]
+            pipeline.seal_retry_at = 0.0  # a commit interval has passed: the flusher retries
+            assert pipeline.seal() is False
+    assert len(pipeline.batcher) == 100  # the newest 100: 150..249 (the last seal left 100 of 200)
+    assert [s.value for s in pipeline.batcher.pending()] == [float(i) for i in range(150, 250)]
 
     full[0] = False
-    daemon._seal_retry_at = 0.0
-    assert daemon._seal() is True
+    pipeline.seal_retry_at = 0.0
+    assert pipeline.seal() is True
     (batch,) = daemon.buffer.peek(10)
     assert [s.value for s in decode(batch.payload).samples] == [float(i) for i in range(150, 250)]
     daemon.buffer.close()
-    warnings = [r.getMessage() for r in caplog.records if r.name == "sensord.daemon" and r.levelno == logging.WARNING]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "sensord.pipeline" and r.levelno == logging.WARNING]
     assert warnings == ["the buffer cannot store and 100 readings wait in memory: dropping the oldest beyond that "
                         "until it stores again",
                         "the buffer stores again; 150 readings were dropped while it could not"]
+
+
+def _pipeline(daemon: Daemon, batcher: Batcher) -> Pipeline:
+    """The daemon's pipeline as `run()` makes it, with `batcher` and the config's filter chains."""
+    assert daemon.buffer is not None
+    daemon.pipeline = Pipeline(daemon.buffer, node=daemon.config.node.id, batcher=batcher,
+                               commit_interval_s=daemon.config.buffer.commit_interval_s,
+                               memory_max_readings=daemon.memory_max_readings)
+    daemon.pipeline.filters = {spec.name: spec.filters.fresh() for spec in daemon.config.enabled_sensors}
+    return daemon.pipeline
 
 
 def _daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, full: list[bool], calls: list[int], *,
@@ -57,8 +67,7 @@ def _daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, full: list[bool], c
     cfg = write_config(tmp_path / "s.toml", port=1883, sensors=1, max_age_s=3600, commit_interval_s=60)
     daemon = Daemon(str(cfg), app.load(str(cfg), entry_points=False))
     daemon.buffer = Buffer.open(tmp_path / "buffer.db", max_bytes=1 << 20)
-    daemon.batcher = Batcher(max_age_s=3600, max_readings=max_readings)
-    daemon._filters = {spec.name: spec.filters.fresh() for spec in daemon.config.enabled_sensors}
+    _pipeline(daemon, Batcher(max_age_s=3600, max_readings=max_readings))
     seal = daemon.buffer.seal
 
     def refusing(*args: object, **kwargs: object) -> int | None:
@@ -73,14 +82,15 @@ def test_a_refused_seal_is_retried_once_per_commit_interval_not_per_reading(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     full, calls = [True], []
     daemon = _daemon(tmp_path, monkeypatch, full, calls)
-    assert daemon.batcher is not None and daemon.buffer is not None
+    pipeline = daemon.pipeline
+    assert pipeline is not None and daemon.buffer is not None
     for i in range(1000):  # the batch is full at 100: one attempt, then none until the retry time
-        daemon._on_samples([Sample("c0", "value", float(i), "", T + i)])
+        pipeline.add([Sample("c0", "value", float(i), "", T + i)])
     assert len(calls) == 1
-    assert len(daemon.batcher) == 1000
+    assert len(pipeline.batcher) == 1000
     full[0] = False
-    daemon._seal_retry_at = 0.0  # the commit interval has passed
-    assert daemon._seal() is True
+    pipeline.seal_retry_at = 0.0  # the commit interval has passed
+    assert pipeline.seal() is True
     # Sealed max_readings at a time: ten batches of 100, in order.
     batches = daemon.buffer.peek(20)
     assert [b.readings for b in batches] == [100] * 10
@@ -92,11 +102,12 @@ def test_readings_that_cannot_be_stored_at_a_stop_are_counted_in_one_error_line(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     full, calls = [True], []
     daemon = _daemon(tmp_path, monkeypatch, full, calls, max_readings=10_000)
-    assert daemon.batcher is not None and daemon.buffer is not None
+    pipeline = daemon.pipeline
+    assert pipeline is not None and daemon.buffer is not None
     for i in range(250):
-        daemon._on_samples([Sample("c0", "value", float(i), "", T + i)])
-    daemon._dropped_in_memory = 20  # as if the memory bound had dropped some
-    assert daemon._seal(final=True) is False
+        pipeline.add([Sample("c0", "value", float(i), "", T + i)])
+    pipeline.dropped_in_memory = 20  # as if the memory bound had dropped some
+    assert pipeline.seal(final=True) is False
     caplog.set_level(logging.INFO, logger="sensord")
     daemon._count_lost()
     (error,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]

@@ -50,19 +50,22 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from sensord.batch import Batcher
 from sensord.config import SensorSpec, build_options
-from sensord.encoding import ENCODINGS, Encoding, channel_info, decode, encode_batch, get_encoding
+from sensord.encoding import ENCODINGS, Encoding, decode, get_encoding
 from sensord.errors import ConfigError
-from sensord.filters import ChannelFilters, FilterFactory, build_sensor_filters, builtin_filters
+from sensord.filters import FilterFactory, build_sensor_filters, builtin_filters
 from sensord.hardware import Hardware
-from sensord.scheduler import Scheduler, _short
-from sensord.sensor import Channel, Reading, Sample, Sensor, SensorConfig, Value
+from sensord.pipeline import Pipeline, filtered_channels
+from sensord.scheduler import Scheduler, error_text
+from sensord.sensor import Channel, Reading, Sample, Sensor, SensorConfig, Value, declared_channels
 
 from .clock import FakeClock
 
@@ -210,15 +213,16 @@ def run_sensor(sensor: type[Sensor] | Sensor, options: Mapping[str, Any] | Senso
                       options=instance.config, timeout_s=float(timeout_s), filters=chains)
     # What the daemon does before starting: check channel_filters keys and note each channel's
     # resolution after the filters, from channels() called before open().
-    try:
-        declared = instance.channels()
-    except Exception:  # as in the daemon: a driver's channels() may need open()
-        declared = []
-    chains.check_channels(c.quantity for c in declared)
-    channels = {c.quantity: Channel(c.quantity, c.unit, chains.resolution(c.quantity, c.resolution))
-                for c in declared}
+    chains.check_channels(c.quantity for c in declared_channels(instance))
+    channels = {c.quantity: c for c in filtered_channels(chains, instance)}
+    # The daemon's own filter → batch → encode → seal, into a list: one batch (seq 0) at the end.
+    store = _OneBatch()
+    pipeline = Pipeline(store, node=HARNESS_NODE, batcher=_whole_run_batcher(), encoding=codec,
+                        encodings={**ENCODINGS, codec.name: codec}, strict=True)
+    pipeline.configure([(spec.name, chains, instance)], node=HARNESS_NODE, batcher=pipeline.batcher,
+                       encoding=codec, encodings=pipeline.encodings)
 
-    run = _Run(spec, instance, clock or FakeClock(), reads=reads, duration_s=duration_s, actions=actions)
+    run = _Run(spec, instance, pipeline, clock or FakeClock(), reads=reads, duration_s=duration_s, actions=actions)
     hw = instance.hardware
     own_sleep = hw.sleep
     hw.sleep = run.virtual_sleep(own_sleep)
@@ -234,12 +238,10 @@ def run_sensor(sensor: type[Sensor] | Sensor, options: Mapping[str, Any] | Senso
         if own_hardware is not None:
             own_hardware.close()
 
-    payload, decoded = b"", []
-    if run.filtered:
-        info = channel_info([(spec.name, channels.values())])
-        encodings = {**ENCODINGS, codec.name: codec}
-        payload = encode_batch(HARNESS_NODE, 0, run.filtered, encoding=codec, channels=info, encodings=encodings)
-        decoded = decode(payload, encodings).samples
+    pipeline.seal(final=True)
+    payload, decoded = store.payload, []
+    if payload:
+        decoded = decode(payload, pipeline.encodings).samples
     return HarnessResult(raw=run.raw, filtered=run.filtered, payload=payload, decoded=decoded,
                          failures=run.failures, errors=run.errors, failed_at=run.failed_at, reads=run.reads,
                          t0=run.t0, encoding=codec.name, channels=channels)
@@ -262,6 +264,26 @@ def _options(cls: type[Sensor], options: Mapping[str, Any] | SensorConfig) -> Se
                               f"an option of {cls.type_name or cls.__name__}: {where}")
     config: SensorConfig = build_options(cls.Config, dict(options), _PATH, HARNESS_FILE)
     return config
+
+
+class _OneBatch:
+    """The pipeline's store in the harness: keeps the one batch sealed at the end, as seq 0."""
+
+    def __init__(self) -> None:
+        self.payload = b""
+
+    def seal(self, encode: Callable[[int], bytes], *, readings: int, first_ts: float) -> int | None:
+        assert not self.payload, "the harness seals one batch"
+        self.payload = encode(0)
+        return 0
+
+    def stage(self, data: bytes, *, readings: int) -> bool:
+        return True
+
+
+def _whole_run_batcher() -> Batcher:
+    """A batch that is never due, never full: sealed once, when the run is over."""
+    return Batcher(max_age_s=math.inf, max_readings=sys.maxsize, max_bytes=sys.maxsize)
 
 
 class _TrackingClock:
@@ -325,15 +347,16 @@ class _Recorder(Sensor):
 class _Run:
     """One harness run: drives the scheduler one read at a time and collects what comes out."""
 
-    def __init__(self, spec: SensorSpec, sensor: Sensor, clock: FakeClock, *, reads: int | None,
-                 duration_s: float | None, actions: list[tuple[float, Callable[[], object]]]) -> None:
+    def __init__(self, spec: SensorSpec, sensor: Sensor, pipeline: Pipeline, clock: FakeClock, *,
+                 reads: int | None, duration_s: float | None,
+                 actions: list[tuple[float, Callable[[], object]]]) -> None:
         self.spec = spec
         self.sensor = _Recorder(sensor)
+        self.pipeline = pipeline
         self.clock = clock
         self.want_reads = reads
         self.duration_s = duration_s
         self.actions = list(actions)
-        self.filters: ChannelFilters = spec.filters.fresh()
         self.raw: list[Sample] = []
         self.filtered: list[Sample] = []
         self.errors: list[str] = []
@@ -359,12 +382,12 @@ class _Run:
         return sleep
 
     def sink(self, samples: Sequence[Sample]) -> None:
-        """The scheduler's sink: what the daemon's `_on_samples` does, minus the batcher."""
+        """The scheduler's sink: the daemon's pipeline, which keeps the batch open until the end."""
         if self._sink_error is not None:
             return
         try:
             self.raw.extend(samples)
-            self.filtered.extend(self.filters.apply(samples))
+            self.filtered.extend(self.pipeline.add(samples))
         except Exception as exc:  # a filter's bug: raised from run_sensor, not in the scheduler
             self._sink_error = exc
 
@@ -431,6 +454,6 @@ class _Run:
         # bad return value, which the scheduler raises itself).
         exc = raised[-1] if raised and str(raised[-1]) == stats.last_error else None
         raised.clear()
-        self.errors.append(_short(exc) if exc is not None else stats.last_error)
+        self.errors.append(error_text(exc) if exc is not None else stats.last_error)
         self.failed_at.append(due)
 

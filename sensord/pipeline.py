@@ -1,0 +1,260 @@
+"""The pipeline: a read's samples → filters → the open batch → one encoded payload → sealed in a store.
+
+The daemon and `sensord.testing`'s harness both run it, so a plugin author's harness test goes
+through the same filter, batch and encode code as a node. What it does not do: read sensors (the
+scheduler hands it samples), keep batches (the store: the SQLite buffer in the daemon, a list in
+the harness) or deliver them (the publisher).
+
+While the store cannot write (disk full, card gone read-only), readings wait in memory (bounded by
+`memory_max_readings`, the oldest dropped beyond it) and sealing is retried once per
+`commit_interval_s`, a batch of `max_readings` at a time, never once per reading, so reading goes
+on at the configured rate. What is still in memory at a stop is counted by `count_lost()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Protocol
+
+from .batch import Batcher
+from .encoding import (
+    DEFAULT_ENCODING,
+    ENCODINGS,
+    ChannelInfo,
+    ChannelKey,
+    EncodeError,
+    Encoding,
+    channel_info,
+    encode_batch,
+    encode_samples,
+    sample_problem,
+)
+from .filters import ChannelFilters
+from .sensor import Channel, Sample, Sensor, declared_channels
+
+log = logging.getLogger(__name__)
+
+# While the store cannot write, readings wait in memory in the open batch, about 130 bytes each:
+# past this many the oldest are dropped (some 32 MiB).
+MEMORY_MAX_READINGS = 250_000
+
+
+class Store(Protocol):
+    """Where sealed batches go: `sensord.buffer.Buffer`, or the harness's list."""
+
+    def seal(self, encode: Callable[[int], bytes], *, readings: int, first_ts: float) -> int | None:
+        """Store `encode(seq)` under the next sequence number; None when storage refused (the
+        store has logged why)."""
+        ...
+
+    def stage(self, data: bytes, *, readings: int) -> bool:
+        """Keep `data` (samples of the open batch) until the next seal; False when refused."""
+        ...
+
+
+class _TooLarge(Exception):
+    """An encoded batch is over `max_bytes`: seal it in two halves instead."""
+
+
+class Pipeline:
+    """Filters, batcher and encoder of one node. `configure()` starts each generation (the start,
+    then every reload); the open batch, the store's retry state and the counts survive it.
+
+    `strict` (the harness): an encoder error raises instead of being worked around (the daemon
+    drops a sample no encoding carries, naming its channel once, and falls back to the default
+    encoding for a batch a format cannot carry), so a plugin author sees it."""
+
+    def __init__(self, store: Store, *, node: str, batcher: Batcher, encoding: str | Encoding = DEFAULT_ENCODING,
+                 encodings: Mapping[str, Encoding] | None = None, commit_interval_s: float = 1.0,
+                 memory_max_readings: int = MEMORY_MAX_READINGS, on_sealed: Callable[[], None] = lambda: None,
+                 strict: bool = False) -> None:
+        self.store = store
+        self.node = node
+        self.batcher = batcher
+        self.encoding = encoding
+        self.encodings: Mapping[str, Encoding] = ENCODINGS if encodings is None else encodings
+        self.commit_interval_s = commit_interval_s
+        self.memory_max_readings = memory_max_readings
+        self.on_sealed = on_sealed
+        self.strict = strict
+        self.filters: dict[str, ChannelFilters] = {}  # sensor name → this generation's filter state
+        self.urgent: frozenset[str] = frozenset()
+        self.channels: dict[ChannelKey, ChannelInfo] = {}
+        self.dropped_in_memory = 0  # readings dropped while the store could not write
+        self.seal_retry_at = 0.0  # monotonic; after a refused seal, no new attempt before this
+        self._unsealable: set[str] = set()  # channels whose bad values were named
+
+    def configure(self, sensors: Sequence[tuple[str, ChannelFilters, Sensor]], *, node: str, batcher: Batcher,
+                  encoding: str | Encoding, encodings: Mapping[str, Encoding] | None = None,
+                  urgent: Iterable[str] = (), commit_interval_s: float = 1.0) -> None:
+        """Start a generation: `sensors` as (name, filter chains, sensor). Every chain starts
+        afresh (each channel's first value passes); readings still in the open batch (a reload
+        while the store could not write them) are carried over into `batcher`."""
+        if self.batcher is not batcher:
+            batcher.carry_over(self.batcher)
+        self.batcher = batcher
+        self.node = node
+        self.filters = {name: chains.fresh() for name, chains, _ in sensors}
+        self.urgent = frozenset(urgent)
+        self.channels = channel_table((name, chains, sensor) for name, chains, sensor in sensors)
+        self.encoding = encoding
+        self.encodings = ENCODINGS if encodings is None else encodings
+        self.commit_interval_s = commit_interval_s
+
+    # -- in ---------------------------------------------------------------------------------------
+
+    def add(self, samples: Sequence[Sample]) -> list[Sample]:
+        """One read of one sensor: filter it, add what passes to the open batch, seal when the
+        batch is full or the sensor is urgent. Returns what passed the filters."""
+        if not samples:
+            return []
+        sensor = samples[0].sensor
+        now = time.monotonic()
+        # After a refused seal, only the flusher retries (once per commit interval): sealing the
+        # whole overgrown batch again for every new reading would starve the reading itself.
+        may_seal = now >= self.seal_retry_at
+        due = self.batcher.due_at()
+        if may_seal and due is not None and due <= now:
+            self.seal()  # the batch is due: this reading opens the next one (the flusher may not have run yet)
+            may_seal = now >= self.seal_retry_at
+        passed = self.filters[sensor].apply(samples)
+        if passed and (self.batcher.add(passed) or sensor in self.urgent) and may_seal:
+            self.seal()
+        return passed
+
+    # -- out --------------------------------------------------------------------------------------
+
+    def seal(self, *, final: bool = False) -> bool:
+        """Seal the open batch, `max_readings` at a time (it outgrows that while storage refuses).
+
+        On a refusal the rest stays in memory (bounded), and no seal is tried again for a commit
+        interval; the store logs the failure streak once. `final` (at a stop or reload): one
+        attempt regardless of that."""
+        if not final and time.monotonic() < self.seal_retry_at:
+            return False
+        samples = self.batcher.pending()
+        step = max(1, self.batcher.max_readings)
+        for start in range(0, len(samples), step):
+            if not self.seal_samples(samples[start:start + step]):
+                if start:
+                    self.batcher.discard_sealed(start)
+                self.seal_retry_at = time.monotonic() + self.commit_interval_s
+                self._bound_memory()
+                return False
+        self.seal_retry_at = 0.0
+        if self.dropped_in_memory:
+            log.warning("the buffer stores again; %d readings were dropped while it could not",
+                        self.dropped_in_memory)
+            self.dropped_in_memory = 0
+        self.batcher.clear()
+        return True
+
+    def seal_samples(self, samples: list[Sample]) -> bool:
+        """Seal `samples` as one batch, or several when the payload would pass `max_bytes`."""
+        samples = self._sealable(samples)
+        if not samples:
+            return True
+        max_bytes = self.batcher.max_bytes
+
+        def encode(seq: int) -> bytes:
+            payload = self.encode(seq, samples)
+            self.batcher.observe(len(samples), len(payload))
+            if len(payload) > max_bytes and len(samples) > 1:
+                raise _TooLarge  # the store rolls the seal back; encoded once in the usual case
+            return payload
+
+        try:
+            seq = self.store.seal(encode, readings=len(samples), first_ts=samples[0].ts)
+        except _TooLarge:
+            half = len(samples) // 2
+            return self.seal_samples(samples[:half]) and self.seal_samples(samples[half:])
+        if seq is None:
+            return False  # storage refused; the store logged it, the samples stay in memory
+        self.on_sealed()
+        return True
+
+    def encode(self, seq: int, samples: Sequence[Sample]) -> bytes:
+        """One batch payload in this generation's encoding (the default one for a batch that
+        encoding cannot carry, unless strict)."""
+        try:
+            return encode_batch(self.node, seq, samples, encoding=self.encoding, channels=self.channels,
+                                encodings=self.encodings)
+        except EncodeError as exc:
+            if self.strict or getattr(self.encoding, "name", self.encoding) == DEFAULT_ENCODING:
+                raise
+            # Never lose readings to a format's limits (e.g. a name SenML cannot carry).
+            log.warning("cannot encode a batch as %s (%s); sending it as %s", self.encoding, exc, DEFAULT_ENCODING)
+            return encode_batch(self.node, seq, samples, channels=self.channels)
+
+    def stage(self) -> None:
+        """Write the open batch's new readings to the store's staging area (every commit interval)."""
+        chunk = self.batcher.unstaged()
+        if chunk and self.store.stage(encode_samples(chunk), readings=len(chunk)):
+            self.batcher.mark_staged()
+
+    def count_lost(self) -> int:
+        """At a stop, after the final seal: the readings that could not be stored and are lost
+        (those dropped earlier to bound memory included); staged ones are on disk already."""
+        return len(self.batcher.unstaged()) + self.dropped_in_memory
+
+    async def flush_forever(self) -> None:
+        """Seal the open batch when it is due; stage its new readings every commit interval."""
+        batcher = self.batcher
+        commit_s = self.commit_interval_s
+        next_stage = time.monotonic() + commit_s
+        while True:
+            now = time.monotonic()
+            due = batcher.due_at()
+            if due is not None and len(batcher) >= batcher.max_readings:
+                due = now  # full, yet not sealed: storage refused it
+            if due is not None:
+                due = max(due, self.seal_retry_at)  # storage refused: retry at the next commit interval
+            if due is not None and due <= now:
+                if self.seal():
+                    continue
+                due = self.seal_retry_at
+            if next_stage <= now:
+                if not self.seal_retry_at:  # while seals are refused, their retries are the writes
+                    self.stage()
+                next_stage = now + commit_s
+            wake = min(next_stage, due if due is not None else next_stage)
+            await asyncio.sleep(max(0.0, wake - time.monotonic()))
+
+    def _sealable(self, samples: list[Sample]) -> list[Sample]:
+        """`samples` less those no encoding can carry, each channel named once per run: the
+        scheduler lets none through, but a plugin filter's output or an old staged chunk could."""
+        if self.strict:
+            return samples
+        kept = []
+        for sample in samples:
+            problem = sample_problem(sample)
+            if problem is None:
+                kept.append(sample)
+                continue
+            channel = f"{sample.sensor!r}/{sample.quantity!r}"
+            if channel not in self._unsealable:
+                self._unsealable.add(channel)
+                log.warning("dropping a reading no encoding can carry (once per channel): %s", problem)
+        return kept
+
+    def _bound_memory(self) -> None:
+        dropped = self.batcher.drop_oldest(self.memory_max_readings)
+        if dropped and not self.dropped_in_memory:
+            log.warning("the buffer cannot store and %d readings wait in memory: dropping the oldest "
+                        "beyond that until it stores again", self.memory_max_readings)
+        self.dropped_in_memory += dropped
+
+
+def filtered_channels(chains: ChannelFilters, sensor: Sensor) -> list[Channel]:
+    """The sensor's declared channels with the resolution after its filters: what the encoder
+    is told, and what the node's meta message says."""
+    return [Channel(c.quantity, c.unit, chains.resolution(c.quantity, c.resolution))
+            for c in declared_channels(sensor)]
+
+
+def channel_table(sensors: Iterable[tuple[str, ChannelFilters, Sensor]]) -> dict[ChannelKey, ChannelInfo]:
+    """Unit and resolution (after the filters) of every channel, for the encoder."""
+    return channel_info((name, filtered_channels(chains, sensor)) for name, chains, sensor in sensors)
