@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from .errors import SensorError
-from .hardware import LockedBus, retry_nack
+from .hardware import NACK_ERRNOS, LockedBus, retry_nack
 from .sensor import Sensor, SensorConfig, field_range
 
 T = TypeVar("T")
@@ -71,7 +71,7 @@ class I2CSensor(Sensor):
         try:
             return retry_nack(locked, sleep=self.hardware.sleep, attempts=attempts)
         except OSError as exc:
-            if exc.errno == 121:
+            if exc.errno in NACK_ERRNOS:
                 raise self.error("no answer (NACK): is it wired, powered, at this address?") from exc
             raise self.error(f"I/O error: {exc}") from exc
 
