@@ -56,9 +56,6 @@ _CONF_RESERVED = 0xE0  # bits 7-5: reserved, read 0 (a TMP102's resolution bits 
 _CONVERSION_S = 0.3
 
 
-swap_bytes = swap16  # the module's public names, kept for callers
-twos_complement = signed
-
 
 @dataclass(frozen=True)
 class LM75Config(I2CConfig):
@@ -75,7 +72,7 @@ def lm75_celsius(raw: int, *, bits: int = 9) -> float:
     """°C from the `bits`-wide temperature data, two's complement with the binary point 8 bits
     from the top: 9 bits -> 0.5 °C per LSB (0x0FA -> +125, 0x1FF -> -0.5), 11 bits -> 0.125 °C
     (LM75B Table 10: 0x3E8 -> +125, 0x649 -> -54.875)."""
-    return twos_complement(raw, bits) * 2.0 ** (8 - bits)
+    return signed(raw, bits) * 2.0 ** (8 - bits)
 
 
 def decode_temperature(word: int, *, bits: int = 9) -> float:
@@ -106,7 +103,7 @@ class LM75(I2CSensor):
             self.hardware.sleep(_CONVERSION_S)
 
     def read(self) -> list[Reading]:
-        word = swap_bytes(self.transfer(lambda bus: bus.read_word_data(self.address, _REG_TEMP)))
+        word = swap16(self.transfer(lambda bus: bus.read_word_data(self.address, _REG_TEMP)))
         return [Reading("temperature", decode_temperature(word, bits=self.config.resolution_bits), "°C")]
 
     @classmethod

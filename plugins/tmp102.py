@@ -62,9 +62,6 @@ _LSB_C = 0.0625
 _CONVERSION_S = 0.035  # Electrical Characteristics: conversion time 35 ms max
 
 
-swap_bytes = swap16  # the module's public names, kept for callers
-twos_complement = signed
-
 
 @dataclass(frozen=True)
 class TMP102Config(I2CConfig):
@@ -80,7 +77,7 @@ class TMP102Config(I2CConfig):
 def tmp102_celsius(raw: int, *, extended: bool = False) -> float:
     """°C from the 12-bit (13-bit if `extended`) digital output of Tables 5 and 6: two's
     complement, 0.0625 °C per LSB. Table 5: 0x7FF -> 127.9375, 0xE70 -> -25, 0xC90 -> -55."""
-    return twos_complement(raw, 13 if extended else 12) * _LSB_C
+    return signed(raw, 13 if extended else 12) * _LSB_C
 
 
 def decode_temperature(word: int) -> float:
@@ -105,7 +102,7 @@ class TMP102(I2CSensor):
         return [Channel("temperature", "°C", _LSB_C)]
 
     def _read_register(self, register: int) -> int:
-        return swap_bytes(self.transfer(lambda bus: bus.read_word_data(self.address, register)))
+        return swap16(self.transfer(lambda bus: bus.read_word_data(self.address, register)))
 
     def probe(self) -> None:
         """Check R1/R0; leave shutdown and set EM as configured (keeping the other bits)."""
@@ -118,7 +115,7 @@ class TMP102(I2CSensor):
         if self.config.extended:
             wanted |= _CONFIG_EM
         if wanted != config & ~_CONFIG_OS:
-            self.transfer(lambda bus: bus.write_word_data(self.address, _REG_CONFIG, swap_bytes(wanted)))
+            self.transfer(lambda bus: bus.write_word_data(self.address, _REG_CONFIG, swap16(wanted)))
             if config & _CONFIG_SD:
                 # The register holds the value from before shutdown until a new conversion ends.
                 self.hardware.sleep(_CONVERSION_S)

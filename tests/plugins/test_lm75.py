@@ -9,10 +9,11 @@ from driver_kit import example_config, on_bus, opened
 import sensord_plugins.lm75 as lm75
 from sensord import ConfigError, SensorError
 from sensord.config import build_options
+from sensord.i2c import swap16
 from sensord.testing.clock import FakeClock
 from sensord.testing.i2c import FakeI2CBus
 from sensord.testing.models.tmp102 import LM75Model, TMP102Model
-from sensord_plugins.lm75 import LM75, LM75Config, decode_temperature, lm75_celsius, swap_bytes
+from sensord_plugins.lm75 import LM75, LM75Config, decode_temperature, lm75_celsius
 
 # LM75 temperature data format (9-bit; the same table is ST STLM75 Table 3).
 TABLE_9_BIT = [(0x0FA, 125.0), (0x032, 25.0), (0x001, 0.5), (0x000, 0.0), (0x1FF, -0.5),
@@ -54,8 +55,8 @@ def test_11_bit_table(raw: int, expected: float) -> None:
     assert decode_temperature(raw << 5, bits=9) == pytest.approx((raw >> 2) * 0.5 - (256 if raw & 0x400 else 0))
 
 
-def test_swap_bytes() -> None:
-    assert swap_bytes(0x0019) == 0x1900  # what read_word_data returns for 19 00 on the wire
+def test_swap16() -> None:
+    assert swap16(0x0019) == 0x1900  # what read_word_data returns for 19 00 on the wire
 
 
 # -- the driver on a fake chip ----------------------------------------------------------------

@@ -9,6 +9,7 @@ from driver_kit import example_config, on_bus, opened
 import sensord_plugins.tmp102 as tmp102
 from sensord import ConfigError, SensorError
 from sensord.config import build_options
+from sensord.i2c import signed, swap16
 from sensord.testing.clock import FakeClock
 from sensord.testing.i2c import FakeI2CBus
 from sensord.testing.models.tmp102 import LM75Model, TMP102Model
@@ -16,9 +17,7 @@ from sensord_plugins.tmp102 import (
     TMP102,
     TMP102Config,
     decode_temperature,
-    swap_bytes,
     tmp102_celsius,
-    twos_complement,
 )
 
 # TMP102 datasheet Table 5 (12-bit) and Table 6 (13-bit, extended mode).
@@ -58,18 +57,18 @@ def test_table_6_13_bit(raw: int, expected: float) -> None:
     assert decode_temperature(raw << 3 | 1) == pytest.approx(expected)  # D0 flags extended mode
 
 
-def test_twos_complement() -> None:
-    assert twos_complement(0x7FF, 12) == 2047
-    assert twos_complement(0x800, 12) == -2048
-    assert twos_complement(0xFFF, 12) == -1
-    assert twos_complement(0x1FFF, 13) == -1
+def test_signed() -> None:
+    assert signed(0x7FF, 12) == 2047
+    assert signed(0x800, 12) == -2048
+    assert signed(0xFFF, 12) == -1
+    assert signed(0x1FFF, 13) == -1
 
 
-def test_swap_bytes() -> None:
+def test_swap16() -> None:
     # smbus2's read_word_data returns the first byte on the wire in the low half.
-    assert swap_bytes(0x0019) == 0x1900
-    assert swap_bytes(0x1900) == 0x0019
-    assert swap_bytes(swap_bytes(0xE700)) == 0xE700
+    assert swap16(0x0019) == 0x1900
+    assert swap16(0x1900) == 0x0019
+    assert swap16(swap16(0xE700)) == 0xE700
 
 
 def test_unused_bits_must_be_zero() -> None:
