@@ -93,8 +93,3 @@ class Batcher:
         buffer could not store them), with their age and staging state."""
         assert not self._samples, "carry_over() is for a new batcher"
         self._samples, self._staged, self._opened_at = list(old._samples), old._staged, old._opened_at
-
-    def restore(self, samples: Sequence[Sample]) -> None:
-        """Put back samples found staged on disk at start-up (they are already staged)."""
-        self.add(samples)
-        self._staged = len(self._samples)

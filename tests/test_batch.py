@@ -39,8 +39,6 @@ def test_batcher_staging_marks() -> None:
     assert [s.value for s in b.unstaged()] == [2]
     b.clear()
     assert b.unstaged() == []
-    b.restore([sample(7)])
-    assert b.unstaged() == [] and len(b) == 1
 
 
 def test_batch_round_trip_and_order() -> None:
