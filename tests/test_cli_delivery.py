@@ -29,7 +29,7 @@ def test_listen_prints_readings_and_status() -> None:
         proc = subprocess.Popen([sys.executable, "-m", "sensord", "listen", "--host", broker.host, "--port",
                                  str(broker.port), "--status", "--count", "3", "--timeout", "20"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-        time.sleep(1.0)  # let it subscribe
+        broker.wait_for_log("Sending SUBACK", timeout_s=15)  # subscribed: what is published now reaches it
         publish(broker, "sensord/barn/status", b"online", retain=True)
         publish(broker, "sensord/barn/data", b"garbage")
         samples = [Sample("air", "temperature", 21.5, "\u00b0C", 1_700_000_000.0),
@@ -162,7 +162,7 @@ def test_listen_knows_the_encodings_of_the_configs_plugins(tmp_path: Path) -> No
         proc = subprocess.Popen([sys.executable, "-m", "sensord", "listen", "-c", str(cfg), "--node", "barn",
                                  "--count", "1", "--timeout", "20"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-        time.sleep(1.0)  # let it subscribe
+        broker.wait_for_log("Sending SUBACK", timeout_s=15)  # subscribed: what is published now reaches it
         payload = encode_batch("barn", 5, [Sample("a", "v", 2.5, "", 1_700_000_000.0)], encoding="json")[::-1]
         publish(broker, "sensord/barn/data", payload)
         out, err = proc.communicate(timeout=20)
