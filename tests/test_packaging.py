@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,9 +13,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# What a build must not see: the build happens in a copy, so it never writes into the checkout.
+_NOT_SOURCES = shutil.ignore_patterns(".git", ".venv*", "build", "dist", "*.egg-info", ".state", "__pycache__",
+                                      ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis")
+
+
 def test_wheel_installs_and_runs(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+    # pip builds a local directory in place (build/, *.egg-info): build from a copy of the sources.
+    source = tmp_path / "src"
+    shutil.copytree(ROOT, source, ignore=_NOT_SOURCES)
+    before = sorted(p.name for p in ROOT.iterdir())
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(source)],
                    check=True, capture_output=True, timeout=300)
+    assert sorted(p.name for p in ROOT.iterdir()) == before, "the build wrote into the checkout"
     (wheel,) = tmp_path.glob("sensord-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
