@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import __version__, app
+from . import __version__, startup
 from . import config as cfgmod
 from .errors import BufferUnwritable, ConfigError, PluginError, SensordError
 from .hardware import Hardware
@@ -131,14 +131,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _load(args: argparse.Namespace) -> app.Loaded:
-    return app.load(cfgmod.resolve_path(args.config))
+def _load(args: argparse.Namespace) -> startup.Loaded:
+    return startup.load(cfgmod.resolve_path(args.config))
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     # The same checks as `run` and a reload make. A plugin that failed to load was logged (once)
     # where it failed; it makes the exit code 78.
-    loaded = app.load_runnable(cfgmod.resolve_path(args.config))
+    loaded = startup.load_runnable(cfgmod.resolve_path(args.config))
     cfg = loaded.config
     enabled = cfg.enabled_sensors
     print(f"{cfg.file}: OK")
@@ -151,10 +151,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"    {spec.name}: {spec.type} every {spec.interval_s:g} s{state}")
     code = EX_CONFIG if loaded.plugins.failed else EX_OK
     if args.open:
-        hardware = app.make_hardware(cfg, fake=args.fake, host=loaded.plugins)
+        hardware = startup.make_hardware(cfg, fake=args.fake, host=loaded.plugins)
         try:
             for spec in enabled:
-                sensor = app.build_sensor(spec, loaded, hardware)
+                sensor = startup.build_sensor(spec, loaded, hardware)
                 try:
                     sensor.open()
                     channels = ", ".join(f"{c.quantity}" + (f" [{c.unit}]" if c.unit else "")
@@ -183,7 +183,7 @@ def cmd_read(args: argparse.Namespace) -> int:
         specs = [by_name[n] for n in args.sensors]
     else:
         specs = list(cfg.enabled_sensors)
-    hardware = app.make_hardware(cfg, fake=args.fake, host=loaded.plugins)
+    hardware = startup.make_hardware(cfg, fake=args.fake, host=loaded.plugins)
     try:
         results = asyncio.run(_read_all(specs, loaded, hardware))
     finally:
@@ -204,7 +204,7 @@ def cmd_read(args: argparse.Namespace) -> int:
     return code
 
 
-async def _read_all(specs: Sequence[cfgmod.SensorSpec], loaded: app.Loaded,
+async def _read_all(specs: Sequence[cfgmod.SensorSpec], loaded: startup.Loaded,
                     hardware: Hardware) -> list[tuple[cfgmod.SensorSpec, Any, float]]:
     import time
 
@@ -212,7 +212,7 @@ async def _read_all(specs: Sequence[cfgmod.SensorSpec], loaded: app.Loaded,
         ts = time.time()
         worker = Worker(spec.name)
         try:
-            sensor = app.build_sensor(spec, loaded, hardware)
+            sensor = startup.build_sensor(spec, loaded, hardware)
             await call_with_timeout(sensor, worker, sensor.open, spec.timeout_s, "open")
             ts = time.time()
             readings: list[Reading] = await read_with_timeout(sensor, worker, spec.timeout_s)
@@ -254,10 +254,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .daemon import run_daemon
 
     path = cfgmod.resolve_path(args.config)
-    loaded = app.load_runnable(path)  # a plugin that failed to load is logged there, and run goes on
+    loaded = startup.load_runnable(path)  # a plugin that failed to load is logged there, and run goes on
     if not args.debug and not args.verbose:
         logging.getLogger().setLevel(logging.INFO)  # a daemon says what it does; journald keeps it
-    hardware = app.make_hardware(loaded.config, fake=args.fake, host=loaded.plugins)
+    hardware = startup.make_hardware(loaded.config, fake=args.fake, host=loaded.plugins)
     return asyncio.run(run_daemon(path, loaded, hardware=hardware))
 
 
@@ -310,7 +310,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
             return EX_FAIL
         found = identify(bus, scan(bus), host.sensor_types.values(), sleep=hardware.sleep)
         kind = " (fake: one of each built-in and plugin chip model)" if args.fake else ""
-        print(f"## I2C bus {args.bus}{kind}: {app.counted(len(found), 'chip')}\n")
+        print(f"## I2C bus {args.bus}{kind}: {startup.counted(len(found), 'chip')}\n")
         for chip in found:
             print(toml_block(chip, suggest_name(chip), bus=args.bus))
         if "ds18b20" in host.sensor_types:
@@ -330,7 +330,7 @@ def cmd_buffer(args: argparse.Namespace) -> int:
     from .errors import BufferStorageError
 
     path = cfgmod.resolve_path(args.config)
-    cfg = app.load(path).config
+    cfg = startup.load(path).config
     if not os.path.exists(cfg.buffer.path):
         print(f"sensord: no buffer at {cfg.buffer.path} (nothing was buffered yet)", file=sys.stderr)
         return EX_FAIL
@@ -362,7 +362,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
     mqtt = None
     if args.config:
-        loaded = app.load(args.config)
+        loaded = startup.load(args.config)
         cfg, encodings = loaded.config, loaded.plugins.encodings
         mqtt = cfg.mqtt
         host, port, prefix, node = cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.topic_prefix, cfg.node.id

@@ -25,7 +25,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from . import __version__, app
+from . import __version__, startup
 from .batch import Batcher
 from .buffer import Buffer
 from .config import Config, SensorSpec
@@ -46,7 +46,7 @@ EX_IOERR = 74
 class Daemon:
     """One running node. `run()` returns the exit code."""
 
-    def __init__(self, config_path: str, loaded: app.Loaded, *, hardware: Hardware | None = None,
+    def __init__(self, config_path: str, loaded: startup.Loaded, *, hardware: Hardware | None = None,
                  notifier: Notifier | None = None, memory_max_readings: int = MEMORY_MAX_READINGS) -> None:
         self.config_path = config_path
         self.loaded = loaded
@@ -137,7 +137,7 @@ class Daemon:
         cfg = self.config
         assert self.buffer is not None and self.pipeline is not None
         pipeline = self.pipeline
-        sensors = [(spec, app.build_sensor(spec, self.loaded, self.hardware)) for spec in cfg.enabled_sensors]
+        sensors = [(spec, startup.build_sensor(spec, self.loaded, self.hardware)) for spec in cfg.enabled_sensors]
         # A reload while the buffer could not store: the new batcher takes over those readings.
         pipeline.configure([(spec.name, spec.filters, sensor) for spec, sensor in sensors], node=cfg.node.id,
                            batcher=self._batcher(), encoding=self._encoding(), encodings=self.loaded.plugins.encodings,
@@ -156,9 +156,9 @@ class Daemon:
         # (systemd 257 makes `systemctl reload` wait for it, and time out after 90 s).
         self.notifier.ready()
         log.info("sensord %s running: node %s, %s, broker %s:%d (%s)", __version__, cfg.node.id,
-                 app.counted(len(sensors), "sensor"), cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.mode)
+                 startup.counted(len(sensors), "sensor"), cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.mode)
         crashed: asyncio.Future[Any] = asyncio.gather(*tasks)
-        new: app.Loaded | None = None
+        new: startup.Loaded | None = None
         while True:
             stop_wait: asyncio.Future[Any] = asyncio.create_task(self._stop.wait())
             reload_wait: asyncio.Future[Any] = asyncio.create_task(self._reload.wait())
@@ -200,11 +200,11 @@ class Daemon:
             self.loaded = new
         return reloading
 
-    def _try_reload(self) -> app.Loaded | None:
+    def _try_reload(self) -> startup.Loaded | None:
         """The new config if it passes what `sensord check` checks (the same function), else None
         after one ERROR line saying why: the running config is kept."""
         try:
-            new = app.load_runnable(self.config_path)
+            new = startup.load_runnable(self.config_path)
         except Exception as exc:  # keep running on the old config, say why
             log.error("reload failed, keeping the running config: %s", " ".join(str(exc).split()))
             return None
@@ -223,7 +223,7 @@ class Daemon:
     def _encoding(self) -> str:
         name = self.config.batch.encoding
         # per_channel is a way of publishing; the buffer keeps batches in the default encoding.
-        return DEFAULT_ENCODING if name == app.PER_CHANNEL else name
+        return DEFAULT_ENCODING if name == startup.PER_CHANNEL else name
 
     def _count_lost(self) -> None:
         """At a stop: name, in one line, the readings that could not be stored and are lost."""
@@ -263,7 +263,7 @@ class Daemon:
             await asyncio.sleep(interval)
 
 
-async def run_daemon(config_path: str, loaded: app.Loaded, *, hardware: Hardware | None = None) -> int:
+async def run_daemon(config_path: str, loaded: startup.Loaded, *, hardware: Hardware | None = None) -> int:
     daemon = Daemon(config_path, loaded, hardware=hardware)
     with contextlib.suppress(asyncio.CancelledError):
         return await daemon.run()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sensord import app
 from sensord import config as cfgmod
+from sensord import startup
 from sensord.errors import ConfigError
 from sensord.plugins import get_plugin_manager
 
@@ -59,7 +59,7 @@ timeout_s = 2
 def load_text(tmp_path: Path, text: str) -> cfgmod.Config:
     path = tmp_path / "sensord.toml"
     path.write_text(text)
-    return app.load(str(path), entry_points=False).config
+    return startup.load(str(path), entry_points=False).config
 
 
 def test_valid_file_into_frozen_dataclasses(tmp_path: Path) -> None:
@@ -94,7 +94,7 @@ def test_defaults(tmp_path: Path) -> None:
                                   "debian/sensord.toml"])
 def test_shipped_configs_parse(name: str) -> None:
     # What `check`, `run` and a reload accept (the .deb's conffile and `make run`'s demo included).
-    cfg = app.load_runnable(str(ROOT / name), entry_points=False).config
+    cfg = startup.load_runnable(str(ROOT / name), entry_points=False).config
     assert cfg.enabled_sensors
 
 
@@ -195,7 +195,7 @@ def test_bad_config_one_exact_line(tmp_path: Path, text: str, message: str) -> N
     path = tmp_path / "bad.toml"
     path.write_text(text)
     with pytest.raises(ConfigError) as info:
-        app.load(str(path), entry_points=False)
+        startup.load(str(path), entry_points=False)
     assert str(info.value) == f"{path}: {message}"
     assert "\n" not in str(info.value)
 
@@ -203,7 +203,7 @@ def test_bad_config_one_exact_line(tmp_path: Path, text: str, message: str) -> N
 def test_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "none.toml"
     with pytest.raises(ConfigError, match="config file not found") as info:
-        app.load(str(path))
+        startup.load(str(path))
     assert str(info.value).startswith(f"{path}: ")
 
 
@@ -211,7 +211,7 @@ def test_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "latin1.toml"
     path.write_bytes(b'[node]\nid = "caf\xe9"\n')
     with pytest.raises(ConfigError) as info:
-        app.load(str(path))
+        startup.load(str(path))
     assert str(info.value) == f"{path}: TOML syntax error: not UTF-8 text (byte 16)"
 
 
@@ -267,9 +267,9 @@ def test_what_run_refuses_is_one_exact_line(tmp_path: Path, text: str, message: 
         (tmp_path / name).chmod(mode)
     path = tmp_path / "bad.toml"
     path.write_text(text.replace("{tmp}", str(tmp_path)))
-    app.load(str(path), entry_points=False)  # well-typed: only the run-time checks refuse it
+    startup.load(str(path), entry_points=False)  # well-typed: only the run-time checks refuse it
     with pytest.raises(ConfigError) as info:
-        app.load_runnable(str(path), entry_points=False)
+        startup.load_runnable(str(path), entry_points=False)
     assert str(info.value) == f"{path}: {message.replace('{tmp}', str(tmp_path))}"
 
 
@@ -284,6 +284,6 @@ def test_runnable_configs_pass(tmp_path: Path, extra: str, caplog: pytest.LogCap
     (tmp_path / "pw").chmod(0o600)
     path = tmp_path / "ok.toml"
     path.write_text(extra.replace("{tmp}", str(tmp_path)) + SENSOR.replace('"a"', '"Küche 1"'))
-    loaded = app.load_runnable(str(path), entry_points=False)
+    loaded = startup.load_runnable(str(path), entry_points=False)
     assert [s.name for s in loaded.config.sensors] == ["Küche 1"]
     assert not caplog.records  # the insecure warning is the link's to give, when it connects

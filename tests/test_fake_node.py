@@ -190,10 +190,10 @@ def test_plugin_models_join_the_built_in_ones() -> None:
 
 
 def test_fake_hardware_has_the_hosts_models_and_advances_their_clocks() -> None:
-    from sensord.app import make_hardware
     from sensord.config import Config
     from sensord.hardware import Hardware
     from sensord.plugins import PluginHost
+    from sensord.startup import make_hardware
     from sensord.testing import FakeI2CBus, I2CDeviceModel
 
     def fake_bus(hardware: Hardware) -> FakeI2CBus:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from daemon_harness import write_config
 
-from sensord import app
+from sensord import startup
 from sensord.batch import Batcher
 from sensord.buffer import Buffer
 from sensord.daemon import Daemon
@@ -22,7 +22,7 @@ T = 1_700_000_000.0
 def test_memory_is_bounded_while_the_buffer_cannot_store(tmp_path: Path, caplog: pytest.LogCaptureFixture,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = write_config(tmp_path / "s.toml", port=1883, sensors=1, max_age_s=3600)
-    daemon = Daemon(str(cfg), app.load(str(cfg), entry_points=False), memory_max_readings=100)
+    daemon = Daemon(str(cfg), startup.load(str(cfg), entry_points=False), memory_max_readings=100)
     daemon.buffer = Buffer.open(tmp_path / "buffer.db", max_bytes=1 << 20)
     pipeline = _pipeline(daemon, Batcher(max_age_s=3600, max_readings=10_000))
     # Buffer.seal returns None when storage refuses the write (tests/test_buffer.py shows it for
@@ -65,7 +65,7 @@ def _pipeline(daemon: Daemon, batcher: Batcher) -> Pipeline:
 def _daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, full: list[bool], calls: list[int], *,
             max_readings: int = 100) -> Daemon:
     cfg = write_config(tmp_path / "s.toml", port=1883, sensors=1, max_age_s=3600, commit_interval_s=60)
-    daemon = Daemon(str(cfg), app.load(str(cfg), entry_points=False))
+    daemon = Daemon(str(cfg), startup.load(str(cfg), entry_points=False))
     daemon.buffer = Buffer.open(tmp_path / "buffer.db", max_bytes=1 << 20)
     _pipeline(daemon, Batcher(max_age_s=3600, max_readings=max_readings))
     seal = daemon.buffer.seal

@@ -1,5 +1,5 @@
 """Bad configs met by a running daemon: a reload (SIGHUP) that fails keeps the running config and
-says why in one ERROR line, through the same checks as `sensord check` (`app.load_runnable`).
+says why in one ERROR line, through the same checks as `sensord check` (`startup.load_runnable`).
 
 In process: the daemon's `_try_reload` against files damaged in each way an editor, a full disk
 or a half-finished copy leaves them. tests/test_daemon.py runs the same against a real daemon.
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from daemon_harness import Node, wait_until, write_config
 
-from sensord import app
+from sensord import startup
 from sensord.daemon import Daemon
 
 
@@ -45,7 +45,7 @@ def _damaged(good: str, tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Daemon]:
     cfg = write_config(tmp_path / "s.toml", port=1883, sensors=1)
-    yield Daemon(str(cfg), app.load(str(cfg), entry_points=False))
+    yield Daemon(str(cfg), startup.load(str(cfg), entry_points=False))
 
 
 def _records(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
@@ -60,7 +60,7 @@ def test_failed_reload_keeps_the_running_config_and_says_why_once(daemon: Daemon
     bad = _damaged(cfg.read_text(), tmp_path)[damage]
     cfg.write_text(bad)
     with pytest.raises(Exception) as refused:  # `sensord check` refuses it ...
-        app.load_runnable(str(cfg), entry_points=False)
+        startup.load_runnable(str(cfg), entry_points=False)
     caplog.clear()
     caplog.set_level(logging.INFO)
     assert daemon._try_reload() is None  # ... and so does a reload
