@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from .enc_base import Encoding
+    from .encoding import Encoding
     from .filters import FilterFactory
     from .sensor import Sensor
     from .testing.i2c import I2CDeviceModel

@@ -19,8 +19,8 @@ from typing import Any
 import cbor2
 import pytest
 
-from sensord.enc_compact import pack
 from sensord.encoding import ENCODINGS, MAX_READINGS, BatchData, ChannelInfo, DecodeError, decode
+from sensord.encoding.compact import pack
 from sensord.sensor import Sample
 
 N = int(os.environ.get("SENSORD_FUZZ_N", "100000"))

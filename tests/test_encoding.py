@@ -25,9 +25,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sensord import enc_cbor
-from sensord.enc_compact import pack, scaled_value, step_of, unpack
-from sensord.enc_senml import senml_unit
 from sensord.encoding import (
     CONTENT_TYPE,
     ENCODINGS,
@@ -51,6 +48,9 @@ from sensord.encoding import (
     sample_problem,
     senml_name_problem,
 )
+from sensord.encoding import cbor as enc_cbor
+from sensord.encoding.compact import pack, scaled_value, step_of, unpack
+from sensord.encoding.senml import senml_unit
 from sensord.errors import PluginError
 from sensord.sensor import BadValue, Channel, Sample, clean_value
 

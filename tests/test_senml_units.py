@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sensord.enc_senml import REGISTERED_UNITS, senml_unit
 from sensord.encoding import ENCODINGS, BatchData, decode
+from sensord.encoding.senml import REGISTERED_UNITS, senml_unit
 from sensord.sensor import Sample
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,8 +13,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from . import enc_cbor as cbor
-from .enc_base import (
+from ..sensor import Value
+from . import cbor
+from .base import (
     MAX_READINGS,
     Batch,
     BatchData,
@@ -25,7 +26,6 @@ from .enc_base import (
     group_series,
     ordered,
 )
-from .sensor import Value
 
 TAG = 0xD5B1  # 54705, unregistered (first-come-first-served range); the first three bytes: d9 d5 b1
 MAGIC = b"\xd9\xd5\xb1"

@@ -28,7 +28,9 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from .enc_base import (
+from ..errors import PluginError
+from ..sensor import INT_MAX, INT_MIN, Sample, Value, brief_repr
+from .base import (
     MAX_PAYLOAD_BYTES,
     MAX_READINGS,
     Batch,
@@ -40,12 +42,10 @@ from .enc_base import (
     Encoding,
     channel_info,
 )
-from .enc_compact import CompactEncoding
-from .enc_json import JsonEncoding
-from .enc_senml import SenmlCborEncoding, SenmlJsonEncoding
-from .enc_senml import name_problem as senml_name_problem
-from .errors import PluginError
-from .sensor import INT_MAX, INT_MIN, Sample, Value, brief_repr
+from .compact import CompactEncoding
+from .json_v1 import JsonEncoding
+from .senml import SenmlCborEncoding, SenmlJsonEncoding
+from .senml import name_problem as senml_name_problem
 
 if TYPE_CHECKING:
     import pluggy
@@ -221,7 +221,7 @@ def collect_encodings(pm: pluggy.PluginManager) -> dict[str, Encoding]:
     for a hook that raises, returns something else than a list of encodings, or reuses a name."""
     found: dict[str, Encoding] = dict(ENCODINGS)
     owner = dict.fromkeys(ENCODINGS, "sensord (built-in)")
-    from .hookspecs import call_per_plugin
+    from ..hookspecs import call_per_plugin
 
     for plugin, result in call_per_plugin(pm, "sensord_register_encodings", returns=(list, tuple),
                                           expected="a list of encodings"):

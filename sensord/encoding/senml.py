@@ -34,9 +34,9 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from . import enc_cbor as cbor
-from .enc_base import Batch, BatchData, DecodeError, EncodeError, budget, check_header, check_value, ordered, to_ms
-from .sensor import Value
+from ..sensor import Value
+from . import cbor
+from .base import Batch, BatchData, DecodeError, EncodeError, budget, check_header, check_value, ordered, to_ms
 
 SEQ_LABEL = "sensord_seq"
 #: Extension label with sensord's own unit, where `u` alone would not give it back (see UNIT_MAP).

@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from .errors import SensordError
-from .sensor import Channel, Sample, Value
+from ..errors import SensordError
+from ..sensor import Channel, Sample, Value
 
 #: Largest payload `decode()` looks at. A 1,000,000-reading JSON batch is about 12 MB.
 MAX_PAYLOAD_BYTES = 32 * 1024 * 1024

@@ -15,8 +15,8 @@ import json
 import math
 from typing import Any
 
-from .enc_base import Batch, BatchData, DecodeError, EncodeError, budget, check_header, check_value, to_ms
-from .sensor import Sample
+from ..sensor import Sample
+from .base import Batch, BatchData, DecodeError, EncodeError, budget, check_header, check_value, to_ms
 
 CONTENT_TYPE = "application/vnd.sensord.batch+json; v=1"
 
