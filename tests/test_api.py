@@ -12,6 +12,8 @@ import sensord
 # Old path → the object it must still give.
 MOVED = [
     ("sensord.scheduler", "Sample", "sensord.sensor"),
+    ("sensord.enc_base", "MAX_PAYLOAD_BYTES", "sensord.encoding"),
+    ("sensord.enc_base", "MAX_READINGS", "sensord.encoding"),
 ]
 
 
