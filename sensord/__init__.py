@@ -22,7 +22,7 @@ A plugin module provides sensor types::
 
 from typing import Any
 
-from .errors import ConfigError, PluginError, ReadTimeout, SensordError, SensorError
+from .errors import ConfigError, DecodeError, EncodeError, PluginError, ReadTimeout, SensordError, SensorError
 from .hookspecs import hookimpl
 from .i2c import I2CConfig, I2CSensor
 from .sensor import Channel, Reading, Sample, Sensor, SensorConfig, field_range
@@ -43,6 +43,8 @@ def decode(payload: bytes) -> Any:
 __all__ = [
     "Channel",
     "ConfigError",
+    "DecodeError",
+    "EncodeError",
     "I2CConfig",
     "I2CSensor",
     "PluginError",

@@ -23,6 +23,14 @@ class ReadTimeout(SensorError, TimeoutError):
     """A sensor's read() did not return within its timeout_s."""
 
 
+class DecodeError(SensordError, ValueError):
+    """A payload is not a valid sensord batch. The message is one line: what, where, expected vs found."""
+
+
+class EncodeError(SensordError, ValueError):
+    """A batch cannot be represented in the chosen encoding (a value of the wrong type, a bad name)."""
+
+
 class BufferStorageError(SensordError, OSError):
     """The offline buffer's SQLite file cannot be opened, moved aside or read (see sensord.buffer)."""
 

@@ -425,6 +425,17 @@ def test_registry_and_defaults() -> None:
     assert all(isinstance(e, Encoding) for e in ENCODINGS.values())
 
 
+def test_errors_live_in_sensord_errors_and_import_from_every_documented_place() -> None:
+    import sensord
+    import sensord.errors
+
+    assert DecodeError is sensord.DecodeError is sensord.errors.DecodeError
+    assert EncodeError is sensord.EncodeError is sensord.errors.EncodeError
+    assert {"DecodeError", "EncodeError"} <= set(sensord.__all__)
+    assert issubclass(DecodeError, sensord.SensordError) and issubclass(DecodeError, ValueError)
+    assert issubclass(EncodeError, sensord.SensordError) and issubclass(EncodeError, ValueError)
+
+
 def test_json_v1_from_older_versions_still_decodes() -> None:
     old = (b'{"v":1,"node":"barn","seq":42,"t0":1700000000.0,"series":[{"s":"a","q":"t","u":"\xc2\xb0C",'
            b'"t":[0,10000],"v":[21.5,21.6]},{"s":"b","q":"h","u":"","t":[5000],"v":[true]}]}')

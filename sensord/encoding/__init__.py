@@ -28,20 +28,9 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from ..errors import PluginError
+from ..errors import DecodeError, EncodeError, PluginError
 from ..sensor import INT_MAX, INT_MIN, Sample, Value, brief_repr
-from .base import (
-    MAX_PAYLOAD_BYTES,
-    MAX_READINGS,
-    Batch,
-    BatchData,
-    ChannelInfo,
-    ChannelKey,
-    DecodeError,
-    EncodeError,
-    Encoding,
-    channel_info,
-)
+from .base import MAX_PAYLOAD_BYTES, MAX_READINGS, Batch, BatchData, ChannelInfo, ChannelKey, Encoding, channel_info
 from .compact import CompactEncoding
 from .json_v1 import JsonEncoding
 from .senml import SenmlCborEncoding, SenmlJsonEncoding

@@ -1,4 +1,4 @@
-"""What every batch encoding shares: the batch types, the `Encoding` protocol, errors and limits.
+"""What every batch encoding shares: the batch types, the `Encoding` protocol and the limits.
 
 Pure, no I/O. `sensord.encoding` re-exports the public names; import them from there.
 """
@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from ..errors import SensordError
+from ..errors import DecodeError, EncodeError
 from ..sensor import Channel, Sample, Value
 
 #: Largest payload `decode()` looks at. A 1,000,000-reading JSON batch is about 12 MB.
@@ -20,14 +20,6 @@ MAX_PAYLOAD_BYTES = 32 * 1024 * 1024
 MAX_READINGS = 1_000_000
 
 ChannelKey = tuple[str, str]
-
-
-class DecodeError(SensordError, ValueError):
-    """A payload is not a valid sensord batch. The message is one line: what, where, expected vs found."""
-
-
-class EncodeError(SensordError, ValueError):
-    """A batch cannot be represented in the chosen encoding (a value of the wrong type, a bad name)."""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from .base import DecodeError, EncodeError
+from ..errors import DecodeError, EncodeError
 
 #: Largest bignum (tags 2 and 3) either side accepts, in bytes of magnitude.
 MAX_BIGNUM_BYTES = 64

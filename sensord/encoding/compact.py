@@ -13,19 +13,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from ..errors import DecodeError
 from ..sensor import Value
 from . import cbor
-from .base import (
-    MAX_READINGS,
-    Batch,
-    BatchData,
-    DecodeError,
-    Series,
-    budget,
-    check_header,
-    group_series,
-    ordered,
-)
+from .base import MAX_READINGS, Batch, BatchData, Series, budget, check_header, group_series, ordered
 
 TAG = 0xD5B1  # 54705, unregistered (first-come-first-served range); the first three bytes: d9 d5 b1
 MAGIC = b"\xd9\xd5\xb1"

@@ -15,8 +15,9 @@ import json
 import math
 from typing import Any
 
+from ..errors import DecodeError, EncodeError
 from ..sensor import Sample
-from .base import Batch, BatchData, DecodeError, EncodeError, budget, check_header, check_value, to_ms
+from .base import Batch, BatchData, budget, check_header, check_value, to_ms
 
 CONTENT_TYPE = "application/vnd.sensord.batch+json; v=1"
 

@@ -34,9 +34,10 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from ..errors import DecodeError, EncodeError
 from ..sensor import Value
 from . import cbor
-from .base import Batch, BatchData, DecodeError, EncodeError, budget, check_header, check_value, ordered, to_ms
+from .base import Batch, BatchData, budget, check_header, check_value, ordered, to_ms
 
 SEQ_LABEL = "sensord_seq"
 #: Extension label with sensord's own unit, where `u` alone would not give it back (see UNIT_MAP).
