@@ -29,12 +29,13 @@ from . import __version__, startup
 from .batch import Batcher
 from .buffer import Buffer
 from .config import Config, SensorSpec
-from .encoding import DEFAULT_ENCODING, DecodeError, decode_samples
+from .encoding import DEFAULT_ENCODING, DecodeError
 from .hardware import Hardware
 from .pipeline import MEMORY_MAX_READINGS, Pipeline, filtered_channels
 from .publisher import Publisher, Topics
 from .scheduler import NextRead, Scheduler
 from .sensor import Sample, Sensor
+from .staging import decode_samples
 from .systemd import Notifier
 
 log = logging.getLogger(__name__)

@@ -29,11 +29,10 @@ from .encoding import (
     Encoding,
     channel_info,
     encode_batch,
-    encode_samples,
-    sample_problem,
 )
 from .filters import ChannelFilters
 from .sensor import Channel, Sample, Sensor, declared_channels
+from .staging import encode_samples, sample_problem
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sensord.batch import Batcher
-from sensord.encoding import DecodeError, decode_batch, decode_samples, encode_batch, encode_samples
+from sensord.encoding import DecodeError, decode_batch, encode_batch
 from sensord.sensor import Sample
 
 
@@ -70,11 +70,6 @@ def test_batch_round_trip_property(rows: list[tuple[str, str, object, int]]) -> 
     # Columnar: the order within each series is kept, and times to the millisecond.
     assert series(decoded) == series(samples)
     assert [d.ts for d in decoded] == sorted(d.ts for d in decoded)
-
-
-def test_staging_format_exact() -> None:
-    samples = [Sample("a", "t", 21.37, "°C", 1_700_000_000.123456), Sample("a", "n", 3, "", 1.5)]
-    assert decode_samples(encode_samples(samples)) == samples
 
 
 @pytest.mark.parametrize(("payload", "message"), [

@@ -39,13 +39,10 @@ from sensord.encoding import (
     collect_encodings,
     decode,
     decode_batch,
-    decode_samples,
     detect,
     encode_batch,
-    encode_samples,
     format_value,
     get_encoding,
-    sample_problem,
     senml_name_problem,
 )
 from sensord.encoding import cbor as enc_cbor
@@ -53,6 +50,7 @@ from sensord.encoding.compact import pack, scaled_value, step_of, unpack
 from sensord.encoding.senml import senml_unit
 from sensord.errors import PluginError
 from sensord.sensor import BadValue, Channel, Sample, clean_value
+from sensord.staging import decode_samples, encode_samples, sample_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden"
@@ -545,32 +543,3 @@ def test_every_value_the_scheduler_lets_through_encodes_everywhere(raw: list[Any
     for name in ENCODINGS:
         assert len(decode(encode_batch("n", 1, samples, encoding=name)).samples) == len(samples), name
     assert decode_samples(encode_samples(samples)) == samples
-
-
-@pytest.mark.parametrize(("chunk", "message"), [
-    (b"\xff\x00", "staged chunk: invalid JSON"),
-    (b'{"a": 1}', "staged chunk: dict, expected a list of samples"),
-    (b'[["s", "q", 1]]', "staged chunk: sample 0: ['s', 'q', 1] is not [sensor, quantity, value, unit, ts]"),
-    (b'[["s", "q", "21.5", "", 1.0]]', "staged chunk: sample 0: s/q: value '21.5' is str, expected int, float or bool"),
-    (b'[["s", "q", null, "", 1.0]]', "staged chunk: sample 0: s/q: value None is NoneType"),
-    (b'[["s", "q", 1, "", 1.0], ["s", "q", 1e999, "", 1.0]]', None),  # Python's JSON reads 1e999 as inf
-    (b'[["s", "q", 18446744073709551616, "", 1.0]]', "outside the signed 64-bit integer range"),
-    (b'[["s", 5, 1, "", 1.0]]', "staged chunk: sample 0: quantity 5 is int, expected a str"),
-    (b'[["s", "q", 1, "", "now"]]', "staged chunk: sample 0: s/q: time 'now' is not a finite number"),
-    (b'[["s", "q", 1, "", NaN]]', "staged chunk: sample 0: s/q: time nan is not a finite number"),
-])
-def test_decode_samples_names_what_it_cannot_take(chunk: bytes, message: str | None) -> None:
-    if message is None:
-        assert [s.value for s in decode_samples(chunk)] == [1, math.inf]
-        return
-    with pytest.raises(DecodeError, match=re.escape(message)):
-        decode_samples(chunk)
-    dropped: list[str] = []
-    good = b'["s", "q", 7, "", 2]'
-    if chunk.startswith(b"[["):  # one bad sample costs only itself when `dropped` is given
-        mixed = chunk[:-1] + b", " + good + b"]"
-        assert decode_samples(mixed, dropped=dropped) == [Sample("s", "q", 7, "", 2.0)]
-        assert len(dropped) == 1 and message.split(": ")[-1] in dropped[0]
-    else:
-        with pytest.raises(DecodeError):
-            decode_samples(chunk, dropped=dropped)

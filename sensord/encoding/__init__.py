@@ -13,15 +13,12 @@ order `decode()` tries them (docs/wire-format.md has the byte layouts):
   and with a CBOR array head (0x80..0x9f).
 
 Plugins add encodings through the `sensord_register_encodings` hook (see `sensord.hookspecs`;
-`collect_encodings` gathers them). The staging format (`encode_samples`) is separate: it holds the open batch
-on disk and is never sent.
+`collect_encodings` gathers them). The staging format (`sensord.staging`) is separate: it holds the open
+batch on disk and is never sent.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import math
 import re
 import timeit
 from collections.abc import Mapping, Sequence
@@ -29,7 +26,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from ..errors import DecodeError, EncodeError, PluginError
-from ..sensor import INT_MAX, INT_MIN, Sample, Value, brief_repr
+from ..sensor import Sample, Value
 from .base import MAX_PAYLOAD_BYTES, MAX_READINGS, Batch, BatchData, ChannelInfo, ChannelKey, Encoding, channel_info
 from .compact import CompactEncoding
 from .json_v1 import JsonEncoding
@@ -42,9 +39,8 @@ if TYPE_CHECKING:
 __all__ = [
     "CONTENT_TYPE", "DEFAULT_ENCODING", "ENCODINGS", "MAX_PAYLOAD_BYTES", "MAX_READINGS",
     "Batch", "BatchData", "ChannelInfo", "ChannelKey", "DecodeError", "EncodeError", "Encoding",
-    "bench_codec", "channel_info", "collect_encodings", "decode", "decode_batch", "decode_samples", "detect",
-    "encode_batch", "encode_samples", "format_value", "get_encoding", "reading_rows", "sample_problem",
-    "senml_name_problem",
+    "bench_codec", "channel_info", "collect_encodings", "decode", "decode_batch", "detect",
+    "encode_batch", "format_value", "get_encoding", "reading_rows", "senml_name_problem",
 ]
 
 DEFAULT_ENCODING = "compact"
@@ -132,72 +128,6 @@ def format_value(value: Value) -> bytes:
     if isinstance(value, int):
         return str(value).encode()
     return repr(float(value)).encode()
-
-
-# -- the staging format --------------------------------------------------------------------------
-
-def encode_samples(samples: Sequence[Sample]) -> bytes:
-    """Staging format for the open batch on disk: exact, simple, not sent anywhere.
-
-    Never raises: a value JSON cannot hold (which the scheduler lets through none of) is staged as
-    its repr, a lone surrogate as its escape, and `decode_samples` drops such samples by name."""
-    return json.dumps([[s.sensor, s.quantity, s.value, s.unit, s.ts] for s in samples], separators=(",", ":"),
-                      ensure_ascii=False, default=brief_repr).encode("utf-8", "backslashreplace")
-
-
-def decode_samples(data: bytes, *, dropped: list[str] | None = None) -> list[Sample]:
-    """The samples of a staging chunk (`encode_samples`). DecodeError (one line) if `data` is not
-    a chunk. A sample that is malformed or fails `sample_problem` (a value no encoding carries,
-    staged by an older sensord that did not check values) is a DecodeError too, unless `dropped`
-    is given: then it is skipped and a short description appended there."""
-    try:
-        rows = json.loads(data)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise DecodeError(f"staged chunk: invalid JSON ({str(exc).splitlines()[0][:120]})") from None
-    if not isinstance(rows, list):
-        raise DecodeError(f"staged chunk: {type(rows).__name__}, expected a list of samples")
-    samples = []
-    for i, row in enumerate(rows):
-        sample = None
-        if isinstance(row, list) and len(row) == 5:
-            sample = Sample(*row)
-            problem = sample_problem(sample)
-        else:
-            problem = f"{brief_repr(row)} is not [sensor, quantity, value, unit, ts]"
-        if problem is None and sample is not None:
-            samples.append(sample if type(sample.ts) is float else dataclasses.replace(sample, ts=float(sample.ts)))
-        elif dropped is None:
-            raise DecodeError(f"staged chunk: sample {i}: {problem}")
-        else:
-            dropped.append(problem or "")
-    return samples
-
-
-def sample_problem(sample: Sample) -> str | None:
-    """Why no encoding can carry `sample`, or None when every built-in one can: sensor, quantity
-    and unit are text, the value is exactly a bool, an int in the signed 64-bit range or a float
-    (NaN and infinities included: the filters drop those), the time a finite number.
-
-    The scheduler only lets such values through (`sensor.clean_value`); the daemon checks again
-    before it seals, so that a value that got past (a plugin filter's output, an old staged chunk)
-    costs that sample, not the daemon."""
-    for what, text in (("sensor", sample.sensor), ("quantity", sample.quantity), ("unit", sample.unit)):
-        if not isinstance(text, str):
-            return f"{what} {brief_repr(text)} is {type(text).__name__}, expected a str"
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            return f"{what} {brief_repr(text)} is not valid text"
-    where = f"{sample.sensor}/{sample.quantity}"
-    value = sample.value
-    if type(value) not in (bool, int, float):
-        return f"{where}: value {brief_repr(value)} is {type(value).__name__}, expected int, float or bool"
-    if type(value) is int and not INT_MIN <= value <= INT_MAX:
-        return f"{where}: value {brief_repr(value)} is outside the signed 64-bit integer range"
-    ts = sample.ts
-    if type(ts) not in (int, float) or not math.isfinite(ts):
-        return f"{where}: time {brief_repr(ts)} is not a finite number"
-    return None
 
 
 # -- plugins -------------------------------------------------------------------------------------

@@ -1,0 +1,84 @@
+"""The staging format: the open batch on disk, between commits, in the buffer's `staged` table.
+
+JSON rows `[sensor, quantity, value, unit, ts]`: exact, simple, never sent anywhere (the wire
+encodings are in `sensord.encoding`). The daemon stages the samples of the open batch every
+commit interval (`Buffer.stage`) and, after a crash, reads them back (`Buffer.staged`) and seals
+them. `sample_problem` tells whether every encoding can carry a sample: `decode_samples` drops
+the samples that fail it, and the daemon checks again before it seals. Pure, no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Sequence
+
+from .errors import DecodeError
+from .sensor import INT_MAX, INT_MIN, Sample, brief_repr
+
+__all__ = ["decode_samples", "encode_samples", "sample_problem"]
+
+
+def encode_samples(samples: Sequence[Sample]) -> bytes:
+    """Staging format for the open batch on disk: exact, simple, not sent anywhere.
+
+    Never raises: a value JSON cannot hold (which the scheduler lets through none of) is staged as
+    its repr, a lone surrogate as its escape, and `decode_samples` drops such samples by name."""
+    return json.dumps([[s.sensor, s.quantity, s.value, s.unit, s.ts] for s in samples], separators=(",", ":"),
+                      ensure_ascii=False, default=brief_repr).encode("utf-8", "backslashreplace")
+
+
+def decode_samples(data: bytes, *, dropped: list[str] | None = None) -> list[Sample]:
+    """The samples of a staging chunk (`encode_samples`). DecodeError (one line) if `data` is not
+    a chunk. A sample that is malformed or fails `sample_problem` (a value no encoding carries,
+    staged by an older sensord that did not check values) is a DecodeError too, unless `dropped`
+    is given: then it is skipped and a short description appended there."""
+    try:
+        rows = json.loads(data)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise DecodeError(f"staged chunk: invalid JSON ({str(exc).splitlines()[0][:120]})") from None
+    if not isinstance(rows, list):
+        raise DecodeError(f"staged chunk: {type(rows).__name__}, expected a list of samples")
+    samples = []
+    for i, row in enumerate(rows):
+        sample = None
+        if isinstance(row, list) and len(row) == 5:
+            sample = Sample(*row)
+            problem = sample_problem(sample)
+        else:
+            problem = f"{brief_repr(row)} is not [sensor, quantity, value, unit, ts]"
+        if problem is None and sample is not None:
+            samples.append(sample if type(sample.ts) is float else dataclasses.replace(sample, ts=float(sample.ts)))
+        elif dropped is None:
+            raise DecodeError(f"staged chunk: sample {i}: {problem}")
+        else:
+            dropped.append(problem or "")
+    return samples
+
+
+def sample_problem(sample: Sample) -> str | None:
+    """Why no encoding can carry `sample`, or None when every built-in one can: sensor, quantity
+    and unit are text, the value is exactly a bool, an int in the signed 64-bit range or a float
+    (NaN and infinities included: the filters drop those), the time a finite number.
+
+    The scheduler only lets such values through (`sensor.clean_value`); the daemon checks again
+    before it seals, so that a value that got past (a plugin filter's output, an old staged chunk)
+    costs that sample, not the daemon."""
+    for what, text in (("sensor", sample.sensor), ("quantity", sample.quantity), ("unit", sample.unit)):
+        if not isinstance(text, str):
+            return f"{what} {brief_repr(text)} is {type(text).__name__}, expected a str"
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{what} {brief_repr(text)} is not valid text"
+    where = f"{sample.sensor}/{sample.quantity}"
+    value = sample.value
+    if type(value) not in (bool, int, float):
+        return f"{where}: value {brief_repr(value)} is {type(value).__name__}, expected int, float or bool"
+    if type(value) is int and not INT_MIN <= value <= INT_MAX:
+        return f"{where}: value {brief_repr(value)} is outside the signed 64-bit integer range"
+    ts = sample.ts
+    if type(ts) not in (int, float) or not math.isfinite(ts):
+        return f"{where}: time {brief_repr(ts)} is not a finite number"
+    return None
