@@ -273,7 +273,8 @@ def _plugin_host(config: str | None) -> PluginHost:
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    from .encoding import DecodeError, decode, reading_rows
+    from .encoding import DecodeError, decode
+    from .rows import reading_rows
 
     name = "stdin" if args.file == "-" else args.file
     try:

@@ -10,8 +10,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .config import MqttConfig
-from .encoding import ENCODINGS, DecodeError, Encoding, decode, reading_rows
+from .encoding import ENCODINGS, DecodeError, Encoding, decode
 from .mqtt import MqttLink
+from .rows import reading_rows
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ __all__ = [
     "CONTENT_TYPE", "DEFAULT_ENCODING", "ENCODINGS", "MAX_PAYLOAD_BYTES", "MAX_READINGS",
     "Batch", "BatchData", "ChannelInfo", "ChannelKey", "DecodeError", "EncodeError", "Encoding",
     "bench_codec", "channel_info", "collect_encodings", "decode", "decode_batch", "detect",
-    "encode_batch", "format_value", "get_encoding", "reading_rows", "senml_name_problem",
+    "encode_batch", "format_value", "get_encoding", "senml_name_problem",
 ]
 
 DEFAULT_ENCODING = "compact"
@@ -109,12 +109,6 @@ def encode_batch(node: str, seq: int, samples: Sequence[Sample], *, encoding: st
 def decode_batch(payload: bytes) -> Batch:
     """The batch in `payload`, any built-in encoding (the same as `decode`)."""
     return decode(payload)
-
-
-def reading_rows(batch: Batch) -> list[dict[str, object]]:
-    """One JSON-ready object per reading, as `sensord listen` and `sensord decode` print them."""
-    return [{"node": batch.node, "sensor": s.sensor, "quantity": s.quantity, "value": s.value, "unit": s.unit,
-             "ts": s.ts, "seq": batch.seq} for s in batch.samples]
 
 
 def format_value(value: Value) -> bytes:
