@@ -34,7 +34,6 @@ from sensord.encoding import (
     DecodeError,
     EncodeError,
     Encoding,
-    bench_codec,
     channel_info,
     collect_encodings,
     decode,
@@ -512,12 +511,6 @@ def test_collect_encodings_and_plugin_decoding() -> None:
 def test_collect_encodings_names_the_plugin(result: Any, message: str) -> None:
     with pytest.raises(PluginError, match=re.escape(message)):
         collect_encodings(plugin_manager(plugin(result)))
-
-
-def test_bench_codec() -> None:
-    small = BatchData("n", 1, GOLDEN_SAMPLES, GOLDEN_CHANNELS)
-    encode_us, decode_us = bench_codec("compact", small, repeat=1)
-    assert 0 < encode_us < 1000 and 0 < decode_us < 1000
 
 
 # -- what the scheduler lets through always encodes; the staging format never stops a start ------

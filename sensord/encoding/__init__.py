@@ -20,7 +20,6 @@ batch on disk and is never sent.
 from __future__ import annotations
 
 import re
-import timeit
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -39,7 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONTENT_TYPE", "DEFAULT_ENCODING", "ENCODINGS", "MAX_PAYLOAD_BYTES", "MAX_READINGS",
     "Batch", "BatchData", "ChannelInfo", "ChannelKey", "DecodeError", "EncodeError", "Encoding",
-    "bench_codec", "channel_info", "collect_encodings", "decode", "decode_batch", "detect",
+    "channel_info", "collect_encodings", "decode", "decode_batch", "detect",
     "encode_batch", "format_value", "get_encoding", "senml_name_problem",
 ]
 
@@ -159,20 +158,3 @@ def _encoding_problem(item: object) -> str | None:
         return f"content_type {content_type!r} is not a non-empty string"
     missing = [m for m in ("matches", "encode", "decode") if not callable(getattr(item, m, None))]
     return f"missing method {', '.join(missing)}" if missing else None
-
-
-# -- benchmark -----------------------------------------------------------------------------------
-
-def bench_codec(encoding: str | Encoding, batch: BatchData, *, repeat: int = 5) -> tuple[float, float]:
-    """(encode, decode) CPU microseconds per reading for `batch`: the best of `repeat` timed runs,
-    each at least 0.2 s (timeit's autorange)."""
-    codec = get_encoding(encoding) if isinstance(encoding, str) else encoding
-    payload = codec.encode(batch)
-    readings = max(1, len(batch.samples))
-    results = []
-    for fn in (lambda: codec.encode(batch), lambda: codec.decode(payload)):
-        timer = timeit.Timer(fn)
-        loops, _ = timer.autorange()
-        best = min(timer.repeat(repeat=repeat, number=loops)) / loops
-        results.append(best / readings * 1e6)
-    return results[0], results[1]

@@ -1,0 +1,34 @@
+"""Helpers of the benchmark scripts in bench/ (the scripts themselves need tcpdump or minutes)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from sensord.encoding import BatchData, ChannelInfo
+from sensord.sensor import Sample
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench_script(name: str) -> ModuleType:
+    """bench/<name>.py imported as a module (its main() does not run)."""
+    module_name = f"bench_{name}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, ROOT / "bench" / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]
+
+
+def test_bench_codec() -> None:
+    bench_codec = bench_script("wire").bench_codec
+    samples = [Sample("air", q, v + k / 100, u, 1_700_000_000 + 10 * k)
+               for k in range(5) for q, v, u in (("temperature", 21.37, "°C"), ("humidity", 45.5, "%"))]
+    small = BatchData("n", 1, samples, {("air", "temperature"): ChannelInfo("°C", 0.01)})
+    encode_us, decode_us = bench_codec("compact", small, repeat=1)
+    assert 0 < encode_us < 1000 and 0 < decode_us < 1000
