@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from . import hookspecs
-from .encoding import Encoding, collect_encodings
+from .encoding import ENCODINGS, Encoding
 from .errors import PluginError
 from .filters import FilterFactory, collect_filters
 from .sensor import Sensor, SensorConfig
@@ -261,3 +261,36 @@ def _collect_device_models(host: PluginHost) -> None:
                                   f'plugin "{host.device_model_plugin[cls]}"')
             host.device_models.append(cls)
             host.device_model_plugin[cls] = plugin
+
+
+_ENCODING_NAME = re.compile(r"[a-z][a-z0-9_.+-]*")
+
+
+def collect_encodings(pm: pluggy.PluginManager) -> dict[str, Encoding]:
+    """The built-in encodings, then each plugin's, in load order; PluginError naming the plugin
+    for a hook that raises, returns something else than a list of encodings, or reuses a name."""
+    found: dict[str, Encoding] = dict(ENCODINGS)
+    owner = dict.fromkeys(ENCODINGS, "sensord (built-in)")
+    for plugin, result in hookspecs.call_per_plugin(pm, "sensord_register_encodings", returns=(list, tuple),
+                                                    expected="a list of encodings"):
+        for item in result:
+            problem = _encoding_problem(item)
+            if problem:
+                raise PluginError(f'plugin "{plugin}": sensord_register_encodings returned {item!r}: {problem}')
+            if item.name in found:
+                raise PluginError(f'plugin "{plugin}": encoding "{item.name}" is already registered by '
+                                  f"{owner[item.name]}")
+            found[item.name] = item
+            owner[item.name] = f'plugin "{plugin}"'
+    return found
+
+
+def _encoding_problem(item: object) -> str | None:
+    name = getattr(item, "name", None)
+    if not isinstance(name, str) or not _ENCODING_NAME.fullmatch(name):
+        return f"name {name!r} is not a lower-case name ([a-z][a-z0-9_.+-]*)"
+    content_type = getattr(item, "content_type", None)
+    if not isinstance(content_type, str) or not content_type:
+        return f"content_type {content_type!r} is not a non-empty string"
+    missing = [m for m in ("matches", "encode", "decode") if not callable(getattr(item, m, None))]
+    return f"missing method {', '.join(missing)}" if missing else None

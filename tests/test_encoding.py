@@ -35,7 +35,6 @@ from sensord.encoding import (
     EncodeError,
     Encoding,
     channel_info,
-    collect_encodings,
     decode,
     decode_batch,
     detect,
@@ -48,6 +47,7 @@ from sensord.encoding import cbor as enc_cbor
 from sensord.encoding.compact import pack, scaled_value, step_of, unpack
 from sensord.encoding.senml import senml_unit
 from sensord.errors import PluginError
+from sensord.plugins import collect_encodings
 from sensord.sensor import BadValue, Channel, Sample, clean_value
 from sensord.staging import decode_samples, encode_samples, sample_problem
 

@@ -13,18 +13,16 @@ order `decode()` tries them (docs/wire-format.md has the byte layouts):
   and with a CBOR array head (0x80..0x9f).
 
 Plugins add encodings through the `sensord_register_encodings` hook (see `sensord.hookspecs`;
-`collect_encodings` gathers them). The staging format (`sensord.staging`) is separate: it holds the open
-batch on disk and is never sent.
+`sensord.plugins.collect_encodings` gathers them). The staging format (`sensord.staging`) is
+separate: it holds the open batch on disk and is never sent.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
-from ..errors import DecodeError, EncodeError, PluginError
+from ..errors import DecodeError, EncodeError
 from ..sensor import Sample, Value
 from .base import MAX_PAYLOAD_BYTES, MAX_READINGS, Batch, BatchData, ChannelInfo, ChannelKey, Encoding, channel_info
 from .compact import CompactEncoding
@@ -32,14 +30,11 @@ from .json_v1 import JsonEncoding
 from .senml import SenmlCborEncoding, SenmlJsonEncoding
 from .senml import name_problem as senml_name_problem
 
-if TYPE_CHECKING:
-    import pluggy
-
 __all__ = [
     "CONTENT_TYPE", "DEFAULT_ENCODING", "ENCODINGS", "MAX_PAYLOAD_BYTES", "MAX_READINGS",
     "Batch", "BatchData", "ChannelInfo", "ChannelKey", "DecodeError", "EncodeError", "Encoding",
-    "channel_info", "collect_encodings", "decode", "decode_batch", "detect",
-    "encode_batch", "format_value", "get_encoding", "senml_name_problem",
+    "channel_info", "decode", "decode_batch", "detect", "encode_batch", "format_value", "get_encoding",
+    "senml_name_problem",
 ]
 
 DEFAULT_ENCODING = "compact"
@@ -49,7 +44,6 @@ ENCODINGS: Mapping[str, Encoding] = MappingProxyType({
 #: Content type of the default encoding. Per batch, prefer `detect(payload).content_type`.
 CONTENT_TYPE = ENCODINGS[DEFAULT_ENCODING].content_type
 _BUILTIN = frozenset(id(e) for e in ENCODINGS.values())
-_NAME_RE = re.compile(r"[a-z][a-z0-9_.+-]*")
 
 
 def get_encoding(name: str, encodings: Mapping[str, Encoding] = ENCODINGS) -> Encoding:
@@ -121,40 +115,3 @@ def format_value(value: Value) -> bytes:
     if isinstance(value, int):
         return str(value).encode()
     return repr(float(value)).encode()
-
-
-# -- plugins -------------------------------------------------------------------------------------
-
-
-
-
-def collect_encodings(pm: pluggy.PluginManager) -> dict[str, Encoding]:
-    """The built-in encodings, then each plugin's, in load order; PluginError naming the plugin
-    for a hook that raises, returns something else than a list of encodings, or reuses a name."""
-    found: dict[str, Encoding] = dict(ENCODINGS)
-    owner = dict.fromkeys(ENCODINGS, "sensord (built-in)")
-    from ..hookspecs import call_per_plugin
-
-    for plugin, result in call_per_plugin(pm, "sensord_register_encodings", returns=(list, tuple),
-                                          expected="a list of encodings"):
-        for item in result:
-            problem = _encoding_problem(item)
-            if problem:
-                raise PluginError(f'plugin "{plugin}": sensord_register_encodings returned {item!r}: {problem}')
-            if item.name in found:
-                raise PluginError(f'plugin "{plugin}": encoding "{item.name}" is already registered by '
-                                  f"{owner[item.name]}")
-            found[item.name] = item
-            owner[item.name] = f'plugin "{plugin}"'
-    return found
-
-
-def _encoding_problem(item: object) -> str | None:
-    name = getattr(item, "name", None)
-    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
-        return f"name {name!r} is not a lower-case name ([a-z][a-z0-9_.+-]*)"
-    content_type = getattr(item, "content_type", None)
-    if not isinstance(content_type, str) or not content_type:
-        return f"content_type {content_type!r} is not a non-empty string"
-    missing = [m for m in ("matches", "encode", "decode") if not callable(getattr(item, m, None))]
-    return f"missing method {', '.join(missing)}" if missing else None
