@@ -91,11 +91,11 @@ def wire(seconds: float) -> dict[str, Any]:
             TcpProxy(broker.host, broker.port) as proxy, Subscription(broker, "sensord/bench/data") as sub:
         cfg = config(Path(tmp, "wire.toml"), port=proxy.listen_port, sensors=1, channels=10, interval_s=1,
                      max_age_s=seconds)
-        from sensord.encoding import decode_batch
+        from sensord.encoding import decode
 
         def snapshot() -> dict[str, Any]:
             # Everything the node sent so far: CONNECT, status, meta, the batch(es), pings.
-            return {"delivered": sum(len(decode_batch(m.payload).samples) for m in sub.messages),
+            return {"delivered": sum(len(decode(m.payload).samples) for m in sub.messages),
                     "proxy_bytes_up": proxy.bytes_up, "batches": len(sub.messages)}
 
         # A little past `seconds`, so the batch sealed at max_age_s = seconds has gone out.

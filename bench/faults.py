@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from daemon_harness import Node, readings, wait_until, write_config  # noqa: E402
 
 from sensord.buffer import Buffer  # noqa: E402
-from sensord.encoding import decode_batch  # noqa: E402
+from sensord.encoding import decode  # noqa: E402
 from sensord.testing.broker import Mosquitto, free_port  # noqa: E402
 from sensord.testing.mqtt_client import Subscription  # noqa: E402
 from sensord.testing.proxy import TcpProxy  # noqa: E402
@@ -82,7 +82,7 @@ def broker_up(work: Path, broker: Mosquitto, seconds: float) -> None:
                 time.sleep(seconds)
                 cpu = (cpu_s(node.pid) - cpu0) / (time.monotonic() - t0)
                 lines = len(node.log().splitlines()) - lines0
-                counts = Counter(decode_batch(m.payload).seq for m in list(sub.messages))
+                counts = Counter(decode(m.payload).seq for m in list(sub.messages))
                 node.stop()
         print(f"broker up, disk full, {seconds:g} s: {sum(counts.values())} publishes of {len(counts)} batches "
               f"({sum(counts.values()) / max(1, len(counts)):.2f} per batch, max {max(counts.values(), default=0)}), "

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from daemon_harness import Node, wait_until, write_config  # noqa: E402
 
-from sensord.encoding import decode_batch  # noqa: E402
+from sensord.encoding import decode  # noqa: E402
 from sensord.testing.broker import Mosquitto, Subscription  # noqa: E402
 
 
@@ -48,7 +48,7 @@ def main() -> None:
         finally:
             node.close()
         time.sleep(0.3)
-        stamps = sorted({s.ts for m in sub.messages for s in decode_batch(m.payload).samples
+        stamps = sorted({s.ts for m in sub.messages for s in decode(m.payload).samples
                          if s.sensor == "c0"})
     expected = (stamps[-1] - stamps[0]) / args.interval + 1
     print(f"exit {code}; {args.hups} SIGHUPs over {storm_s:.1f} s; c0 read {len(stamps)} times over "

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sensord.encoding import decode_batch
+from sensord.encoding import decode
 from sensord.testing.broker import Message
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +88,7 @@ def readings(messages: Iterable[Message]) -> list[dict[str, Any]]:
     batches = {}
     for m in messages:
         if m.topic.endswith("/data"):
-            batch = decode_batch(m.payload)
+            batch = decode(m.payload)
             batches[(batch.node, batch.seq)] = batch
     out = []
     for (node, seq), batch in sorted(batches.items()):

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sensord.batch import Batcher
-from sensord.encoding import DecodeError, decode_batch, encode_batch
+from sensord.encoding import DecodeError, decode, encode_batch
 from sensord.sensor import Sample
 
 
@@ -44,7 +44,7 @@ def test_batcher_staging_marks() -> None:
 def test_batch_round_trip_and_order() -> None:
     samples = [sample(0, "a", "t"), sample(0, "b", "h"), sample(1, "a", "t"), sample(2, "b", "h")]
     payload = encode_batch("barn", 42, samples)
-    batch = decode_batch(payload)
+    batch = decode(payload)
     assert (batch.node, batch.seq) == ("barn", 42)
     assert batch.samples == samples
     assert len(payload) < 200
@@ -59,7 +59,7 @@ values = st.one_of(st.integers(-10**9, 10**9), st.booleans(),
 def test_batch_round_trip_property(rows: list[tuple[str, str, object, int]]) -> None:
     rows.sort(key=lambda r: r[3])
     samples = [Sample(s, q, v, "°C", 1_700_000_000 + ms / 1000) for s, q, v, ms in rows]  # type: ignore[arg-type]
-    decoded = decode_batch(encode_batch("n", 1, samples)).samples
+    decoded = decode(encode_batch("n", 1, samples)).samples
 
     def series(items: list[Sample]) -> dict[tuple[str, str], list[tuple[object, float]]]:
         out: dict[tuple[str, str], list[tuple[object, float]]] = {}
@@ -81,7 +81,7 @@ def test_batch_round_trip_property(rows: list[tuple[str, str, object, int]]) -> 
 ])
 def test_decode_errors(payload: bytes, message: str) -> None:
     with pytest.raises(DecodeError) as info:
-        decode_batch(payload)
+        decode(payload)
     assert str(info.value).startswith(message)
 
 

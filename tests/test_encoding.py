@@ -36,7 +36,6 @@ from sensord.encoding import (
     Encoding,
     channel_info,
     decode,
-    decode_batch,
     detect,
     encode_batch,
     format_value,
@@ -418,7 +417,7 @@ def test_registry_and_defaults() -> None:
         get_encoding("cbor")
     payload = encode_batch("barn", 1, GOLDEN_SAMPLES)
     assert detect(payload).name == "compact"
-    assert decode_batch(payload) == decode(payload)
+    assert decode(payload) == decode(bytearray(payload)) == decode(memoryview(payload))
     assert all(isinstance(e, Encoding) for e in ENCODINGS.values())
 
 

@@ -33,7 +33,7 @@ from .senml import name_problem as senml_name_problem
 __all__ = [
     "CONTENT_TYPE", "DEFAULT_ENCODING", "ENCODINGS", "MAX_PAYLOAD_BYTES", "MAX_READINGS",
     "Batch", "BatchData", "ChannelInfo", "ChannelKey", "DecodeError", "EncodeError", "Encoding",
-    "channel_info", "decode", "decode_batch", "detect", "encode_batch", "format_value", "get_encoding",
+    "channel_info", "decode", "detect", "encode_batch", "format_value", "get_encoding",
     "senml_name_problem",
 ]
 
@@ -97,11 +97,6 @@ def encode_batch(node: str, seq: int, samples: Sequence[Sample], *, encoding: st
     (see `channel_info`); without it, compact still finds the decimals values are written with."""
     codec = get_encoding(encoding, encodings) if isinstance(encoding, str) else encoding
     return codec.encode(BatchData(node, seq, samples, channels or {}))
-
-
-def decode_batch(payload: bytes) -> Batch:
-    """The batch in `payload`, any built-in encoding (the same as `decode`)."""
-    return decode(payload)
 
 
 def format_value(value: Value) -> bytes:

@@ -156,12 +156,12 @@ def values(rows: list[dict[str, object]], sensor: str, quantity: str) -> list[ob
 
 
 def rows_with_quantity(messages: list) -> list[dict[str, object]]:  # type: ignore[type-arg]
-    from sensord.encoding import decode_batch
+    from sensord.encoding import decode
 
     batches = {}
     for m in messages:
         if m.topic.endswith("/data"):
-            batch = decode_batch(m.payload)
+            batch = decode(m.payload)
             batches[batch.seq] = batch
     return [{"sensor": s.sensor, "quantity": s.quantity, "value": s.value}
             for _, batch in sorted(batches.items()) for s in batch.samples]

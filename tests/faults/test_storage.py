@@ -16,7 +16,7 @@ from daemon_harness import ROOT, Node, assert_gapless, counter_values, readings,
 from faults.conftest import TinyDisk
 
 from sensord.buffer import Buffer
-from sensord.encoding import decode_batch
+from sensord.encoding import decode
 from sensord.testing.broker import Mosquitto, free_port
 from sensord.testing.mqtt_client import Message, Subscription
 from sensord.testing.proxy import TcpProxy
@@ -33,7 +33,7 @@ def config_on(disk: TinyDisk, tmp_path: Path, *, port: int, **kwargs: object) ->
 
 
 def seq_counts(messages: list[Message]) -> Counter[int]:
-    return Counter(decode_batch(m.payload).seq for m in messages if m.topic.endswith("/data"))
+    return Counter(decode(m.payload).seq for m in messages if m.topic.endswith("/data"))
 
 
 def wait_for_a_seal(disk: TinyDisk) -> None:
@@ -124,7 +124,7 @@ def test_disk_full_at_sigterm_every_reading_is_stored_or_counted(
                               f"{tiny_disk.path / 'buffer.db'}) and are lost")
     tiny_disk.free()
     with Buffer.open(tiny_disk.path / "buffer.db", max_bytes=1 << 30) as buf:
-        stored = [r for b in buf.peek(10_000) for r in decode_batch(b.payload).samples]
+        stored = [r for b in buf.peek(10_000) for r in decode(b.payload).samples]
         staged = buf.staged_readings()
     per_sensor = Counter(s.sensor for s in stored)
     for i in range(sensors):  # what is on disk is each sensor's first readings, none missing
@@ -141,7 +141,7 @@ def _first_seen(messages: list[Message]) -> tuple[int, list[int]]:
     dropped = 0
     order = []
     for m in messages:
-        batch = decode_batch(m.payload)
+        batch = decode(m.payload)
         order.append(batch.seq)
         if batch.seq in seen:
             dropped += len(batch.samples)
@@ -169,8 +169,8 @@ def test_a_damaged_buffer_after_kill_9_never_makes_a_deduplicating_consumer_drop
         nodes.append(second)
         sub.wait_for(lambda msgs: len(readings(msgs[before:])) >= 20, 10)
         assert second.stop()[0] == 0
-    old = [decode_batch(m.payload).seq for m in sub.messages[:before]]
-    new = [decode_batch(m.payload) for m in sub.messages[before:]]
+    old = [decode(m.payload).seq for m in sub.messages[:before]]
+    new = [decode(m.payload) for m in sub.messages[before:]]
     assert min(b.seq for b in new) > max(old)  # a consumer keeping "the last seq" drops nothing
     dropped, _ = _first_seen(sub.messages[before:])
     dropped_all, _ = _first_seen(sub.messages)
@@ -204,7 +204,7 @@ def test_a_garbled_batch_is_quarantined_named_and_the_others_delivered(
         node = Node(cfg).start()
         nodes.append(node)
         wait_until(lambda: "fails its checksum" in node.log(), 10, "the garbled batch found")
-        sub.wait_for(lambda msgs: {decode_batch(m.payload).seq for m in msgs} >= {s for s, _, _ in stored} - {bad_seq},
+        sub.wait_for(lambda msgs: {decode(m.payload).seq for m in msgs} >= {s for s, _, _ in stored} - {bad_seq},
                      10)
         assert node.stop()[0] == 0
     received = seq_counts(sub.messages)
@@ -213,8 +213,8 @@ def test_a_garbled_batch_is_quarantined_named_and_the_others_delivered(
     assert len(errors) == 1
     assert errors[0].startswith(f"ERROR sensord.buffer: buffer {db}: batch seq {bad_seq} ({bad_readings} readings) "
                                 "fails its checksum")
-    old = [r for m in sub.messages for r in decode_batch(m.payload).samples
-           if decode_batch(m.payload).seq <= stored[-1][0]]
+    old = [r for m in sub.messages for r in decode(m.payload).samples
+           if decode(m.payload).seq <= stored[-1][0]]
     assert len(old) == sum(n for _, n, _ in stored) - bad_readings  # exactly the garbled batch is missing
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT seq, readings FROM quarantine").fetchall() == [(bad_seq, bad_readings)]
