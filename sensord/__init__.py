@@ -1,4 +1,8 @@
-"""sensord: a sensor-node daemon. This module is the public plugin API.
+"""sensord: a sensor-node daemon. This module is the public plugin API: every name a plugin
+author uses imports from here (`__all__`, listed in docs/plugins.md, "The plugin API"); the
+names stay stable across minor releases, and a moved one keeps working for a release with a
+`DeprecationWarning`. The filter and encoding names are imported on first use, so that
+`import sensord` (and a server's `sensord.decode`) does not load the daemon's stages.
 
 A plugin module provides sensor types::
 
@@ -20,14 +24,44 @@ A plugin module provides sensor types::
         return [Thermo]
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, DecodeError, EncodeError, PluginError, ReadTimeout, SensordError, SensorError
+from .hardware import NACK_ERRNOS, Hardware, I2CBus, LockedBus
 from .hookspecs import hookimpl
-from .i2c import I2CConfig, I2CSensor
-from .sensor import Channel, Reading, Sample, Sensor, SensorConfig, field_range
+from .i2c import I2CConfig, I2CSensor, crc8, read_bytes, signed, swap16, words_with_crc
+from .sensor import Channel, Reading, Sample, Sensor, SensorConfig, Value, field_range
+
+if TYPE_CHECKING:
+    from .encoding import ENCODINGS, Batch, BatchData, ChannelInfo, Encoding
+    from .filters import Filter, FilterFactory, filter_error, filter_options, is_number
 
 __version__ = "0.1.0"
+
+# Names of the plugin API that live in heavier modules: imported when first asked for.
+_LAZY = {
+    "Filter": "sensord.filters",
+    "FilterFactory": "sensord.filters",
+    "filter_error": "sensord.filters",
+    "filter_options": "sensord.filters",
+    "is_number": "sensord.filters",
+    "ENCODINGS": "sensord.encoding",
+    "Batch": "sensord.encoding",
+    "BatchData": "sensord.encoding",
+    "ChannelInfo": "sensord.encoding",
+    "Encoding": "sensord.encoding",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sensord' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once
+    return value
 
 
 def decode(payload: bytes) -> Any:
@@ -40,13 +74,25 @@ def decode(payload: bytes) -> Any:
 
     return _decode(payload)
 
+
 __all__ = [
+    "ENCODINGS",
+    "Batch",
+    "BatchData",
     "Channel",
+    "ChannelInfo",
     "ConfigError",
     "DecodeError",
     "EncodeError",
+    "Encoding",
+    "Filter",
+    "FilterFactory",
+    "Hardware",
+    "I2CBus",
     "I2CConfig",
     "I2CSensor",
+    "LockedBus",
+    "NACK_ERRNOS",
     "PluginError",
     "ReadTimeout",
     "Reading",
@@ -55,8 +101,17 @@ __all__ = [
     "SensorConfig",
     "SensorError",
     "SensordError",
+    "Value",
     "__version__",
+    "crc8",
     "decode",
     "field_range",
+    "filter_error",
+    "filter_options",
     "hookimpl",
+    "is_number",
+    "read_bytes",
+    "signed",
+    "swap16",
+    "words_with_crc",
 ]
