@@ -9,21 +9,16 @@ Parsing happens in two steps because the plugin section decides which sensor typ
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
-import json
-import math
 import os
 import socket
 import tomllib
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import ConfigError
 from .filters import ChannelFilters, FilterFactory, build_sensor_filters, builtin_filters
+from .schema import build_options, check_value, did_you_mean, show, suggest
 from .sensor import Sensor, SensorConfig, field_range
 
 DEFAULT_PATH = "/etc/sensord/sensord.toml"
@@ -78,9 +73,9 @@ class MqttConfig:
     def __post_init__(self) -> None:
         if not self.topic_prefix or self.topic_prefix.startswith("/") or self.topic_prefix.endswith("/"):
             raise ValueError(f"topic_prefix: expected a topic without leading or trailing '/', "
-                             f"found {_show(self.topic_prefix)}")
+                             f"found {show(self.topic_prefix)}")
         if set(self.topic_prefix) & {"+", "#"}:
-            raise ValueError(f"topic_prefix: expected no wildcards, found {_show(self.topic_prefix)}")
+            raise ValueError(f"topic_prefix: expected no wildcards, found {show(self.topic_prefix)}")
         if self.password_file is not None and self.username is None:
             raise ValueError("password_file: set username too")
 
@@ -191,7 +186,7 @@ def read_toml(path: str) -> dict[str, Any]:
 
 def parse_plugins(doc: Mapping[str, Any], file: str) -> PluginsConfig:
     """Only the `[plugins]` section, needed before plugins can be loaded."""
-    return _build(PluginsConfig, doc.get("plugins", {}), "plugins", file)
+    return build_options(PluginsConfig, doc.get("plugins", {}), "plugins", file)
 
 
 def parse_config(doc: Mapping[str, Any], file: str, sensor_types: Mapping[str, type[Sensor]],
@@ -204,25 +199,25 @@ def parse_config(doc: Mapping[str, Any], file: str, sensor_types: Mapping[str, t
     known = [*_SECTIONS, "sensor"]
     for key in doc:
         if key not in known:
-            raise ConfigError(f"{file}: {key}: unknown section{_suggest(key, known)}")
-    sections = {name: _build(cls, doc.get(name, {}), name, file) for name, cls in _SECTIONS.items()}
+            raise ConfigError(f"{file}: {key}: unknown section{suggest(key, known)}")
+    sections = {name: build_options(cls, doc.get(name, {}), name, file) for name, cls in _SECTIONS.items()}
     raw_sensors = doc.get("sensor", [])
     if not isinstance(raw_sensors, list):
         raise ConfigError(f"{file}: sensor: expected an array of tables ([[sensor]]), "
-                          f"found {_show(raw_sensors)}")
+                          f"found {show(raw_sensors)}")
     sensors: list[SensorSpec] = []
     seen: dict[str, int] = {}
     for index, table in enumerate(raw_sensors):
         spec = _build_sensor(index, table, file, sensor_types, type_hint, filter_types)
         if spec.name in seen:
             raise ConfigError(f"{file}: {spec.path}.name: expected a unique name, found "
-                              f"{_show(spec.name)} (also sensor[{seen[spec.name]}])")
+                              f"{show(spec.name)} (also sensor[{seen[spec.name]}])")
         seen[spec.name] = index
         sensors.append(spec)
     for i, name in enumerate(sections["batch"].urgent):
         if name not in seen:
             raise ConfigError(f"{file}: batch.urgent[{i}]: expected the name of a [[sensor]], found "
-                              f"{_show(name)}{_did_you_mean(name, seen)}")
+                              f"{show(name)}{did_you_mean(name, seen)}")
     return Config(file=file, sensors=tuple(sensors), **sections)
 
 
@@ -230,195 +225,36 @@ def _build_sensor(index: int, table: Any, file: str, sensor_types: Mapping[str, 
                   type_hint: str, filter_types: Mapping[str, FilterFactory]) -> SensorSpec:
     path = f"sensor[{index}]"
     if not isinstance(table, dict):
-        raise ConfigError(f"{file}: {path}: expected a table, found {_show(table)}")
+        raise ConfigError(f"{file}: {path}: expected a table, found {show(table)}")
     for key in ("name", "type"):
         if key not in table:
             raise ConfigError(f"{file}: {path}.{key}: required key missing")
-    name = _check_value(str, table["name"], f"{path}.name", file)
+    name = check_value(str, table["name"], f"{path}.name", file)
     try:
         _check_topic_level("name", name)
     except ValueError as exc:
         raise ConfigError(f"{file}: {path}.{exc}") from None
-    type_name = _check_value(str, table["type"], f"{path}.type", file)
+    type_name = check_value(str, table["type"], f"{path}.type", file)
     if type_name not in sensor_types:
         known = sorted(sensor_types)
-        raise ConfigError(f"{file}: {path}.type: unknown sensor type {_show(type_name)}"
-                          f"{_did_you_mean(type_name, known)}; known types: {', '.join(known)}{type_hint}")
+        raise ConfigError(f"{file}: {path}.type: unknown sensor type {show(type_name)}"
+                          f"{did_you_mean(type_name, known)}; known types: {', '.join(known)}{type_hint}")
     if "interval_s" not in table:
         raise ConfigError(f"{file}: {path}.interval_s: required key missing")
     common = {k: table[k] for k in _SENSOR_KEYS if k in table}
     own = {k: v for k, v in table.items() if k not in _SENSOR_KEYS}
     cls = sensor_types[type_name]
-    options = _build(cls.Config, own, path, file, also_known=_SENSOR_KEYS)
-    interval_s = _check_value(float, common["interval_s"], f"{path}.interval_s", file, {"gt": 0})
-    enabled = _check_value(bool, common.get("enabled", True), f"{path}.enabled", file)
-    timeout_s = _check_value(float, common.get("timeout_s", 10.0), f"{path}.timeout_s", file, {"gt": 0})
-    urgent = _check_value(bool, common.get("urgent", False), f"{path}.urgent", file)
+    options = build_options(cls.Config, own, path, file, also_known=_SENSOR_KEYS)
+    interval_s = check_value(float, common["interval_s"], f"{path}.interval_s", file, {"gt": 0})
+    enabled = check_value(bool, common.get("enabled", True), f"{path}.enabled", file)
+    timeout_s = check_value(float, common.get("timeout_s", 10.0), f"{path}.timeout_s", file, {"gt": 0})
+    urgent = check_value(bool, common.get("urgent", False), f"{path}.urgent", file)
     filters = build_sensor_filters(common.get("filters"), common.get("channel_filters"), path=path, file=file,
                                    registry=filter_types)
     return SensorSpec(index=index, name=name, type=type_name, interval_s=interval_s, options=options,
                       enabled=enabled, timeout_s=timeout_s, filters=filters, urgent=urgent)
 
 
-# ---------------------------------------------------------------------------------------------
-# The generic table → dataclass builder, also used for plugins' Config dataclasses
-
-
-def build_options(cls: type[Any], table: Mapping[str, Any], path: str, file: str) -> Any:
-    """Build dataclass `cls` from a TOML table, with sensord's one-line errors."""
-    return _build(cls, table, path, file)
-
-
-def _build(cls: type[Any], table: Any, path: str, file: str, also_known: tuple[str, ...] = ()) -> Any:
-    if not isinstance(table, dict):
-        raise ConfigError(f"{file}: {path}: expected a table, found {_show(table)}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    known = [*fields, *also_known]
-    for key in table:
-        if key not in fields:
-            raise ConfigError(f"{file}: {_join(path, key)}: unknown key{_suggest(key, known)}")
-    kwargs: dict[str, Any] = {}
-    for name, f in fields.items():
-        key_path = _join(path, name)
-        if name in table:
-            kwargs[name] = _check_value(hints[name], table[name], key_path, file, f.metadata)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"{file}: {key_path}: required key missing")
-    try:
-        return cls(**kwargs)
-    except (ValueError, TypeError) as exc:
-        # __post_init__ messages start with the key they are about ("cert_file and ...").
-        raise ConfigError(f"{file}: {_join(path, str(exc))}") from None
-
-
-def _check_value(tp: Any, value: Any, path: str, file: str,
-                 bounds: Mapping[str, Any] | None = None) -> Any:
-    ok, converted = _convert(tp, value, path, file)
-    if ok and bounds:
-        ok = _in_bounds(converted, bounds)
-    if not ok:
-        if path.endswith("address") and tp is int and isinstance(value, int) and not isinstance(value, bool):
-            raise ConfigError(f"{file}: {path}: expected {_describe_address(bounds or {})}, found 0x{value:02x}")
-        expected = _describe(tp, bounds)
-        if isinstance(value, float) and not math.isfinite(value):
-            expected = expected.replace("a number", "a finite number", 1)
-        raise ConfigError(f"{file}: {path}: expected {expected}, found {_show(value)}")
-    return converted
-
-
-def _describe_address(bounds: Mapping[str, Any]) -> str:
-    """I2C addresses are written in hex, as datasheets and i2cdetect do."""
-    low = bounds.get("ge", bounds["gt"] + 1 if "gt" in bounds else None)
-    high = bounds.get("le", bounds["lt"] - 1 if "lt" in bounds else None)
-    if low is not None and low == high:
-        return f"0x{low:02x}"
-    if low is not None and high is not None:
-        return f"an address from 0x{low:02x} to 0x{high:02x}"
-    return "an I2C address"
-
-
-def _convert(tp: Any, value: Any, path: str, file: str) -> tuple[bool, Any]:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any:
-        return True, value
-    if origin in (types.UnionType, typing.Union):
-        for arg in args:
-            if arg is type(None):
-                continue
-            ok, converted = _convert(arg, value, path, file)
-            if ok:
-                return True, converted
-        return False, None
-    if origin is Literal:
-        hit = [a for a in args if a == value and type(a) is type(value)]
-        return (True, hit[0]) if hit else (False, None)
-    if origin in (list, tuple):
-        if not isinstance(value, list):
-            return False, None
-        items = [_check_value(args[0], item, f"{path}[{i}]", file) for i, item in enumerate(value)]
-        return True, (tuple(items) if origin is tuple else items)
-    if origin is dict or tp is dict:
-        return isinstance(value, dict), value
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            return False, None
-        return True, _build(tp, value, path, file)  # type: ignore[arg-type]
-    if tp is bool:
-        return isinstance(value, bool), value
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool), value
-    if tp is float:
-        # inf and nan are valid TOML, but no setting means anything with them ("every inf s").
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-        return ok, (float(value) if ok else None)
-    if tp is str:
-        return isinstance(value, str), value
-    return isinstance(value, tp), value
-
-
-def _in_bounds(value: Any, bounds: Mapping[str, Any]) -> bool:
-    checks = {"ge": lambda a, b: a >= b, "gt": lambda a, b: a > b,
-              "le": lambda a, b: a <= b, "lt": lambda a, b: a < b}
-    return all(checks[k](value, b) for k, b in bounds.items() if k in checks)
-
-
-def _describe(tp: Any, bounds: Mapping[str, Any] | None = None) -> str:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (types.UnionType, typing.Union):
-        parts = [_describe(a) for a in args if a is not type(None)]
-        text = " or ".join(parts)
-    elif origin is Literal:
-        text = "one of " + ", ".join(_show(a) for a in args)
-    elif origin in (list, tuple):
-        inner = _describe(args[0])
-        text = f"a list of {inner.removeprefix('a ').removeprefix('an ')}s"
-    elif dataclasses.is_dataclass(tp) or origin is dict or tp is dict:
-        text = "a table"
-    else:
-        text = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
-            tp, getattr(tp, "__name__", str(tp)))
-    symbols = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
-    for key, bound in (bounds or {}).items():
-        if key in symbols:
-            text += f" {symbols[key]} {_show(bound)}"
-    if bounds and sum(k in symbols for k in bounds) == 2:
-        text = text.replace(" <", " and <", 1)
-    return text
-
-
-def _show(value: Any) -> str:
-    """A value as it would look in TOML."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value)) if abs(value) < 1e15 else repr(value)
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_show(v) for v in value) + "]"
-    return repr(value)
-
-
-def _did_you_mean(word: str, known: typing.Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
-    return f", did you mean {_show(close[0])}?" if close else ""
-
-
-def _suggest(word: str, known: typing.Iterable[str]) -> str:
-    """`, did you mean "x"?` or, with nothing close, the list of what is allowed."""
-    known = list(known)
-    return _did_you_mean(word, known) or f"; expected one of: {', '.join(sorted(known))}"
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
 def _check_topic_level(key: str, value: str) -> None:
     if not value or set(value) & _TOPIC_FORBIDDEN:
-        raise ValueError(f"{key}: expected a non-empty name without '/', '+' or '#', found {_show(value)}")
+        raise ValueError(f"{key}: expected a non-empty name without '/', '+' or '#', found {show(value)}")

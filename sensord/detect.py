@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import errno
 import importlib
-import json
 import logging
-import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .schema import toml_key, toml_value
 from .sensor import Sensor
 
 if TYPE_CHECKING:
@@ -152,32 +151,12 @@ def sensor_block(name: str, type_name: str, keys: Mapping[str, Any], *, interval
     """A `[[sensor]]` block with `name`, `type`, `interval_s` and `keys` (an `address` in hex).
     Also for sensors found elsewhere, e.g. 1-Wire: `sensor_block("boiler", "ds18b20",
     {"device": "28-00000a1b2c3d"})`."""
-    lines = ["[[sensor]]", f"name = {_toml_value(name)}", f"type = {_toml_value(type_name)}",
+    lines = ["[[sensor]]", f"name = {toml_value(name)}", f"type = {toml_value(type_name)}",
              f"interval_s = {interval_s}"]
     for key, value in keys.items():
-        text = f"0x{value:02x}" if key == "address" and isinstance(value, int) else _toml_value(value)
-        lines.append(f"{_toml_key(key)} = {text}")
+        text = f"0x{value:02x}" if key == "address" and isinstance(value, int) else toml_value(value)
+        lines.append(f"{toml_key(key)} = {text}")
     return "\n".join(lines) + "\n"
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"cannot write {value!r} in TOML config")
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} {value!r} in TOML config")
-
-
-def _toml_key(key: str) -> str:
-    return key if key and all(c.isalnum() or c in "_-" for c in key) and key.isascii() else _toml_value(key)
 
 
 def fake_bus_with_all_models(modules: Iterable[tuple[str, tuple[int, ...]]] = FAKE_MODELS, *,

@@ -51,10 +51,10 @@ import dataclasses
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import ConfigError, PluginError
+from .schema import build_options, did_you_mean, show, toml_key
 from .sensor import Value
 
 if TYPE_CHECKING:
@@ -67,19 +67,6 @@ T = TypeVar("T")
 #: The name of the combinator built into `build_chain`; no plugin may register it.
 OR = "or"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def _config() -> ModuleType:
-    # config.py imports this module (SensorSpec holds ChannelFilters), so import it at call time.
-    from . import config
-
-    return config
-
-
-def show(value: Any) -> str:
-    """A value as it looks in TOML, for messages: `"x"`, `5`, `[1, 2]`, `a table`."""
-    return str(_config()._show(value))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,7 +115,7 @@ def filter_options(cls: type[T], arg: Any, path: str) -> T:
     Field types and `metadata` bounds are checked as for `SensorConfig`; unknown keys get a
     did-you-mean; `__post_init__` raises `ValueError("<key>: ...")` for checks across fields."""
     try:
-        built: T = _config().build_options(cls, arg, path, "")
+        built: T = build_options(cls, arg, path, "")
     except ConfigError as exc:  # built with no file name: ": <path>: ..."
         raise ConfigError(str(exc).removeprefix(": ")) from None
     return built
@@ -362,17 +349,11 @@ class ChannelFilters:
             return
         for quantity in self.overrides:
             if quantity not in known:
-                cfg = _config()
                 raise ConfigError(f"{self.file}: {self.path}.channel_filters.{toml_key(quantity)}: unknown "
-                                  f"channel{cfg._did_you_mean(quantity, known)}; the sensor has: {', '.join(known)}")
+                                  f"channel{did_you_mean(quantity, known)}; the sensor has: {', '.join(known)}")
 
     def __repr__(self) -> str:
         return f"ChannelFilters({self.default!r}, {self.overrides!r})"
-
-
-def toml_key(key: str) -> str:
-    """A key as written in a TOML path: bare when it can be, else quoted (`"pm2.5"`)."""
-    return key if _BARE_KEY.match(key) else show(key)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -428,8 +409,7 @@ def _build_filter(item: Any, path: str, file: str, registry: Mapping[str, Filter
     factory = registry.get(name)
     if factory is None:
         known = sorted([*registry, OR])
-        cfg = _config()
-        hint = cfg._did_you_mean(name, known) or f"; known filters: {', '.join(known)}"
+        hint = did_you_mean(name, known) or f"; known filters: {', '.join(known)}"
         raise ConfigError(f"{file}: {path}: unknown filter {show(name)}{hint}")
     try:
         built = factory(arg, arg_path)

@@ -12,6 +12,7 @@ from .encoding import senml_name_problem
 from .errors import ConfigError, SensorError
 from .hardware import Hardware
 from .plugins import PluginHost, get_plugin_manager
+from .schema import show
 from .sensor import Sensor, declared_channels
 
 #: The compatibility mode: one plain-text MQTT message per reading (the publisher's job; batches
@@ -98,11 +99,11 @@ def _check_senml_names(config: Config, enabled: tuple[SensorSpec, ...]) -> None:
     node = config.node.id
     if senml_name_problem(node, "s", "q"):
         raise ConfigError(f"{config.file}: node.id: expected a name of {allowed}, starting with a letter or "
-                          f"digit ({why}), found {cfgmod._show(node)}")
+                          f"digit ({why}), found {show(node)}")
     for spec in enabled:
         if senml_name_problem(node, spec.name, "q"):
             raise ConfigError(f"{config.file}: {spec.path}.name: expected a name of {allowed} ({why}), "
-                              f"found {cfgmod._show(spec.name)}")
+                              f"found {show(spec.name)}")
 
 
 def _in_file(file: str, key: str, exc: ConfigError) -> ConfigError:
