@@ -25,7 +25,7 @@ from sensord.filters import (
     builtin_filters,
     collect_filters,
 )
-from sensord.filters_builtin import fit_line
+from sensord.filters.builtin import fit_line
 from sensord.sensor import Sample
 
 NAN = math.nan

@@ -35,8 +35,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from types import MappingProxyType
 from typing import Any, Literal
 
-from .errors import ConfigError
-from .filters import (
+from ..errors import ConfigError
+from ..sensor import Value
+from .chain import (
     Filter,
     FilterFactory,
     Gate,
@@ -49,7 +50,6 @@ from .filters import (
     show,
     usable,
 )
-from .sensor import Value
 
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*%\s*$")
 

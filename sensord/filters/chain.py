@@ -53,14 +53,14 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import ConfigError, PluginError
-from .schema import build_options, did_you_mean, show, toml_key
-from .sensor import Value
+from ..errors import ConfigError, PluginError
+from ..schema import build_options, did_you_mean, show, toml_key
+from ..sensor import Value
 
 if TYPE_CHECKING:
     import pluggy
 
-    from .sensor import Sample
+    from ..sensor import Sample
 
 T = TypeVar("T")
 
@@ -363,7 +363,7 @@ class ChannelFilters:
 def builtin_filters() -> dict[str, FilterFactory]:
     """The built-in filter factories by name (a new dict; `or` is not in it, see `OR`)."""
     # filters_builtin subclasses Filter from this module, so import it at call time.
-    from .filters_builtin import BUILTIN_FILTERS
+    from .builtin import BUILTIN_FILTERS
 
     return dict(BUILTIN_FILTERS)
 
@@ -450,7 +450,7 @@ def collect_filters(pm: pluggy.PluginManager) -> dict[str, FilterFactory]:
     time so that an error names the plugin. Raises PluginError on a bad return or a name clash."""
     registry = builtin_filters()
     owner = dict.fromkeys([*registry, OR], "")  # "" = built-in
-    from .hookspecs import call_per_plugin
+    from ..hookspecs import call_per_plugin
 
     for plugin, result in call_per_plugin(pm, "sensord_register_filters", returns=Mapping,
                                           expected="a dict of filter name to factory"):
