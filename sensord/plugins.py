@@ -26,7 +26,8 @@ import pluggy
 from . import hookspecs
 from .encoding import ENCODINGS, Encoding
 from .errors import PluginError
-from .filters import FilterFactory, collect_filters
+from .filters import FilterFactory
+from .filters.build import collect_filters
 from .sensor import Sensor, SensorConfig
 
 if TYPE_CHECKING:

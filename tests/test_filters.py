@@ -23,8 +23,8 @@ from sensord.filters import (
     build_chain,
     build_sensor_filters,
     builtin_filters,
-    collect_filters,
 )
+from sensord.filters.build import collect_filters
 from sensord.filters.builtin import fit_line
 from sensord.sensor import Sample
 

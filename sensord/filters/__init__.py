@@ -45,50 +45,45 @@ whose message starts with that key path (`filter_error()` writes one; `filter_op
 options dataclass from a table with sensord's usual messages). The file name is added for it.
 """
 
+from ..schema import show
+from .build import OR, build_chain, build_sensor_filters, builtin_filters
 from .chain import (
-    OR,
-    ChannelFilters,
     Filter,
     FilterChain,
     FilterFactory,
     Gate,
     Heartbeat,
     Or,
-    build_chain,
-    build_sensor_filters,
-    builtin_filters,
-    collect_filters,
     common_grid,
     filter_error,
     filter_options,
     is_number,
     on_grid,
     period_passed,
-    show,
-    toml_key,
     usable,
 )
+from .channels import ChannelFilters
 
 __all__ = [
-    "OR",
-    "ChannelFilters",
+    # The plugin API (docs/plugins.md, sensord_register_filters)
     "Filter",
-    "FilterChain",
     "FilterFactory",
     "Gate",
+    "filter_error",
+    "filter_options",
+    "is_number",
+    "show",
+    # For the daemon, the config and the test harness
+    "OR",
+    "ChannelFilters",
+    "FilterChain",
     "Heartbeat",
     "Or",
     "build_chain",
     "build_sensor_filters",
     "builtin_filters",
-    "collect_filters",
     "common_grid",
-    "filter_error",
-    "filter_options",
-    "is_number",
     "on_grid",
     "period_passed",
-    "show",
-    "toml_key",
     "usable",
 ]

@@ -36,6 +36,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from ..errors import ConfigError
+from ..schema import show
 from ..sensor import Value
 from .chain import (
     Filter,
@@ -47,7 +48,6 @@ from .chain import (
     is_number,
     on_grid,
     period_passed,
-    show,
     usable,
 )
 
