@@ -15,7 +15,7 @@ import inspect
 import logging
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, is_dataclass
 from pathlib import Path
 from types import ModuleType
@@ -26,8 +26,7 @@ import pluggy
 from . import hookspecs
 from .encoding import ENCODINGS, Encoding
 from .errors import PluginError
-from .filters import FilterFactory
-from .filters.build import collect_filters
+from .filters import OR, FilterFactory, builtin_filters
 from .sensor import Sensor, SensorConfig
 
 if TYPE_CHECKING:
@@ -295,3 +294,26 @@ def _encoding_problem(item: object) -> str | None:
         return f"content_type {content_type!r} is not a non-empty string"
     missing = [m for m in ("matches", "encode", "decode") if not callable(getattr(item, m, None))]
     return f"missing method {', '.join(missing)}" if missing else None
+
+
+def collect_filters(pm: pluggy.PluginManager) -> dict[str, FilterFactory]:
+    """The built-in filters plus every plugin's `sensord_register_filters`, called one plugin at a
+    time so that an error names the plugin. Raises PluginError on a bad return or a name clash."""
+    registry = builtin_filters()
+    owner = dict.fromkeys([*registry, OR], "")  # "" = built-in
+    for plugin, result in hookspecs.call_per_plugin(pm, "sensord_register_filters", returns=Mapping,
+                                                    expected="a dict of filter name to factory"):
+        where = f'plugin "{plugin}": sensord_register_filters'
+        for name, factory in result.items():
+            if not isinstance(name, str) or not _TYPE_NAME.match(name):
+                raise PluginError(f"{where}: filter names must match [a-z][a-z0-9_]*, found {name!r}")
+            if not callable(factory):
+                raise PluginError(f'{where}: filter "{name}": expected a factory (arg, path) -> Filter, '
+                                  f"found {factory!r:.60}")
+            if name in owner:
+                other = owner[name]
+                by = f'plugin "{other}"' if other else "sensord (built-in)"
+                raise PluginError(f'plugin "{plugin}": filter "{name}" is already registered by {by}')
+            registry[name] = factory
+            owner[name] = plugin
+    return registry

@@ -24,8 +24,8 @@ from sensord.filters import (
     build_sensor_filters,
     builtin_filters,
 )
-from sensord.filters.build import collect_filters
 from sensord.filters.builtin import fit_line
+from sensord.plugins import collect_filters
 from sensord.sensor import Sample
 
 NAN = math.nan

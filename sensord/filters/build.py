@@ -5,9 +5,8 @@ branches are chains. Factories come from a registry: `builtin_filters()`, plus t
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import ConfigError, PluginError
 from ..schema import did_you_mean, show, toml_key
@@ -15,12 +14,8 @@ from .builtin import BUILTIN_FILTERS
 from .chain import Filter, FilterChain, FilterFactory, Or
 from .channels import ChannelFilters
 
-if TYPE_CHECKING:
-    import pluggy
-
 #: The name of the combinator built into `build_chain`; no plugin may register it.
 OR = "or"
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 def builtin_filters() -> dict[str, FilterFactory]:
@@ -100,31 +95,3 @@ def _with_file(file: str, message: str, path: str) -> str:
     if message.startswith(path.split(".")[0]):
         return f"{file}: {message}"
     return f"{file}: {path}: {message}"
-
-
-# ---------------------------------------------------------------------------------------------
-# Plugins
-
-def collect_filters(pm: pluggy.PluginManager) -> dict[str, FilterFactory]:
-    """The built-in filters plus every plugin's `sensord_register_filters`, called one plugin at a
-    time so that an error names the plugin. Raises PluginError on a bad return or a name clash."""
-    registry = builtin_filters()
-    owner = dict.fromkeys([*registry, OR], "")  # "" = built-in
-    from ..hookspecs import call_per_plugin
-
-    for plugin, result in call_per_plugin(pm, "sensord_register_filters", returns=Mapping,
-                                          expected="a dict of filter name to factory"):
-        where = f'plugin "{plugin}": sensord_register_filters'
-        for name, factory in result.items():
-            if not isinstance(name, str) or not _NAME.match(name):
-                raise PluginError(f"{where}: filter names must match [a-z][a-z0-9_]*, found {name!r}")
-            if not callable(factory):
-                raise PluginError(f'{where}: filter "{name}": expected a factory (arg, path) -> Filter, '
-                                  f"found {factory!r:.60}")
-            if name in owner:
-                other = owner[name]
-                by = f'plugin "{other}"' if other else "sensord (built-in)"
-                raise PluginError(f'plugin "{plugin}": filter "{name}" is already registered by {by}')
-            registry[name] = factory
-            owner[name] = plugin
-    return registry
