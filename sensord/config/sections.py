@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .errors import ConfigError
-from .filters import ChannelFilters, FilterFactory, build_sensor_filters, builtin_filters
-from .schema import build_options, check_value, did_you_mean, show, suggest
-from .sensor import Sensor, SensorConfig, field_range
+from ..errors import ConfigError
+from ..filters import ChannelFilters, FilterFactory, build_sensor_filters, builtin_filters
+from ..schema import build_options, check_value, did_you_mean, show, suggest
+from ..sensor import Sensor, SensorConfig, field_range
 
 DEFAULT_PATH = "/etc/sensord/sensord.toml"
 ENV_VAR = "SENSORD_CONFIG"

@@ -1,0 +1,50 @@
+"""TOML configuration into frozen dataclasses.
+
+Every error is one line: `<file>: <key path>: <what was expected>, found <what was there>`.
+Key paths are written as in TOML, with 0-based indexes into arrays of tables: `sensor[2].interval_s`.
+
+Parsing happens in two steps because the plugin section decides which sensor types exist:
+`read_toml()` → `parse_plugins()` → (load plugins) → `parse_config()`.
+"""
+
+from ..schema import build_options
+from .sections import (
+    _SECTIONS,
+    _SENSOR_KEYS,
+    DEFAULT_PATH,
+    ENV_VAR,
+    BatchConfig,
+    BufferConfig,
+    Config,
+    HardwareConfig,
+    MqttConfig,
+    NodeConfig,
+    PluginsConfig,
+    SensorSpec,
+    TlsConfig,
+    parse_config,
+    parse_plugins,
+    read_toml,
+    resolve_path,
+)
+
+__all__ = [
+    "DEFAULT_PATH",
+    "ENV_VAR",
+    "_SECTIONS",
+    "_SENSOR_KEYS",
+    "BatchConfig",
+    "BufferConfig",
+    "Config",
+    "HardwareConfig",
+    "MqttConfig",
+    "NodeConfig",
+    "PluginsConfig",
+    "SensorSpec",
+    "TlsConfig",
+    "build_options",
+    "parse_config",
+    "parse_plugins",
+    "read_toml",
+    "resolve_path",
+]
