@@ -223,10 +223,10 @@ def test_example_documents_every_key() -> None:
     doc = tomllib.loads(uncommented)
     import dataclasses
 
-    for section, cls in cfgmod._SECTIONS.items():
+    for section, cls in cfgmod.SECTIONS.items():
         for f in dataclasses.fields(cls):
             assert f.name in doc.get(section, {}), f"{section}.{f.name} is not in the example"
-    for key in cfgmod._SENSOR_KEYS:
+    for key in cfgmod.SENSOR_KEYS:
         assert any(key in s for s in doc["sensor"]), f"sensor.{key} is not in the example"
 
 

@@ -8,11 +8,10 @@ Parsing happens in two steps because the plugin section decides which sensor typ
 """
 
 from ..schema import build_options
+from .parse import DEFAULT_PATH, ENV_VAR, parse_config, parse_plugins, read_toml, resolve_path
 from .sections import (
-    _SECTIONS,
-    _SENSOR_KEYS,
-    DEFAULT_PATH,
-    ENV_VAR,
+    SECTIONS,
+    SENSOR_KEYS,
     BatchConfig,
     BufferConfig,
     Config,
@@ -22,17 +21,13 @@ from .sections import (
     PluginsConfig,
     SensorSpec,
     TlsConfig,
-    parse_config,
-    parse_plugins,
-    read_toml,
-    resolve_path,
 )
 
 __all__ = [
     "DEFAULT_PATH",
     "ENV_VAR",
-    "_SECTIONS",
-    "_SENSOR_KEYS",
+    "SECTIONS",
+    "SENSOR_KEYS",
     "BatchConfig",
     "BufferConfig",
     "Config",
