@@ -24,7 +24,7 @@ FORBIDDEN_SENSORD = (
     "sensord.scheduler", "sensord.config", "sensord.filters", "sensord.filters_builtin", "sensord.batch",
     "sensord.pipeline", "sensord.buffer", "sensord.staging", "sensord.mqtt", "sensord.mqtt_compat",
     "sensord.publisher", "sensord.plugins", "sensord.daemon", "sensord.app", "sensord.startup",
-    "sensord.cli", "sensord.listen", "sensord.testing",
+    "sensord.cli", "sensord.cli.listen", "sensord.testing",
 )
 #: Libraries only those parts use: the event loop, the MQTT clients, SQLite, timeit (benchmarks).
 FORBIDDEN_OTHER = ("asyncio", "paho", "aiomqtt", "asyncio_mqtt", "sqlite3", "timeit")

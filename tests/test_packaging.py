@@ -30,8 +30,8 @@ def test_wheel_installs_and_runs(tmp_path: Path) -> None:
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
         entry_points = zf.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    assert {"sensord/cli.py", "sensord/testing/pytest_plugin.py", "sensord_plugins/sim.py",
-            "sensord_plugins/system.py"} <= names
+    assert {"sensord/cli/__init__.py", "sensord/cli/listen.py", "sensord/testing/pytest_plugin.py",
+            "sensord_plugins/sim.py", "sensord_plugins/system.py"} <= names
     assert "sensord = sensord.cli:run" in entry_points
     assert "[pytest11]" in entry_points and "sensord = sensord.testing.pytest_plugin" in entry_points
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from sensord.cli.rows import reading_rows
 from sensord.encoding import Batch
-from sensord.rows import reading_rows
 from sensord.sensor import Sample
 
 

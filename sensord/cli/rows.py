@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .encoding import Batch
+    from ..encoding import Batch
 
 
 def reading_rows(batch: Batch) -> list[dict[str, object]]:

@@ -18,15 +18,15 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import __version__, startup
-from . import config as cfgmod
-from .errors import BufferUnwritable, ConfigError, PluginError, SensordError
-from .hardware import Hardware
-from .scheduler import Worker, call_with_timeout, read_with_timeout
-from .sensor import Reading
+from .. import __version__, startup
+from .. import config as cfgmod
+from ..errors import BufferUnwritable, ConfigError, PluginError, SensordError
+from ..hardware import Hardware
+from ..scheduler import Worker, call_with_timeout, read_with_timeout
+from ..sensor import Reading
 
 if TYPE_CHECKING:
-    from .plugins import PluginHost
+    from ..plugins import PluginHost
 
 EX_OK, EX_FAIL, EX_USAGE, EX_CANTCREAT, EX_CONFIG = 0, 1, 2, 73, 78
 log = logging.getLogger("sensord")
@@ -234,7 +234,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         plugins_cfg = cfgmod.parse_plugins(cfgmod.read_toml(path), path)
     else:
         plugins_cfg = cfgmod.PluginsConfig()
-    from .plugins import get_plugin_manager
+    from ..plugins import get_plugin_manager
 
     host = get_plugin_manager(dirs=plugins_cfg.dirs, disabled=plugins_cfg.disabled)
     types_by_plugin: dict[str, list[str]] = {}
@@ -251,7 +251,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .daemon import run_daemon
+    from ..daemon import run_daemon
 
     path = cfgmod.resolve_path(args.config)
     loaded = startup.load_runnable(path)  # a plugin that failed to load is logged there, and run goes on
@@ -264,7 +264,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _plugin_host(config: str | None) -> PluginHost:
     """Built-in, entry-point and drop-in plugins as `-c FILE` (else the default config file, if
     there is one) configures them: for commands that need plugins but not the rest of a config."""
-    from .plugins import get_plugin_manager
+    from ..plugins import get_plugin_manager
 
     path = cfgmod.resolve_path(config)
     plugins_cfg = (cfgmod.parse_plugins(cfgmod.read_toml(path), path)
@@ -273,7 +273,7 @@ def _plugin_host(config: str | None) -> PluginHost:
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    from .encoding import DecodeError, decode
+    from ..encoding import DecodeError, decode
     from .rows import reading_rows
 
     name = "stdin" if args.file == "-" else args.file
@@ -293,11 +293,11 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    from .detect import identify, scan, sensor_block, suggest_name, toml_block
+    from ..detect import identify, scan, sensor_block, suggest_name, toml_block
 
     host = _plugin_host(args.config)
     if args.fake:
-        from .testing.fakenode import fake_node_hardware
+        from ..testing.fakenode import fake_node_hardware
 
         hardware = fake_node_hardware(host.device_models)
     else:
@@ -327,8 +327,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
 def cmd_buffer(args: argparse.Namespace) -> int:
     import time
 
-    from .buffer import Buffer
-    from .errors import BufferStorageError
+    from ..buffer import Buffer
+    from ..errors import BufferStorageError
 
     path = cfgmod.resolve_path(args.config)
     cfg = startup.load(path).config

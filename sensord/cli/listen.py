@@ -9,9 +9,9 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .config import MqttConfig
-from .encoding import ENCODINGS, DecodeError, Encoding, decode
-from .mqtt import MqttLink
+from ..config import MqttConfig
+from ..encoding import ENCODINGS, DecodeError, Encoding, decode
+from ..mqtt import MqttLink
 from .rows import reading_rows
 
 log = logging.getLogger(__name__)
