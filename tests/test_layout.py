@@ -221,11 +221,6 @@ def test_schema_is_a_leaf() -> None:
     assert import_graph()["sensord.schema"] == {"sensord.errors"}
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "cycles outside config/filters remain (issue 11): "
-    "{encoding, hookspecs, pipeline, testing, testing.harness}, e.g. encoding → hookspecs → testing → "
-    "testing.harness → encoding (hookspecs names enc_base and testing.i2c under TYPE_CHECKING, "
-    "testing/__init__ names harness under TYPE_CHECKING); {testing.broker, testing.mqtt_client}"))
 def test_no_import_cycles() -> None:
     graph = import_graph()
     found = describe_cycles(graph)

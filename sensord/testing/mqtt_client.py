@@ -19,10 +19,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .broker import Mosquitto
+
+class _Trust(Protocol):
+    @property
+    def ca_cert(self) -> Path: ...
+
+
+class BrokerAddress(Protocol):
+    """What these clients need of a broker: `sensord.testing.Mosquitto` (whose module imports
+    this one) has it; so can any other test broker."""
+
+    host: str
+    port: int
+    password: tuple[str, str] | None
+    tls: bool
+    pki: _Trust | None
+
+    @property
+    def url(self) -> str: ...
 
 __all__ = ["Message", "Subscription", "collect", "connect", "paho_client", "publish"]
 
@@ -42,7 +58,7 @@ def _failed(code: Any) -> bool:
     return int(getattr(code, "value", code)) >= 0x80
 
 
-def paho_client(broker: Mosquitto, *, client_id: str = "", username: str | None = None,
+def paho_client(broker: BrokerAddress, *, client_id: str = "", username: str | None = None,
                 password: str | None = None, ca_cert: Path | None = None) -> Any:
     """A paho `Client` (not connected) set up for `broker`: credentials and TLS trust.
 
@@ -80,7 +96,7 @@ class Subscription:
     subscriber reconnects within 0.2 s and subscribes again (so retained messages come again).
     """
 
-    def __init__(self, broker: Mosquitto, topic_filter: str, *, qos: int = 1, client_id: str = "",
+    def __init__(self, broker: BrokerAddress, topic_filter: str, *, qos: int = 1, client_id: str = "",
                  username: str | None = None, password: str | None = None,
                  timeout_s: float = 5.0) -> None:
         if username is None and broker.password is not None:
@@ -156,7 +172,7 @@ class Subscription:
         self.stop()
 
 
-def collect(broker: Mosquitto, topic_filter: str, *, count: int | None = None, timeout_s: float = 2.0,
+def collect(broker: BrokerAddress, topic_filter: str, *, count: int | None = None, timeout_s: float = 2.0,
             qos: int = 1, **kwargs: Any) -> list[Message]:
     """Subscribe and return what arrives: `count` messages (else `TimeoutError`), or, with
     `count=None`, everything within `timeout_s` (handy for retained messages)."""
@@ -167,7 +183,7 @@ def collect(broker: Mosquitto, topic_filter: str, *, count: int | None = None, t
         return list(sub.messages)
 
 
-def connect(broker: Mosquitto, *, keepalive_s: int = 30, timeout_s: float = 5.0,
+def connect(broker: BrokerAddress, *, keepalive_s: int = 30, timeout_s: float = 5.0,
             address: tuple[str, int] | None = None, will: tuple[str, bytes] | None = None,
             **kwargs: Any) -> Any:
     """A paho client connected to `broker` with its network thread running; call
@@ -205,7 +221,7 @@ def connect(broker: Mosquitto, *, keepalive_s: int = 30, timeout_s: float = 5.0,
     return client
 
 
-def publish(broker: Mosquitto, topic: str, payload: bytes | str, *, qos: int = 1, retain: bool = False,
+def publish(broker: BrokerAddress, topic: str, payload: bytes | str, *, qos: int = 1, retain: bool = False,
             timeout_s: float = 5.0, **kwargs: Any) -> None:
     """Connect, publish one message, wait until the broker has it (PUBACK/PUBCOMP), disconnect.
 
