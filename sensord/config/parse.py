@@ -44,7 +44,8 @@ def read_toml(path: str) -> dict[str, Any]:
 
 def parse_plugins(doc: Mapping[str, Any], file: str) -> PluginsConfig:
     """Only the `[plugins]` section, needed before plugins can be loaded."""
-    return build_options(PluginsConfig, doc.get("plugins", {}), "plugins", file)
+    plugins: PluginsConfig = build_options(PluginsConfig, doc.get("plugins", {}), "plugins", file)
+    return plugins
 
 
 def parse_config(doc: Mapping[str, Any], file: str, sensor_types: Mapping[str, type[Sensor]],

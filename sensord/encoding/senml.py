@@ -166,7 +166,8 @@ def _unscaled(value: Any, n: int, where: str) -> Value:
     if isinstance(value, float):
         return _from_float(value, n) if math.isfinite(value) else value
     if n > 0 and value % 10**n == 0:
-        return value // 10**n
+        quotient: int = value // 10**n  # an int here: the CBOR/JSON types are all handled above
+        return quotient
     return _from_decimal(Decimal(value), n)
 
 
