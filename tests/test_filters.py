@@ -8,7 +8,7 @@ import re
 import textwrap
 import tomllib
 from dataclasses import dataclass, field
-from types import SimpleNamespace
+from types import ModuleType
 from typing import Any
 
 import pluggy
@@ -396,10 +396,14 @@ def test_collect_filters_without_the_hookspec_gives_builtins() -> None:
 
 
 def fake_pm(*impls: tuple[str, Any]) -> Any:
-    """Just what collect_filters uses of a pluggy manager."""
-    hookimpls = [SimpleNamespace(plugin_name=name, function=fn) for name, fn in impls]
-    return SimpleNamespace(hook=SimpleNamespace(
-        sensord_register_filters=SimpleNamespace(get_hookimpls=lambda: hookimpls)))
+    """A manager with one plugin per (name, `sensord_register_filters` function), in that order."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    for name, fn in impls:
+        plugin = ModuleType(name)
+        plugin.sensord_register_filters = hookspecs.hookimpl(fn)  # type: ignore[attr-defined]
+        pm.register(plugin, name=name)
+    return pm
 
 
 def boom() -> dict[str, Any]:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import sys
 import textwrap
+import types
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pluggy
 import pytest
 
 from sensord.errors import PluginError
+from sensord.hookspecs import PROJECT, call_per_plugin, hookimpl, hookspec
 from sensord.plugins import BUILTIN_PLUGINS, get_plugin_manager
 
 THERMO = '''
@@ -126,6 +131,7 @@ def test_duplicate_type_names_both_plugins(tmp_path: Path) -> None:
                      "expected a Sensor subclass"),
     ("return 3", 'plugin "odd": sensord_register_sensors must return a list of Sensor classes, returned int'),
     ("raise KeyError('x')", "plugin \"odd\": sensord_register_sensors raised KeyError: 'x'"),
+    ("pass", 'plugin "odd": sensord_register_sensors must return a list of Sensor classes, returned NoneType'),
 ])
 def test_invalid_registrations_name_the_plugin(tmp_path: Path, body: str, message: str) -> None:
     (tmp_path / "odd.py").write_text(f"import sensord\n\n@sensord.hookimpl\n"
@@ -139,3 +145,63 @@ def test_bad_type_name(tmp_path: Path) -> None:
     (tmp_path / "caps.py").write_text(THERMO.format(type_name="Thermo"))
     with pytest.raises(PluginError, match=r'plugin "caps": Thermo.type_name must match'):
         get_plugin_manager(dirs=[str(tmp_path)], entry_points=False)
+
+
+# -- adding a hook parameter is compatible (STYLE.md §3) -----------------------------------------
+
+def namespace(name: str, **functions: Callable[..., Any]) -> types.ModuleType:
+    """A plugin or spec module made in the test (modules, as pluggy 1.0 needs hashable plugins)."""
+    module = types.ModuleType(name)
+    for attr, function in functions.items():
+        setattr(module, attr, function)
+    return module
+
+
+def manager_whose_spec_gained_a_parameter() -> pluggy.PluginManager:
+    """A manager as a later sensord would build it: `sensord_register_sensors(node_id)`."""
+
+    @hookspec
+    def sensord_register_sensors(node_id: str) -> list[str]:  # type: ignore[empty-body]
+        ...
+
+    pm = pluggy.PluginManager(PROJECT)
+    pm.add_hookspecs(namespace("later_specs", sensord_register_sensors=sensord_register_sensors))
+    return pm
+
+
+def test_a_plugin_written_before_a_hook_gained_a_parameter_keeps_working() -> None:
+    @hookimpl
+    def old() -> list[str]:  # written against today's spec: no parameter
+        return ["old"]
+
+    @hookimpl
+    def new(node_id: str) -> list[str]:
+        return [f"new on {node_id}"]
+
+    pm = manager_whose_spec_gained_a_parameter()
+    pm.register(namespace("old_plugin", sensord_register_sensors=old), name="old_plugin")
+    pm.register(namespace("new_plugin", sensord_register_sensors=new), name="new_plugin")
+    pm.check_pending()
+    results = call_per_plugin(pm, "sensord_register_sensors", returns=list, expected="a list",
+                              hook_args={"node_id": "attic"})
+    assert list(results) == [("old_plugin", ["old"]), ("new_plugin", ["new on attic"])]  # load order
+
+
+def test_errors_of_a_hook_with_parameters_still_name_the_plugin() -> None:
+    @hookimpl
+    def fine(node_id: str) -> list[str]:
+        return [node_id]
+
+    @hookimpl
+    def broken(node_id: str) -> list[str]:
+        raise KeyError(node_id)
+
+    pm = manager_whose_spec_gained_a_parameter()
+    pm.register(namespace("fine", sensord_register_sensors=fine), name="fine")
+    pm.register(namespace("broken", sensord_register_sensors=broken), name="broken")
+    results = call_per_plugin(pm, "sensord_register_sensors", returns=list, expected="a list",
+                              hook_args={"node_id": "attic"})
+    assert next(results) == ("fine", ["attic"])
+    with pytest.raises(PluginError) as info:
+        next(results)
+    assert str(info.value) == "plugin \"broken\": sensord_register_sensors raised KeyError: 'attic'"
