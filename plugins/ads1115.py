@@ -48,6 +48,7 @@ from sensord.i2c import swap16
 
 if TYPE_CHECKING:
     from sensord.hardware import Hardware
+    from sensord.testing import I2CDeviceModel
 
 # Registers, selected by the pointer byte P[1:0] (§9.6.1); each is 16 bits, MSB first (§9.5.3).
 _REG_CONVERSION = 0x00  # §9.6.2: the last result, two's complement; 0 after power-up
@@ -220,3 +221,10 @@ class ADS1115(I2CSensor):
 @sensord.hookimpl
 def sensord_register_sensors() -> list[type[sensord.Sensor]]:
     return [ADS1115]
+
+
+@sensord.hookimpl
+def sensord_register_device_models() -> list[type[I2CDeviceModel]]:
+    from sensord.testing.models.ads1115 import ADS1115Model  # lazy: only the fake node asks
+
+    return [ADS1115Model]

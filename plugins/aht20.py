@@ -29,12 +29,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sensord
 from sensord import Channel, I2CConfig, I2CSensor, Reading, Sensor, field_range
 from sensord.hardware import LockedBus
 from sensord.i2c import crc8, read_bytes
+
+if TYPE_CHECKING:
+    from sensord.testing import I2CDeviceModel
 
 DEFAULT_ADDRESS = 0x38
 
@@ -173,3 +176,10 @@ class AHT20(I2CSensor):
 @sensord.hookimpl
 def sensord_register_sensors() -> list[type[Sensor]]:
     return [AHT20]
+
+
+@sensord.hookimpl
+def sensord_register_device_models() -> list[type[I2CDeviceModel]]:
+    from sensord.testing.models.aht20 import AHT20Model  # lazy: only the fake node asks
+
+    return [AHT20Model]

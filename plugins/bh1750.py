@@ -40,12 +40,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sensord
 from sensord import Channel, I2CConfig, I2CSensor, Reading, Sensor, field_range
 from sensord.hardware import LockedBus
 from sensord.i2c import read_bytes
+
+if TYPE_CHECKING:
+    from sensord.testing import I2CDeviceModel
 
 ADDRESS_LOW, ADDRESS_HIGH = 0x23, 0x5C  # ADDR pin low / high (datasheet "Slave Address")
 DEFAULT_ADDRESS = ADDRESS_LOW
@@ -146,3 +149,10 @@ class BH1750(I2CSensor):
 @sensord.hookimpl
 def sensord_register_sensors() -> list[type[Sensor]]:
     return [BH1750]
+
+
+@sensord.hookimpl
+def sensord_register_device_models() -> list[type[I2CDeviceModel]]:
+    from sensord.testing.models.bh1750 import BH1750Model  # lazy: only the fake node asks
+
+    return [BH1750Model]

@@ -46,10 +46,13 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import sensord
 from sensord import Channel, I2CConfig, I2CSensor, Reading, Sensor, field_range
+
+if TYPE_CHECKING:
+    from sensord.testing import I2CDeviceModel
 
 # Registers (BME280 datasheet §5.3, Table 18; the BMP280 has the same map without humidity).
 _REG_CALIB_TP = 0x88  # dig_T1..dig_P9, 0xA0 unused, dig_H1 at 0xA1 (§4.2.2, Table 16)
@@ -314,3 +317,10 @@ def _other_chip_hint(chip_id: int) -> str:
 @sensord.hookimpl
 def sensord_register_sensors() -> list[type[Sensor]]:
     return [BME280, BMP280]
+
+
+@sensord.hookimpl
+def sensord_register_device_models() -> list[type[I2CDeviceModel]]:
+    from sensord.testing.models.bme280 import BME280Model, BMP280Model  # lazy: only the fake node asks
+
+    return [BMP280Model, BME280Model]

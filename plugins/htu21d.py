@@ -35,12 +35,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sensord
 from sensord import Channel, I2CConfig, I2CSensor, Reading, Sensor, field_range
 from sensord.hardware import LockedBus
 from sensord.i2c import crc8, read_bytes
+
+if TYPE_CHECKING:
+    from sensord.testing import I2CDeviceModel
 
 DEFAULT_ADDRESS = 0x40
 
@@ -193,3 +196,10 @@ class HTU21D(I2CSensor):
 @sensord.hookimpl
 def sensord_register_sensors() -> list[type[Sensor]]:
     return [HTU21D]
+
+
+@sensord.hookimpl
+def sensord_register_device_models() -> list[type[I2CDeviceModel]]:
+    from sensord.testing.models.htu21d import HTU21DModel  # lazy: only the fake node asks
+
+    return [HTU21DModel]

@@ -49,6 +49,7 @@ from sensord.i2c import signed, swap16
 
 if TYPE_CHECKING:
     from sensord.hardware import Hardware
+    from sensord.testing import I2CDeviceModel
 
 log = logging.getLogger(__name__)
 
@@ -241,3 +242,10 @@ class INA219(I2CSensor):
 @sensord.hookimpl
 def sensord_register_sensors() -> list[type[sensord.Sensor]]:
     return [INA219]
+
+
+@sensord.hookimpl
+def sensord_register_device_models() -> list[type[I2CDeviceModel]]:
+    from sensord.testing.models.ina219 import INA219Model  # lazy: only the fake node asks
+
+    return [INA219Model]

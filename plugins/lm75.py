@@ -36,11 +36,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sensord
 from sensord import Channel, I2CConfig, I2CSensor, Reading, Sensor, field_range
 from sensord.i2c import signed, swap16
+
+if TYPE_CHECKING:
+    from sensord.testing import I2CDeviceModel
 
 DEFAULT_ADDRESS = 0x48
 ADDRESSES = tuple(range(0x48, 0x50))  # 1001 A2 A1 A0
@@ -117,3 +120,10 @@ class LM75(I2CSensor):
 @sensord.hookimpl
 def sensord_register_sensors() -> list[type[Sensor]]:
     return [LM75]
+
+
+@sensord.hookimpl
+def sensord_register_device_models() -> list[type[I2CDeviceModel]]:
+    from sensord.testing.models.tmp102 import LM75Model  # lazy: only the fake node asks
+
+    return [LM75Model]

@@ -33,11 +33,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sensord
 from sensord import Channel, I2CConfig, I2CSensor, Reading, field_range
 from sensord.i2c import crc8, words_with_crc
+
+if TYPE_CHECKING:
+    from sensord.testing import I2CDeviceModel
 
 log = logging.getLogger(__name__)
 
@@ -199,3 +202,10 @@ class SCD4x(I2CSensor):
 @sensord.hookimpl
 def sensord_register_sensors() -> list[type[sensord.Sensor]]:
     return [SCD4x]
+
+
+@sensord.hookimpl
+def sensord_register_device_models() -> list[type[I2CDeviceModel]]:
+    from sensord.testing.models.scd4x import SCD4xModel  # lazy: only the fake node asks
+
+    return [SCD4xModel]

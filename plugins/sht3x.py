@@ -31,11 +31,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sensord
 from sensord import Channel, I2CConfig, I2CSensor, Reading, Sensor, field_range
 from sensord.i2c import read_bytes, words_with_crc
+
+if TYPE_CHECKING:
+    from sensord.testing import I2CDeviceModel
 
 # Single shot, clock stretching disabled (§4.3, Table 9), and the longest each takes (Table 4).
 _CMD_MEASURE = {"high": 0x2400, "medium": 0x240B, "low": 0x2416}
@@ -127,3 +130,10 @@ class SHT3x(I2CSensor):
 @sensord.hookimpl
 def sensord_register_sensors() -> list[type[Sensor]]:
     return [SHT3x]
+
+
+@sensord.hookimpl
+def sensord_register_device_models() -> list[type[I2CDeviceModel]]:
+    from sensord.testing.models.sht import SHT3xModel  # lazy: only the fake node asks
+
+    return [SHT3xModel]

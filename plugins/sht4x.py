@@ -31,12 +31,15 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sensord
 from sensord import Channel, I2CConfig, I2CSensor, Reading, Sensor, field_range
 from sensord.hardware import NACK_ERRNOS
 from sensord.i2c import read_bytes, words_with_crc
+
+if TYPE_CHECKING:
+    from sensord.testing import I2CDeviceModel
 
 log = logging.getLogger(__name__)
 
@@ -134,3 +137,10 @@ class SHT4x(I2CSensor):
 @sensord.hookimpl
 def sensord_register_sensors() -> list[type[Sensor]]:
     return [SHT4x]
+
+
+@sensord.hookimpl
+def sensord_register_device_models() -> list[type[I2CDeviceModel]]:
+    from sensord.testing.models.sht import SHT4xModel  # lazy: only the fake node asks
+
+    return [SHT4xModel]

@@ -36,11 +36,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sensord
 from sensord import Channel, I2CConfig, I2CSensor, Reading, Sensor, field_range
 from sensord.i2c import signed, swap16
+
+if TYPE_CHECKING:
+    from sensord.testing import I2CDeviceModel
 
 DEFAULT_ADDRESS = 0x48
 ADDRESSES = (0x48, 0x49, 0x4A, 0x4B)  # ADD0 to GND, V+, SDA, SCL
@@ -138,3 +141,10 @@ class TMP102(I2CSensor):
 @sensord.hookimpl
 def sensord_register_sensors() -> list[type[Sensor]]:
     return [TMP102]
+
+
+@sensord.hookimpl
+def sensord_register_device_models() -> list[type[I2CDeviceModel]]:
+    from sensord.testing.models.tmp102 import TMP102Model  # lazy: only the fake node asks
+
+    return [TMP102Model]

@@ -12,7 +12,6 @@ whose `i2c_addresses` include an address to `identify()` the chip there. Nothing
 from __future__ import annotations
 
 import errno
-import importlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -24,7 +23,6 @@ from .sensor import Sensor
 
 if TYPE_CHECKING:
     from .hardware import I2CBus
-    from .testing.i2c import FakeI2CBus, I2CDeviceModel
 
 log = logging.getLogger(__name__)
 
@@ -33,21 +31,6 @@ log = logging.getLogger(__name__)
 READ_PROBE_RANGES = (range(0x30, 0x38), range(0x50, 0x60))
 #: What `note` says of an address a kernel driver has claimed (i2cdetect shows "UU").
 BUSY_NOTE = "in use by a kernel driver (i2cdetect shows UU); sensord cannot use it"
-
-#: The modules of the built-in chips' device models, and the addresses their chips can have
-#: (datasheets): `fake_bus_with_all_models()` puts a model at its `DEFAULT_ADDRESS`, or at the
-#: first of these that is free.
-FAKE_MODELS: tuple[tuple[str, tuple[int, ...]], ...] = (
-    ("sensord.testing.models.bme280", (0x76, 0x77)),  # BMP280, BME280
-    ("sensord.testing.models.sht", (0x44, 0x45, 0x46)),  # SHT3x, SHT4x
-    ("sensord.testing.models.aht20", (0x38,)),
-    ("sensord.testing.models.htu21d", (0x40,)),
-    ("sensord.testing.models.bh1750", (0x23, 0x5C)),
-    ("sensord.testing.models.tmp102", tuple(range(0x48, 0x50))),  # TMP102 0x48-0x4B, LM75 0x48-0x4F
-    ("sensord.testing.models.ads1115", (0x48, 0x49, 0x4A, 0x4B)),
-    ("sensord.testing.models.ina219", tuple(range(0x40, 0x50))),
-    ("sensord.testing.models.scd4x", (0x62,)),
-)
 
 
 @dataclass(frozen=True)
@@ -157,59 +140,3 @@ def sensor_block(name: str, type_name: str, keys: Mapping[str, Any], *, interval
         text = f"0x{value:02x}" if key == "address" and isinstance(value, int) else toml_value(value)
         lines.append(f"{toml_key(key)} = {text}")
     return "\n".join(lines) + "\n"
-
-
-def fake_bus_with_all_models(modules: Iterable[tuple[str, tuple[int, ...]]] = FAKE_MODELS, *,
-                             plugin_models: Iterable[type[I2CDeviceModel]] = ()) -> FakeI2CBus:
-    """A `FakeI2CBus` with one of each built-in chip model, then the plugins' models (from the
-    `sensord_register_device_models` hook, `PluginHost.device_models`), for `--fake` and
-    `sensord detect --fake`.
-
-    Every public model class defined in a module (one with `DEFAULT_ADDRESS`, built with only
-    `address=`) goes at its default address, or at the module's next possible address when
-    another model took it; a model with no free address is left out. A model module that does
-    not exist yet is skipped; one that fails to import for another reason is an error. A plugin
-    model goes at its `DEFAULT_ADDRESS`, or when that is taken at the next free address above
-    it, wrapping from 0x77 to 0x03 (`next_free_address`).
-    """
-    from .testing.i2c import FakeI2CBus, I2CDeviceModel
-
-    bus = FakeI2CBus()
-    for module_name, addresses in modules:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise  # the module exists but imports something missing: a real error
-            log.debug("no device model %s yet", module_name)
-            continue
-        for cls in vars(module).values():
-            default = getattr(cls, "DEFAULT_ADDRESS", None)
-            if not (isinstance(cls, type) and issubclass(cls, I2CDeviceModel) and not cls.__name__.startswith("_")
-                    and cls.__module__ == module.__name__ and isinstance(default, int)):
-                continue
-            taken = bus.devices
-            free = [a for a in (default, *addresses) if a not in taken]
-            if not free:
-                log.debug("no free address for %s", cls.__name__)
-                continue
-            bus.attach(cls(address=free[0]), free[0])
-    for cls in plugin_models:
-        address = next_free_address(cls.DEFAULT_ADDRESS, bus.devices)  # type: ignore[attr-defined]
-        if address is None:
-            log.debug("no free address for %s", cls.__name__)
-            continue
-        bus.attach(cls(address=address), address)
-    return bus
-
-
-def next_free_address(default: int, taken: Iterable[int], *, first: int = 0x03, last: int = 0x77) -> int | None:
-    """`default` if it is not in `taken`, else the next address above it that is not, wrapping
-    from `last` to `first`; None when every address is taken."""
-    used = set(taken)
-    span = last - first + 1
-    for step in range(span):
-        address = first + (default - first + step) % span
-        if address not in used:
-            return address
-    return None

@@ -87,8 +87,9 @@ def sensord_register_device_models() -> list[type[I2CDeviceModel]]:  # type: ign
     """Return the device models of this plugin's chips, for `--fake` and `sensord detect --fake`.
 
     Each is a `sensord.testing.I2CDeviceModel` subclass with an int `DEFAULT_ADDRESS` (0x03 to
-    0x77) that builds with `address=` alone. The fake node puts one of each on bus 1 after the
-    built-in models: at `DEFAULT_ADDRESS`, or when that is taken at the next free address above
-    it (wrapping from 0x77 to 0x03). Built-in chips' models are not registered here: they come
-    from `sensord.detect.FAKE_MODELS`.
+    0x77) that builds with `address=` alone. The built-in drivers register their chips' models
+    here too. The fake node puts one of each on bus 1, in plugin load order (built-in drivers
+    first): at `DEFAULT_ADDRESS`, or when that is taken at the next free address above it
+    (wrapping from 0x77 to 0x03). Only the fake node calls this hook, so import the models inside
+    the implementation when your plugin should not import `sensord.testing` at start-up.
     """

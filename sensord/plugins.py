@@ -67,8 +67,9 @@ class PluginHost:
     sensor_plugin: dict[str, str] = field(default_factory=dict)  # type name → plugin name
     filter_types: dict[str, FilterFactory] = field(default_factory=dict)
     encodings: dict[str, Encoding] = field(default_factory=dict)  # built-in and plugin encodings
-    #: Plugins' chip models for the fake node, in load order (built-in ones: `detect.FAKE_MODELS`).
-    device_models: list[type[I2CDeviceModel]] = field(default_factory=list)
+    #: The chip models of every plugin (`sensord_register_device_models`) in load order, built-in
+    #: ones first; None until `collect_device_models` collects them (importing them costs start-up time).
+    device_models: list[type[I2CDeviceModel]] | None = None
     device_model_plugin: dict[type[I2CDeviceModel], str] = field(default_factory=dict)  # model → plugin
 
     def failure_hint(self) -> str:
@@ -143,7 +144,9 @@ def get_plugin_manager(*, dirs: Iterable[str] = (), disabled: Iterable[str] = ()
     _collect_sensor_types(host)
     host.filter_types = collect_filters(pm)
     host.encodings = collect_encodings(pm)
-    _collect_device_models(host)
+    builtin = {p.name for p in host.loaded if p.source == "builtin"}
+    if any(impl.plugin_name not in builtin for impl in pm.hook.sensord_register_device_models.get_hookimpls()):
+        collect_device_models(host)  # a third-party plugin's bad model is a start-up error, as its sensors are
     return host
 
 
@@ -231,13 +234,18 @@ def _validate_sensor_class(plugin: str, cls: Any) -> None:
         raise PluginError(f"{where}: {cls.__name__}.Config must be a dataclass derived from SensorConfig")
 
 
-def _collect_device_models(host: PluginHost) -> None:
-    """Call each plugin's `sensord_register_device_models` separately so errors name the plugin."""
-    impls = host.pm.hook.sensord_register_device_models.get_hookimpls()
-    if not impls:
-        return
-    from .testing.i2c import I2CDeviceModel  # only when a plugin has models: it costs start-up time
+def collect_device_models(host: PluginHost) -> list[type[I2CDeviceModel]]:
+    """The chip models of every plugin in `host` (`sensord_register_device_models`), in load order:
+    the built-in drivers' first. Collected on the first call and kept in `host.device_models`:
+    only the fake node needs them, so a plain start-up does not import `sensord.testing`
+    (`get_plugin_manager` collects at once only when a plugin that is not built in has models,
+    so that its errors show at start-up). Each plugin is called on its own so errors name it."""
+    if host.device_models is not None:
+        return host.device_models
+    from .testing.i2c import I2CDeviceModel  # only now: the models cost start-up time
 
+    models: list[type[I2CDeviceModel]] = []
+    owner: dict[type[I2CDeviceModel], str] = {}
     for plugin, result in hookspecs.call_per_plugin(host.pm, "sensord_register_device_models",
                                                     returns=(list, tuple),
                                                     expected="a list of I2CDeviceModel classes"):
@@ -256,11 +264,13 @@ def _collect_device_models(host: PluginHost) -> None:
                 raise PluginError(f"{where}: {cls.__name__} must build with only address=: {exc}") from None
             except ValueError:  # no signature to inspect (a C extension): find out when it is built
                 pass
-            if cls in host.device_model_plugin:
+            if cls in owner:
                 raise PluginError(f'{where}: device model {cls.__name__} is already registered by '
-                                  f'plugin "{host.device_model_plugin[cls]}"')
-            host.device_models.append(cls)
-            host.device_model_plugin[cls] = plugin
+                                  f'plugin "{owner[cls]}"')
+            models.append(cls)
+            owner[cls] = plugin
+    host.device_models, host.device_model_plugin = models, owner
+    return models
 
 
 _ENCODING_NAME = re.compile(r"[a-z][a-z0-9_.+-]*")

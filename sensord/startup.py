@@ -133,12 +133,12 @@ def build_sensor(spec: SensorSpec, loaded: Loaded, hardware: Hardware) -> Sensor
 
 
 def make_hardware(config: Config, *, fake: bool = False, host: PluginHost | None = None) -> Hardware:
-    """The node's real hardware, or with `fake` (or `[hardware] fake = true`) the device models of
-    `sensord.testing`: one of each built-in I2C chip on bus 1, plus the models the plugins in
-    `host` register, gpiozero mock pins, and a 1-Wire directory holding one DS18B20, for demos and
-    tests without a Pi."""
+    """The node's real hardware, or with `fake` (or `[hardware] fake = true`) the fake node of
+    `sensord.testing`: on bus 1 one of each chip model the plugins in `host` register (the built-in
+    drivers' and any others; without a host, the built-in ones), gpiozero mock pins, and a 1-Wire
+    directory holding one DS18B20, for demos and tests without a Pi."""
     if not (fake or config.hardware.fake):
         return Hardware()
     from .testing.fakenode import fake_node_hardware
 
-    return fake_node_hardware(host.device_models if host is not None else ())
+    return fake_node_hardware(host)

@@ -7,7 +7,6 @@ import textwrap
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -17,7 +16,6 @@ from sensord.config import parse_config
 from sensord.detect import (
     BUSY_NOTE,
     Found,
-    fake_bus_with_all_models,
     identify,
     scan,
     sensor_block,
@@ -288,67 +286,3 @@ def test_sensor_block_for_other_buses() -> None:
         sensor_block("x", "y", {"k": float("nan")})
     with pytest.raises(TypeError, match="cannot write dict"):
         sensor_block("x", "y", {"k": {}})
-
-
-# -- the fake bus for `sensord detect --fake` --------------------------------------------------
-
-
-def write_module(path: Path, name: str, body: str) -> None:
-    (path / f"{name}.py").write_text(textwrap.dedent(body))
-
-
-def test_fake_bus_places_every_model_and_skips_missing_modules(tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.syspath_prepend(str(tmp_path))
-    write_module(tmp_path, "detect_models_a", """\
-        from sensord.testing.i2c import RegisterMapDevice
-
-        class _Base(RegisterMapDevice):
-            DEFAULT_ADDRESS = 0x10  # a private base: not a chip
-
-        class ThermoModel(_Base):
-            DEFAULT_ADDRESS = 0x48
-
-        class CloneModel(_Base):
-            DEFAULT_ADDRESS = 0x48
-
-        class NotAModel:
-            DEFAULT_ADDRESS = 0x20
-        """)
-    write_module(tmp_path, "detect_models_b", """\
-        from detect_models_a import ThermoModel  # imported, not defined here: not placed twice
-        from sensord.testing.i2c import RegisterMapDevice
-
-        class OtherModel(RegisterMapDevice):
-            DEFAULT_ADDRESS = 0x48
-        """)
-    bus = fake_bus_with_all_models((("detect_models_a", (0x48, 0x49)), ("detect_models_missing", (0x50,)),
-                                    ("detect_models_b", (0x48, 0x49))))
-    placed = {addr: type(model).__name__ for addr, model in bus.devices.items()}
-    assert placed == {0x48: "ThermoModel", 0x49: "CloneModel"}  # OtherModel found no free address
-    assert bus.devices[0x49].address == 0x49
-
-
-def test_fake_bus_does_not_hide_a_broken_model_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.syspath_prepend(str(tmp_path))
-    write_module(tmp_path, "detect_models_broken", "import detect_models_no_such_dependency\n")
-    with pytest.raises(ModuleNotFoundError, match="detect_models_no_such_dependency"):
-        fake_bus_with_all_models((("detect_models_broken", (0x48,)),))
-
-
-def test_fake_bus_with_the_built_in_models() -> None:
-    bus = fake_bus_with_all_models()
-    assert isinstance(bus, FakeI2CBus)
-    assert scan(bus) == sorted(bus.devices)  # every model answers the probe it gets
-
-
-def test_detect_output_for_the_built_in_models_is_a_valid_config() -> None:
-    from sensord.plugins import get_plugin_manager
-
-    types = get_plugin_manager(entry_points=False).sensor_types
-    bus = fake_bus_with_all_models()
-    found = identify(bus, scan(bus), types.values(), sleep=no_sleep)
-    text = "\n".join(toml_block(f, suggest_name(f)) for f in found)
-    specs = parse_config(tomllib.loads(text), "detected.toml", types).sensors
-    assert [s.type for s in specs] == [f.type_name for f in found if f.type_name is not None]
-    assert {f.address for f in found} == set(bus.devices)

@@ -33,6 +33,13 @@ PHYSICAL_RANGES: dict[tuple[str, str], tuple[float, float]] = {
 }
 
 
+def built_in_models() -> list[type[Any]]:
+    """The chip models the built-in drivers register, in load order."""
+    from sensord.plugins import collect_device_models, get_plugin_manager
+
+    return collect_device_models(get_plugin_manager(entry_points=False))
+
+
 def sensord_cmd(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     """`python -m sensord ARGS` as a user runs it, without $SENSORD_CONFIG, plus `env`."""
     full_env = {k: v for k, v in os.environ.items() if k != "SENSORD_CONFIG"}
@@ -107,9 +114,13 @@ def test_plugin_models_are_collected_in_load_order(tmp_path: Path) -> None:
     (tmp_path / "a_chip.py").write_text(MODEL_PLUGIN.format(name="AModel", address="0x10"))
     (tmp_path / "b_chip.py").write_text(MODEL_PLUGIN.format(name="BModel", address="0x76"))
     host = get_plugin_manager(dirs=[str(tmp_path)], entry_points=False)
-    assert [m.__name__ for m in host.device_models] == ["AModel", "BModel"]
-    assert {m.__name__: p for m, p in host.device_model_plugin.items()} == {"AModel": "a_chip", "BModel": "b_chip"}
-    assert get_plugin_manager(entry_points=False).device_models == []  # built-in models come from FAKE_MODELS
+    assert host.device_models is not None  # collected at start-up: a plugin's bad model fails there
+    plugin_models = [m for m in host.device_models if host.device_model_plugin[m] in ("a_chip", "b_chip")]
+    assert [m.__name__ for m in plugin_models] == ["AModel", "BModel"]
+    assert host.device_models[-2:] == plugin_models  # after the built-in drivers' models
+    assert {m.__name__: host.device_model_plugin[m] for m in plugin_models} == {"AModel": "a_chip",
+                                                                               "BModel": "b_chip"}
+    assert get_plugin_manager(entry_points=False).device_models is None  # built-in only: not at start-up
 
 
 @pytest.mark.parametrize(("body", "message"), [
@@ -166,14 +177,14 @@ def test_bad_device_model_registrations_name_the_plugin(tmp_path: Path, body: st
     (0x40, set(range(0x03, 0x78)), None),
 ])
 def test_next_free_address(default: int, taken: set[int], expected: int | None) -> None:
-    from sensord.detect import next_free_address
+    from sensord.testing.fakenode import next_free_address
 
     assert next_free_address(default, taken) == expected
 
 
 def test_plugin_models_join_the_built_in_ones() -> None:
-    from sensord.detect import fake_bus_with_all_models
     from sensord.testing import RegisterMapDevice
+    from sensord.testing.fakenode import fake_node_bus
 
     class FreeModel(RegisterMapDevice):
         DEFAULT_ADDRESS = 0x18
@@ -181,8 +192,8 @@ def test_plugin_models_join_the_built_in_ones() -> None:
     class ClashModel(RegisterMapDevice):
         DEFAULT_ADDRESS = 0x76  # a BMP280's, and 0x77 is a BME280's: wraps to 0x03
 
-    built_in = fake_bus_with_all_models().devices
-    bus = fake_bus_with_all_models(plugin_models=[FreeModel, ClashModel])
+    built_in = fake_node_bus(built_in_models()).devices
+    bus = fake_node_bus([*built_in_models(), FreeModel, ClashModel])
     placed = {addr: type(model).__name__ for addr, model in bus.devices.items() if addr not in built_in}
     assert placed == {0x18: "FreeModel", 0x03: "ClashModel"}
     assert bus.devices[0x03].address == 0x03  # built with address=
@@ -221,3 +232,22 @@ def test_fake_hardware_has_the_hosts_models_and_advances_their_clocks() -> None:
         assert 0x18 not in fake_bus(plain).devices
     finally:
         plain.close()
+
+
+def test_a_model_that_fails_to_import_is_an_error_naming_the_plugin(tmp_path: Path) -> None:
+    from sensord.errors import PluginError
+    from sensord.plugins import get_plugin_manager
+
+    (tmp_path / "broken_models.py").write_text(textwrap.dedent("""\
+        import sensord
+
+        @sensord.hookimpl
+        def sensord_register_device_models():
+            from fake_node_no_such_model_module import Model  # as a built-in driver imports its model
+
+            return [Model]
+        """))
+    with pytest.raises(PluginError) as info:
+        get_plugin_manager(dirs=[str(tmp_path)], entry_points=False)
+    assert str(info.value) == ('plugin "broken_models": sensord_register_device_models raised '
+                               "ModuleNotFoundError: No module named 'fake_node_no_such_model_module'")

@@ -299,7 +299,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if args.fake:
         from ..testing.fakenode import fake_node_hardware
 
-        hardware = fake_node_hardware(host.device_models)
+        hardware = fake_node_hardware(host)
     else:
         hardware = Hardware()
     try:

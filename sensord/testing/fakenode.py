@@ -1,11 +1,12 @@
-"""A whole fake node for `--fake` and `[hardware] fake = true`: every built-in chip model on I2C bus
-1 (at its default address, or the next free one where two chips share a default), then the chip
-models plugins register (`sensord_register_device_models`), gpiozero mock pins, and a 1-Wire tree
-with one DS18B20 reading 21.5 °C."""
+"""A whole fake node for `--fake` and `[hardware] fake = true`: on I2C bus 1 one of each chip model
+the plugins register (`sensord_register_device_models`: the built-in drivers' first, then the
+third-party ones, in load order), gpiozero mock pins, and a 1-Wire tree with one DS18B20 reading
+21.5 °C."""
 
 from __future__ import annotations
 
 import atexit
+import logging
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -14,26 +15,33 @@ from typing import TYPE_CHECKING
 
 from sensord.hardware import Hardware
 
+from .i2c import FakeI2CBus
+
 if TYPE_CHECKING:
+    from sensord.plugins import PluginHost
+
     from .i2c import I2CDeviceModel
+
+log = logging.getLogger(__name__)
 
 # One DS18B20 as the kernel's w1_therm driver shows it (t = 0x0158 / 16 = 21.5 °C).
 DS18B20_ID = "28-000000000001"
 _W1_SLAVE = "58 01 4b 46 7f ff 08 10 9e : crc=9e YES\n58 01 4b 46 7f ff 08 10 9e t=21500\n"
 
 
-def fake_node_hardware(plugin_models: Iterable[type[I2CDeviceModel]] = ()) -> Hardware:
-    """The fake node's `Hardware`; `plugin_models` (`PluginHost.device_models`) join the built-in
-    chip models on bus 1, each at its `DEFAULT_ADDRESS` or the next free address above it."""
-    from sensord.detect import fake_bus_with_all_models
+def fake_node_hardware(host: PluginHost | None = None) -> Hardware:
+    """The fake node's `Hardware`, with the chip models of the plugins in `host`
+    (`sensord.plugins.collect_device_models`; without a host, the built-in drivers')."""
+    from sensord.plugins import collect_device_models, get_plugin_manager
 
     from .pins import fake_hardware
 
+    models = collect_device_models(host if host is not None else get_plugin_manager(entry_points=False))
     w1_root = Path(tempfile.mkdtemp(prefix="sensord-fake-w1-"))
     atexit.register(shutil.rmtree, w1_root, ignore_errors=True)
     (w1_root / DS18B20_ID).mkdir()
     (w1_root / DS18B20_ID / "w1_slave").write_text(_W1_SLAVE)
-    bus = fake_bus_with_all_models(plugin_models=plugin_models)
+    bus = fake_node_bus(models)
     # Models that keep virtual time (conversion delays) see a driver's waits; nothing really sleeps.
     advances = [getattr(m, "advance", None) for m in bus.devices.values()]
     clocked = [advance for advance in advances if callable(advance)]
@@ -43,3 +51,31 @@ def fake_node_hardware(plugin_models: Iterable[type[I2CDeviceModel]] = ()) -> Ha
             advance(seconds)
 
     return fake_hardware(bus, w1_root=str(w1_root), sleep=sleep)
+
+
+def fake_node_bus(models: Iterable[type[I2CDeviceModel]]) -> FakeI2CBus:
+    """A `FakeI2CBus` with one of each model, built with `address=` alone, in the order given: at
+    its `DEFAULT_ADDRESS`, or when another model took that at the next free address above it,
+    wrapping from 0x77 to 0x03 (`next_free_address`); a model with no free address is left out.
+    Chips that share a default (TMP102, LM75 and ADS1115 at 0x48) take the addresses above it,
+    which their address pins also select."""
+    bus = FakeI2CBus()
+    for cls in models:
+        address = next_free_address(cls.DEFAULT_ADDRESS, bus.devices)  # type: ignore[attr-defined]
+        if address is None:
+            log.debug("no free address for %s", cls.__name__)
+            continue
+        bus.attach(cls(address=address), address)
+    return bus
+
+
+def next_free_address(default: int, taken: Iterable[int], *, first: int = 0x03, last: int = 0x77) -> int | None:
+    """`default` if it is not in `taken`, else the next address above it that is not, wrapping
+    from `last` to `first`; None when every address is taken."""
+    used = set(taken)
+    span = last - first + 1
+    for step in range(span):
+        address = first + (default - first + step) % span
+        if address not in used:
+            return address
+    return None

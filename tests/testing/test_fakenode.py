@@ -1,0 +1,83 @@
+"""`sensord.testing.fakenode`: the fake node's bus, built from the chip models every plugin registers
+through `sensord_register_device_models`, the built-in drivers included. `tests/test_fake_node.py`
+runs it as a user does, through `sensord detect --fake`, `check` and `read --fake`."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import subprocess
+import sys
+import tomllib
+from typing import Any
+
+import sensord.testing.models
+from sensord.config import parse_config
+from sensord.detect import identify, scan, suggest_name, toml_block
+from sensord.plugins import collect_device_models, get_plugin_manager
+from sensord.testing import FakeI2CBus, I2CDeviceModel, RegisterMapDevice
+from sensord.testing.fakenode import fake_node_bus
+
+
+def built_in_models() -> list[type[Any]]:
+    """The chip models the built-in drivers register, in load order."""
+    return collect_device_models(get_plugin_manager(entry_points=False))
+
+
+# -- the built-in drivers' chip models: the same hook, nothing else lists them -------------------
+
+def test_every_chip_model_in_the_kit_is_registered_by_a_built_in_driver() -> None:
+    in_kit = set()
+    for info in pkgutil.iter_modules(sensord.testing.models.__path__, "sensord.testing.models."):
+        module = importlib.import_module(info.name)
+        in_kit |= {cls for cls in vars(module).values() if isinstance(cls, type) and issubclass(cls, I2CDeviceModel)
+                   and cls.__module__ == module.__name__ and not cls.__name__.startswith("_")}
+    host = get_plugin_manager(entry_points=False)
+    assert set(collect_device_models(host)) == in_kit
+    registered_by = {m.__name__: p for m, p in host.device_model_plugin.items()}
+    assert registered_by["LM75Model"] == "lm75" and registered_by["SHT4xModel"] == "sht4x"
+    assert registered_by["BMP280Model"] == registered_by["BME280Model"] == "bme280"
+
+
+def test_start_up_imports_no_chip_model() -> None:
+    code = ("import sys; from sensord.plugins import get_plugin_manager; host = get_plugin_manager(); "
+            "print(sorted(m for m in sys.modules if m.startswith('sensord.testing')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
+
+
+# -- the fake bus (`fake_node_bus`) ------------------------------------------------------------
+
+def test_fake_bus_places_models_in_order_and_leaves_out_one_with_no_free_address() -> None:
+    class ThermoModel(RegisterMapDevice):
+        DEFAULT_ADDRESS = 0x48
+
+    class CloneModel(RegisterMapDevice):
+        DEFAULT_ADDRESS = 0x48
+
+    bus = fake_node_bus([ThermoModel, CloneModel])
+    assert {addr: type(model).__name__ for addr, model in bus.devices.items()} == {0x48: "ThermoModel",
+                                                                                  0x49: "CloneModel"}
+    assert bus.devices[0x49].address == 0x49  # built with address=
+    fillers = [type(f"Filler{i}", (RegisterMapDevice,), {"DEFAULT_ADDRESS": 0x03}) for i in range(0x03, 0x78)]
+    full = fake_node_bus([*fillers, ThermoModel])
+    assert len(full.devices) == 0x78 - 0x03
+    assert not any(isinstance(m, ThermoModel) for m in full.devices.values())
+
+
+def test_fake_bus_with_the_built_in_models() -> None:
+    bus = fake_node_bus(built_in_models())
+    assert isinstance(bus, FakeI2CBus)
+    assert scan(bus) == sorted(bus.devices)  # every model answers the probe it gets
+
+
+def test_detect_output_for_the_built_in_models_is_a_valid_config() -> None:
+    from sensord.detect import scan
+    from sensord.plugins import get_plugin_manager
+    types = get_plugin_manager(entry_points=False).sensor_types
+    bus = fake_node_bus(built_in_models())
+    found = identify(bus, scan(bus), types.values(), sleep=lambda _s: None)
+    text = "\n".join(toml_block(f, suggest_name(f)) for f in found)
+    specs = parse_config(tomllib.loads(text), "detected.toml", types).sensors
+    assert [s.type for s in specs] == [f.type_name for f in found if f.type_name is not None]
+    assert {f.address for f in found} == set(bus.devices)
