@@ -1,8 +1,9 @@
 """Finding and loading plugins, and collecting what their hooks register.
 
-Load order: the built-in modules, then entry points of group `sensord` (one at a time, so a
-broken third-party plugin is reported by name while the others load), then `*.py` drop-in files
-from `[plugins] dirs`. Plugins named in `[plugins] disabled` are blocked before they load.
+Load order: the built-in modules (every module in `plugins/`, by name), then entry points of group
+`sensord` (one at a time, so a broken third-party plugin is reported by name while the others
+load), then `*.py` drop-in files from `[plugins] dirs`. Plugins named in `[plugins] disabled` are
+blocked before they load.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import importlib.metadata
 import importlib.util
 import inspect
 import logging
+import pkgutil
 import re
 import sys
 from collections.abc import Iterable, Mapping
@@ -35,13 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "sensord"
-BUILTIN_PLUGINS: tuple[str, ...] = tuple(f"sensord_plugins.{name}" for name in (
-    "sim", "system",
-    # I2C
-    "bme280", "sht3x", "sht4x", "aht20", "htu21d", "bh1750", "ads1115", "ina219", "tmp102", "lm75", "scd4x",
-    # GPIO and 1-Wire
-    "digital_input", "motion", "pulse_counter", "distance", "ds18b20",
-))
 _TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -79,14 +74,25 @@ class PluginHost:
         return " (plugins that failed to load: " + ", ".join(f.name for f in self.failed) + ")"
 
 
+def builtin_plugins() -> tuple[str, ...]:
+    """The built-in plugins: every module of `sensord_plugins` (the `plugins/` folder) whose name
+    does not start with "_", sorted by name. Nothing else lists them: a new driver is a new module."""
+    import sensord_plugins
+
+    found = pkgutil.iter_modules(sensord_plugins.__path__, f"{sensord_plugins.__name__}.")
+    return tuple(sorted(m.name for m in found if not m.name.rsplit(".", 1)[-1].startswith("_")))
+
+
 def get_plugin_manager(*, dirs: Iterable[str] = (), disabled: Iterable[str] = (),
                        entry_points: bool = True,
-                       builtins: Iterable[str] = BUILTIN_PLUGINS) -> PluginHost:
+                       builtins: Iterable[str] | None = None) -> PluginHost:
     """Build a manager, load every plugin, validate hooks and collect the sensor types.
+    `builtins` are module names to load first (default: `builtin_plugins()`).
 
     Raises PluginError for a hook implementation with no matching spec (a misspelled hook) and
     for invalid or clashing registrations; plugins that fail to import are recorded in `failed`.
     """
+    builtins = builtin_plugins() if builtins is None else tuple(builtins)
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     host = PluginHost(pm)

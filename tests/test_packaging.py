@@ -32,6 +32,9 @@ def test_wheel_installs_and_runs(tmp_path: Path) -> None:
         entry_points = zf.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert {"sensord/cli/__init__.py", "sensord/cli/listen.py", "sensord/testing/pytest_plugin.py",
             "sensord_plugins/sim.py", "sensord_plugins/system.py"} <= names
+    # Every driver and chip model, found in the tree rather than listed (a new one needs no entry).
+    assert {f"sensord_plugins/{p.name}" for p in (ROOT / "plugins").glob("*.py")} <= names
+    assert {f"sensord/testing/models/{p.name}" for p in (ROOT / "sensord" / "testing" / "models").glob("*.py")} <= names
     assert "sensord = sensord.cli:run" in entry_points
     assert "[pytest11]" in entry_points and "sensord = sensord.testing.pytest_plugin" in entry_points
 

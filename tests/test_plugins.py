@@ -14,7 +14,9 @@ import pytest
 
 from sensord.errors import PluginError
 from sensord.hookspecs import PROJECT, call_per_plugin, hookimpl, hookspec
-from sensord.plugins import BUILTIN_PLUGINS, get_plugin_manager
+from sensord.plugins import builtin_plugins, collect_device_models, get_plugin_manager
+
+ROOT = Path(__file__).resolve().parents[1]
 
 THERMO = '''
 from dataclasses import dataclass
@@ -58,10 +60,46 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_builtins_only() -> None:
     host = get_plugin_manager(entry_points=False)
-    assert [p.name for p in host.loaded] == [m.rsplit(".", 1)[1] for m in BUILTIN_PLUGINS]
+    assert [p.name for p in host.loaded] == [m.rsplit(".", 1)[1] for m in builtin_plugins()]
     assert {"sim", "system", "bme280", "bmp280", "sht3x", "scd4x"} <= set(host.sensor_types)
     assert host.sensor_plugin["sim"] == "sim" and host.sensor_plugin["bmp280"] == "bme280"
     assert host.failed == []
+
+
+def test_every_module_in_plugins_is_loaded_and_nothing_else_lists_them() -> None:
+    """Run against the built copy too (debian/rules): the package carries every driver in plugins/."""
+    in_tree = sorted(p.stem for p in (ROOT / "plugins").glob("*.py") if not p.name.startswith("_"))
+    host = get_plugin_manager(entry_points=False)
+    assert [(p.name, p.source, p.origin) for p in host.loaded] == [
+        (name, "builtin", f"sensord_plugins.{name}") for name in in_tree]
+
+
+def test_a_new_driver_module_is_all_a_new_built_in_sensor_needs(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import sensord_plugins
+
+    (tmp_path / "zz_thermo.py").write_text(THERMO.format(type_name="zz_thermo") + textwrap.dedent('''
+        from sensord.testing import RegisterMapDevice
+
+        class ThermoModel(RegisterMapDevice):
+            DEFAULT_ADDRESS = 0x18
+
+        @sensord.hookimpl
+        def sensord_register_device_models():
+            return [ThermoModel]
+        '''))
+    (tmp_path / "_helpers.py").write_text("raise AssertionError('a private module is not a plugin')\n")
+    monkeypatch.setattr(sensord_plugins, "__path__", [*sensord_plugins.__path__, str(tmp_path)])
+    monkeypatch.delitem(sys.modules, "sensord_plugins.zz_thermo", raising=False)
+    try:
+        assert builtin_plugins()[-1] == "sensord_plugins.zz_thermo"
+        host = get_plugin_manager(entry_points=False)
+        assert host.sensor_plugin["zz_thermo"] == "zz_thermo"
+        assert [p.source for p in host.loaded if p.name == "zz_thermo"] == ["builtin"]
+        models = collect_device_models(host)
+        assert models[-1].__name__ == "ThermoModel" and host.device_model_plugin[models[-1]] == "zz_thermo"
+    finally:
+        sys.modules.pop("sensord_plugins.zz_thermo", None)
 
 
 def test_entry_point_plugin(site: Path) -> None:
