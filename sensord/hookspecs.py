@@ -1,6 +1,9 @@
 """Hook specifications. Every hook is synchronous, does no I/O and returns classes or values.
 
-Compatibility rule: never remove or rename a hook parameter; adding one is compatible.
+Compatibility rule: never remove or rename a hook parameter; adding one is compatible, because
+sensord calls every hook through pluggy (`sensord.plugins.call_per_plugin`), which passes an
+implementation only the parameters it names. The loading and the collecting of what the hooks
+return live in `sensord/plugins.py`; this module holds the specs only.
 """
 
 from __future__ import annotations
@@ -15,38 +18,9 @@ if TYPE_CHECKING:
     from .sensor import Sensor
     from .testing.i2c import I2CDeviceModel
 
-from collections.abc import Iterator, Mapping
-from typing import Any
-
-from .errors import PluginError
-
 PROJECT = "sensord"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
-
-
-def call_per_plugin(pm: pluggy.PluginManager, hook: str, *, returns: type | tuple[type, ...], expected: str,
-                    hook_args: Mapping[str, Any] | None = None) -> Iterator[tuple[str, Any]]:
-    """Call each plugin's implementation of `hook` on its own, in load order, and yield
-    `(plugin name, result)`: a registration hook's errors then name the plugin. PluginError when
-    an implementation raises or returns something not of type `returns` (`expected` says what).
-
-    Each call goes through pluggy (a hook caller for that one plugin, `pm.subset_hook_caller`)
-    with `hook_args` as keyword arguments, so an implementation gets only the parameters it
-    names: one written before the spec gained a parameter keeps working."""
-    caller = getattr(pm.hook, hook, None)
-    plugins = pm.get_plugins()
-    for impl in caller.get_hookimpls() if caller is not None else []:
-        where = f'plugin "{impl.plugin_name}": {hook}'
-        alone = pm.subset_hook_caller(hook, [p for p in plugins if p is not impl.plugin])
-        try:
-            results = alone(**(hook_args or {}))
-        except Exception as exc:  # third-party code can raise anything; name the plugin
-            raise PluginError(f"{where} raised {type(exc).__name__}: {exc}") from exc
-        result = results[0] if results else None  # pluggy leaves out a None result
-        if not isinstance(result, returns):
-            raise PluginError(f"{where} must return {expected}, returned {type(result).__name__}")
-        yield impl.plugin_name, result
 
 
 @hookspec

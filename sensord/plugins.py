@@ -17,7 +17,7 @@ import logging
 import pkgutil
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, is_dataclass
 from pathlib import Path
 from types import ModuleType
@@ -214,10 +214,34 @@ def _check_hooks(pm: pluggy.PluginManager) -> None:
         raise PluginError(f'plugin "{exc.plugin}": {exc}') from None
 
 
+def call_per_plugin(pm: pluggy.PluginManager, hook: str, *, returns: type | tuple[type, ...], expected: str,
+                    hook_args: Mapping[str, Any] | None = None) -> Iterator[tuple[str, Any]]:
+    """Call each plugin's implementation of `hook` on its own, in load order, and yield
+    `(plugin name, result)`: a registration hook's errors then name the plugin. PluginError when
+    an implementation raises or returns something not of type `returns` (`expected` says what).
+
+    Each call goes through pluggy (a hook caller for that one plugin, `pm.subset_hook_caller`)
+    with `hook_args` as keyword arguments, so an implementation gets only the parameters it
+    names: one written before the spec gained a parameter keeps working."""
+    caller = getattr(pm.hook, hook, None)
+    plugins = pm.get_plugins()
+    for impl in caller.get_hookimpls() if caller is not None else []:
+        where = f'plugin "{impl.plugin_name}": {hook}'
+        alone = pm.subset_hook_caller(hook, [p for p in plugins if p is not impl.plugin])
+        try:
+            results = alone(**(hook_args or {}))
+        except Exception as exc:  # third-party code can raise anything; name the plugin
+            raise PluginError(f"{where} raised {type(exc).__name__}: {exc}") from exc
+        result = results[0] if results else None  # pluggy leaves out a None result
+        if not isinstance(result, returns):
+            raise PluginError(f"{where} must return {expected}, returned {type(result).__name__}")
+        yield impl.plugin_name, result
+
+
 def _collect_sensor_types(host: PluginHost) -> None:
     """Call each plugin's `sensord_register_sensors` separately so errors name the plugin."""
-    for plugin, result in hookspecs.call_per_plugin(host.pm, "sensord_register_sensors", returns=(list, tuple),
-                                                    expected="a list of Sensor classes"):
+    for plugin, result in call_per_plugin(host.pm, "sensord_register_sensors", returns=(list, tuple),
+                                          expected="a list of Sensor classes"):
         for cls in result:
             _validate_sensor_class(plugin, cls)
             if cls.type_name in host.sensor_types:
@@ -252,9 +276,8 @@ def collect_device_models(host: PluginHost) -> list[type[I2CDeviceModel]]:
 
     models: list[type[I2CDeviceModel]] = []
     owner: dict[type[I2CDeviceModel], str] = {}
-    for plugin, result in hookspecs.call_per_plugin(host.pm, "sensord_register_device_models",
-                                                    returns=(list, tuple),
-                                                    expected="a list of I2CDeviceModel classes"):
+    for plugin, result in call_per_plugin(host.pm, "sensord_register_device_models", returns=(list, tuple),
+                                          expected="a list of I2CDeviceModel classes"):
         where = f'plugin "{plugin}": sensord_register_device_models'
         for cls in result:
             if not (isinstance(cls, type) and issubclass(cls, I2CDeviceModel)):
@@ -287,8 +310,8 @@ def collect_encodings(pm: pluggy.PluginManager) -> dict[str, Encoding]:
     for a hook that raises, returns something else than a list of encodings, or reuses a name."""
     found: dict[str, Encoding] = dict(ENCODINGS)
     owner = dict.fromkeys(ENCODINGS, "sensord (built-in)")
-    for plugin, result in hookspecs.call_per_plugin(pm, "sensord_register_encodings", returns=(list, tuple),
-                                                    expected="a list of encodings"):
+    for plugin, result in call_per_plugin(pm, "sensord_register_encodings", returns=(list, tuple),
+                                          expected="a list of encodings"):
         for item in result:
             problem = _encoding_problem(item)
             if problem:
@@ -317,8 +340,8 @@ def collect_filters(pm: pluggy.PluginManager) -> dict[str, FilterFactory]:
     time so that an error names the plugin. Raises PluginError on a bad return or a name clash."""
     registry = builtin_filters()
     owner = dict.fromkeys([*registry, OR], "")  # "" = built-in
-    for plugin, result in hookspecs.call_per_plugin(pm, "sensord_register_filters", returns=Mapping,
-                                                    expected="a dict of filter name to factory"):
+    for plugin, result in call_per_plugin(pm, "sensord_register_filters", returns=Mapping,
+                                          expected="a dict of filter name to factory"):
         where = f'plugin "{plugin}": sensord_register_filters'
         for name, factory in result.items():
             if not isinstance(name, str) or not _TYPE_NAME.match(name):

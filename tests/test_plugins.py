@@ -13,8 +13,8 @@ import pluggy
 import pytest
 
 from sensord.errors import PluginError
-from sensord.hookspecs import PROJECT, call_per_plugin, hookimpl, hookspec
-from sensord.plugins import builtin_plugins, collect_device_models, get_plugin_manager
+from sensord.hookspecs import PROJECT, hookimpl, hookspec
+from sensord.plugins import builtin_plugins, call_per_plugin, collect_device_models, get_plugin_manager
 
 ROOT = Path(__file__).resolve().parents[1]
 
