@@ -43,11 +43,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import sensord
-from sensord import Channel, I2CConfig, I2CSensor, Reading, SensorConfig, field_range
-from sensord.i2c import swap16
+from sensord import Channel, I2CConfig, I2CSensor, Reading, SensorConfig, field_range, swap16
 
 if TYPE_CHECKING:
-    from sensord.hardware import Hardware
+    from sensord import Hardware
     from sensord.testing import I2CDeviceModel
 
 # Registers, selected by the pointer byte P[1:0] (§9.6.1); each is 16 bits, MSB first (§9.5.3).

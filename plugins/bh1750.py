@@ -43,9 +43,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import sensord
-from sensord import Channel, I2CConfig, I2CSensor, Reading, Sensor, field_range
-from sensord.hardware import LockedBus
-from sensord.i2c import read_bytes
+from sensord import Channel, I2CConfig, I2CSensor, LockedBus, Reading, Sensor, field_range, read_bytes
 
 if TYPE_CHECKING:
     from sensord.testing import I2CDeviceModel

@@ -56,7 +56,7 @@ import sensord
 from sensord import Channel, Reading, Sensor, SensorConfig, SensorError, field_range
 
 if TYPE_CHECKING:
-    from sensord.hardware import Hardware
+    from sensord import Hardware
 
 #: The GPIOs on the 40-pin header of every Raspberry Pi since the B+, BCM numbering.
 BCM_PIN = {"ge": 0, "le": 27}

@@ -45,7 +45,7 @@ from sensord import Channel, Reading, Sensor, SensorConfig, SensorError, field_r
 from .digital_input import pin_field
 
 if TYPE_CHECKING:
-    from sensord.hardware import Hardware
+    from sensord import Hardware
 
 _RESOLUTION_M = 0.001
 _POLL_S = 0.05  # how often open() and read() look whether gpiozero's thread has pinged

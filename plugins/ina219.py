@@ -44,11 +44,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import sensord
-from sensord import Channel, I2CConfig, I2CSensor, Reading, SensorConfig, field_range
-from sensord.i2c import signed, swap16
+from sensord import Channel, I2CConfig, I2CSensor, Reading, SensorConfig, field_range, signed, swap16
 
 if TYPE_CHECKING:
-    from sensord.hardware import Hardware
+    from sensord import Hardware
     from sensord.testing import I2CDeviceModel
 
 log = logging.getLogger(__name__)

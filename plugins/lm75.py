@@ -39,8 +39,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import sensord
-from sensord import Channel, I2CConfig, I2CSensor, Reading, Sensor, field_range
-from sensord.i2c import signed, swap16
+from sensord import Channel, I2CConfig, I2CSensor, Reading, Sensor, field_range, signed, swap16
 
 if TYPE_CHECKING:
     from sensord.testing import I2CDeviceModel

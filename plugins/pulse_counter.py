@@ -61,7 +61,7 @@ from sensord import Channel, Reading, Sensor, SensorConfig, SensorError, field_r
 from .digital_input import BOUNCE_MAX_S, EdgeFilter, check_quantity, edge_ticks, open_input, pin_field
 
 if TYPE_CHECKING:
-    from sensord.hardware import Hardware
+    from sensord import Hardware
 
 STATE_DIR = "/var/lib/sensord"  # systemd's StateDirectory=sensord
 _FIXED_CHANNELS = ("count", "pulses")

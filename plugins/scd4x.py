@@ -36,8 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sensord
-from sensord import Channel, I2CConfig, I2CSensor, Reading, field_range
-from sensord.i2c import crc8, words_with_crc
+from sensord import Channel, I2CConfig, I2CSensor, Reading, crc8, field_range, words_with_crc
 
 if TYPE_CHECKING:
     from sensord.testing import I2CDeviceModel

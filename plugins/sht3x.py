@@ -34,8 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import sensord
-from sensord import Channel, I2CConfig, I2CSensor, Reading, Sensor, field_range
-from sensord.i2c import read_bytes, words_with_crc
+from sensord import Channel, I2CConfig, I2CSensor, Reading, Sensor, field_range, read_bytes, words_with_crc
 
 if TYPE_CHECKING:
     from sensord.testing import I2CDeviceModel

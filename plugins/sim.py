@@ -32,7 +32,7 @@ import sensord
 from sensord import Channel, Reading, Sensor, SensorConfig, field_range
 
 if TYPE_CHECKING:
-    from sensord.hardware import Hardware
+    from sensord import Hardware
 
 _RESOLUTION = 0.01
 

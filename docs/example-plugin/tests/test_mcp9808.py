@@ -11,8 +11,7 @@ import textwrap
 import tomllib
 
 import pytest
-from sensord import ConfigError, SensorError
-from sensord.hardware import Hardware
+from sensord import ConfigError, Hardware, SensorError
 from sensord.testing import FakeI2CBus
 from sensord.testing.pytest_plugin import SensorHarness
 
