@@ -31,8 +31,8 @@ from .buffer import Buffer
 from .config import Config, SensorSpec
 from .encoding import DEFAULT_ENCODING, DecodeError
 from .hardware import Hardware
+from .mqtt import Publisher, Topics
 from .pipeline import MEMORY_MAX_READINGS, Pipeline, filtered_channels
-from .publisher import Publisher, Topics
 from .scheduler import NextRead, Scheduler
 from .sensor import Sample, Sensor
 from .staging import decode_samples

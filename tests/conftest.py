@@ -19,7 +19,7 @@ pytest_plugins = ["pytester"]
 
 def pytest_report_header() -> str:
     """Name the MQTT library in use: aiomqtt 2.x, or asyncio-mqtt 0.16 in `.venv-bookworm`."""
-    from sensord.mqtt_compat import LIBRARY
+    from sensord.mqtt.compat import LIBRARY
 
     return f"sensord MQTT library: {LIBRARY}"
 

@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from sensord import mqtt_compat
+from sensord.mqtt import compat as mqtt_compat
 
 
 def fake_aiomqtt(monkeypatch: pytest.MonkeyPatch, *, module_version: str, dist_version: str | None) -> None:

@@ -1,6 +1,7 @@
 """The link to the MQTT broker: connect, publish with acknowledgement, last will, subscribe.
 
-This and `mqtt_compat` are the only modules that touch the MQTT library; `mqtt_compat` hides the
+This and `compat` are the only modules that touch the MQTT library (the package `sensord.mqtt`
+is the only one in sensord that imports it); `compat` hides the
 differences between aiomqtt 2.x (Debian trixie, PyPI) and asyncio-mqtt 0.16 (Debian bookworm).
 
     link = MqttLink(config=cfg.mqtt, client_id="attic", will=Will("sensord/attic/status", b"offline"))
@@ -26,8 +27,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, Self
 
-from .config import MqttConfig, TlsConfig
-from .errors import (
+from ..config import MqttConfig, TlsConfig
+from ..errors import (
     BrokerAuthError,
     BrokerDisconnected,
     BrokerError,
@@ -37,12 +38,13 @@ from .errors import (
     BrokerUnreachable,
     ConfigError,
 )
-from .mqtt_compat import DISCONNECT_WITH_WILL, LIBRARY, Connection, Failure, PacketTypes, properties
+from .compat import DISCONNECT_WITH_WILL, LIBRARY, Connection, Failure, PacketTypes, properties
 
 __all__ = ["LIBRARY", "Backoff", "MqttLink", "Received", "Will", "make_tls_context", "read_password_file",
            "v5_probe_s"]
 
-log = logging.getLogger(__name__)
+# The name it had as the module sensord.mqtt: log filters and tests look for it.
+log = logging.getLogger("sensord.mqtt")
 
 # CONNACK refusals: MQTT 3.1.1 §3.2.2.3 return codes (1-5) and MQTT 5 §3.2.2.2 reason codes (>= 0x80).
 _CONNACK_TEXT = {

@@ -26,14 +26,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .buffer import Buffer, StoredBatch
-from .config import Config
-from .encoding import ENCODINGS, DecodeError, Encoding, decode, detect, format_value
-from .errors import BrokerRefused
-from .mqtt import Backoff, MqttLink, Will
-from .systemd import Notifier
+from ..buffer import Buffer, StoredBatch
+from ..config import Config
+from ..encoding import ENCODINGS, DecodeError, Encoding, decode, detect, format_value
+from ..errors import BrokerRefused
+from ..systemd import Notifier
+from .link import Backoff, MqttLink, Will
 
-log = logging.getLogger(__name__)
+# The name it had as the module sensord.publisher: log filters and tests look for it.
+log = logging.getLogger("sensord.publisher")
 
 ONLINE, OFFLINE = b"online", b"offline"
 PAGE = 20  # batches in flight at once while draining (paho's default max in-flight is 20)

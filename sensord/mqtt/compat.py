@@ -1,6 +1,6 @@
 """The two MQTT library generations sensord runs on, behind one small `Connection` class.
 
-Only `sensord.mqtt` uses this module. It imports `aiomqtt` 2.x (Debian trixie, PyPI) and falls
+Only `sensord.mqtt.link` uses this module. It imports `aiomqtt` 2.x (Debian trixie, PyPI) and falls
 back to `asyncio_mqtt` 0.16 (Debian bookworm). What differs, read from both libraries' source:
 
 - client id: `Client(identifier=)` in 2.x, `Client(client_id=)` in 0.16.
@@ -84,7 +84,7 @@ PENDING_CALLS_WARN = 100
 
 
 class Failure(Exception):
-    """What went wrong, independent of the library; `sensord.mqtt` turns it into a BrokerError."""
+    """What went wrong, independent of the library; `sensord.mqtt.link` turns it into a BrokerError."""
 
     def __init__(self, kind: FailureKind, detail: str = "", *, code: int | None = None,
                  os_error: OSError | None = None) -> None:

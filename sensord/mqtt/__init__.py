@@ -1,0 +1,19 @@
+"""The MQTT stage: the link to the broker and the publisher that drains the buffer through it.
+
+- `link`: `MqttLink`, one client of one broker (connect, publish with PUBACK, will, subscribe),
+  its errors made into one-line `BrokerError`s, `Backoff`, the password file and TLS context.
+- `compat`: the two MQTT library generations (aiomqtt 2.x, asyncio-mqtt 0.16) behind one
+  `Connection` class. This package is the only part of sensord that imports paho, aiomqtt or
+  asyncio_mqtt (the paho subscriber of the test kit, `sensord.testing.mqtt_client`, aside).
+- `publisher`: `Publisher`, the daemon's MQTT loop (status, meta, batches, per_channel values).
+
+Tests run the link and the publisher against `sensord.testing.fake_mqtt.FakeBroker` through the
+`connection_factory=` seam, and against a real mosquitto for what only a broker can show.
+"""
+
+from .compat import LIBRARY
+from .link import Backoff, MqttLink, Received, Will, make_tls_context, read_password_file, v5_probe_s
+from .publisher import OFFLINE, ONLINE, Publisher, Topics, will_delay_s
+
+__all__ = ["LIBRARY", "OFFLINE", "ONLINE", "Backoff", "MqttLink", "Publisher", "Received", "Topics", "Will",
+           "make_tls_context", "read_password_file", "v5_probe_s", "will_delay_s"]
