@@ -25,7 +25,7 @@ import stat
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal, Self
+from typing import Any, Literal, Protocol, Self
 
 from ..config import MqttConfig, TlsConfig
 from ..errors import (
@@ -40,8 +40,8 @@ from ..errors import (
 )
 from .compat import DISCONNECT_WITH_WILL, LIBRARY, Connection, Failure, PacketTypes, properties
 
-__all__ = ["LIBRARY", "Backoff", "MqttLink", "Received", "Will", "make_tls_context", "read_password_file",
-           "v5_probe_s"]
+__all__ = ["LIBRARY", "Backoff", "ConnectionFactory", "MqttLink", "Received", "Transport", "Will",
+           "make_tls_context", "read_password_file", "v5_probe_s"]
 
 # The name it had as the module sensord.mqtt: log filters and tests look for it.
 log = logging.getLogger("sensord.mqtt")
@@ -60,6 +60,33 @@ _NO_MQTT5 = {1, 0x84}
 _BAD_CLIENT_ID = {2, 0x85}
 _V5_PROBE_MIN_S = 5.0
 _V5_PROBE_FACTOR = 4.0
+
+
+class Transport(Protocol):
+    """What `MqttLink` needs of one network connection: `compat.Connection` for a real broker,
+    `sensord.testing.fake_mqtt.FakeConnection` in tests. Every method raises `compat.Failure`."""
+
+    @property
+    def is_open(self) -> bool: ...
+
+    async def open(self, timeout_s: float, *, connack_timeout: Callable[[float], float] | None = None) -> None: ...
+
+    async def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool, props: Any,
+                      timeout_s: float) -> None: ...
+
+    async def subscribe(self, topics: list[tuple[str, int]], timeout_s: float) -> None: ...
+
+    def messages(self) -> AsyncIterator[tuple[str, bytes, bool]]: ...
+
+    async def wait_closed(self) -> None: ...
+
+    async def close(self, timeout_s: float, reason_code: int | None = None) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+#: Makes a `Transport` from the keyword arguments of `compat.Connection`'s constructor.
+ConnectionFactory = Callable[..., Transport]
 
 
 def v5_probe_s(setup_s: float) -> float:
@@ -206,12 +233,13 @@ class MqttLink:
 
     def __init__(self, *, config: MqttConfig, client_id: str, will: Will | None = None,
                  session_expiry_s: int | None = None, timeout_s: float = 30.0,
-                 logger: logging.Logger | None = None) -> None:
+                 logger: logging.Logger | None = None, connection_factory: ConnectionFactory = Connection) -> None:
         """`client_id` should stay the same across restarts (the session and the will delay hang on
         it). `session_expiry_s` (MQTT 5) keeps the session on the broker that long after a
         disconnect; it is raised to `will.delay_s` when that is longer. `timeout_s` is the default
         for every wait on the broker. Reads the password file and the TLS files now, so their
-        ConfigErrors come at start-up."""
+        ConfigErrors come at start-up. `connection_factory` makes each network connection: the
+        MQTT library's by default, an in-memory one in tests (`sensord.testing.fake_mqtt`)."""
         self._config = config
         self._client_id = client_id
         self._will = will
@@ -224,7 +252,8 @@ class MqttLink:
         self._tls = make_tls_context(config.tls, self._log) if config.tls is not None else None
         self._mqtt5 = config.protocol == "5"
         self._mqtt5_confirmed = False  # a CONNACK to MQTT 5 came from this broker
-        self._conn: Connection | None = None
+        self._connection_factory = connection_factory
+        self._conn: Transport | None = None
 
     @property
     def protocol(self) -> Literal["5", "3.1.1"]:
@@ -270,12 +299,12 @@ class MqttLink:
             self._mqtt5_confirmed = True
         self._log.debug("connected to %s as %r (MQTT %s)", self._where, self._client_id, self.protocol)
 
-    async def _open(self, mqtt5: bool, timeout_s: float, *, probe: bool = False) -> Connection:
+    async def _open(self, mqtt5: bool, timeout_s: float, *, probe: bool = False) -> Transport:
         will = self._will
         session = mqtt5 and self._session_expiry_s > 0
         will_props = (properties(PacketTypes.WILLMESSAGE, WillDelayInterval=will.delay_s)
                       if mqtt5 and will and will.delay_s else None)
-        conn = Connection(
+        conn = self._connection_factory(
             host=self._config.host, port=self._config.port, client_id=self._client_id, mqtt5=mqtt5,
             keepalive_s=self._config.keepalive_s, username=self._config.username, password=self._password,
             tls=self._tls, will=(will.topic, will.payload, will.qos, will.retain, will_props) if will else None,
@@ -357,7 +386,7 @@ class MqttLink:
                         tb: TracebackType | None) -> None:
         await self.disconnect()
 
-    def _require(self, action: str) -> Connection:
+    def _require(self, action: str) -> Transport:
         if self._conn is None or not self._conn.is_open:
             raise BrokerDisconnected(f"{self._where}: cannot {action}: not connected")
         return self._conn

@@ -31,7 +31,8 @@ from ..config import Config
 from ..encoding import ENCODINGS, DecodeError, Encoding, decode, detect, format_value
 from ..errors import BrokerRefused
 from ..systemd import Notifier
-from .link import Backoff, MqttLink, Will
+from .compat import Connection
+from .link import Backoff, ConnectionFactory, MqttLink, Will
 
 # The name it had as the module sensord.publisher: log filters and tests look for it.
 log = logging.getLogger("sensord.publisher")
@@ -72,7 +73,10 @@ class Publisher:
 
     def __init__(self, config: Config, *, topics: Topics, buffer: Buffer, wake: asyncio.Event,
                  meta: Callable[[], dict[str, Any]], notifier: Notifier,
-                 encodings: Mapping[str, Encoding] = ENCODINGS) -> None:
+                 encodings: Mapping[str, Encoding] = ENCODINGS,
+                 connection_factory: ConnectionFactory = Connection, backoff: Backoff | None = None) -> None:
+        """`connection_factory` goes to `MqttLink` (tests pass `FakeBroker.connection`); `backoff`
+        replaces the reconnect backoff (capped at `[mqtt] reconnect_max_s`), e.g. to record it."""
         self.config = config
         self.mqtt = config.mqtt
         self.topics = topics
@@ -89,8 +93,9 @@ class Publisher:
         timeout_s = max(3.0, min(30.0, 1.5 * self.mqtt.keepalive_s))
         self.link = MqttLink(config=self.mqtt, client_id=self.mqtt.client_id or f"sensord-{config.node.id}",
                              will=Will(topics.status, OFFLINE, qos=1, retain=True, delay_s=delay),
-                             session_expiry_s=(2 * delay if delay else None), timeout_s=timeout_s)
-        self.backoff = Backoff(max_s=self.mqtt.reconnect_max_s)
+                             session_expiry_s=(2 * delay if delay else None), timeout_s=timeout_s,
+                             connection_factory=connection_factory)
+        self.backoff = backoff or Backoff(max_s=self.mqtt.reconnect_max_s)
         self.connected = False
         self._finishing = False
         self._abandoned = False  # finish() gave up waiting: the loop must end even if a cancel was lost

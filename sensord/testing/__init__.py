@@ -1,10 +1,11 @@
-"""Test helpers for sensord drivers and plugins: a fake I2C bus with chip models, mock GPIO
-pins, a virtual clock, a real mosquitto broker (`Mosquitto`, `make_test_pki`) with a paho
-subscriber to watch it (`Subscription`, `Message`), a TCP proxy to cut or stall links
-(`TcpProxy`), a harness that runs one sensor through scheduler, filters and encoder on virtual
-time without MQTT (`run_sensor`, `HarnessResult`), and a pytest plugin (fixtures
-`fake_i2c_bus`, `mock_pin_factory`, `mock_pins`, `fake_hardware`, `fake_clock`,
-`sensor_harness`, `mqtt_broker`, `mqtt_broker_factory`) that is active once sensord is installed.
+"""Test helpers for sensord drivers and plugins: a fake I2C bus with chip models, mock GPIO pins, a
+virtual clock, a real mosquitto broker (`Mosquitto`, `make_test_pki`) with a paho subscriber to
+watch it (`Subscription`, `Message`), a TCP proxy to cut or stall links (`TcpProxy`), an
+in-memory broker for fast tests of the MQTT stage (`FakeBroker`), a harness that runs one sensor
+through scheduler, filters and encoder on virtual time without MQTT (`run_sensor`,
+`HarnessResult`), and a pytest plugin (fixtures `fake_i2c_bus`, `mock_pin_factory`, `mock_pins`,
+`fake_hardware`, `fake_clock`, `sensor_harness`, `mqtt_broker`, `mqtt_broker_factory`) that is
+active once sensord is installed.
 
 The names below are imported on first use: pytest imports this package at start-up (the plugin
 lives in it) in every project that has sensord installed, so importing it must cost nothing.
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .broker import Mosquitto, make_test_pki
     from .clock import FakeClock
+    from .fake_mqtt import FakeBroker
     from .harness import HarnessResult, run_sensor
     from .i2c import EREMOTEIO, FakeI2CBus, I2CDeviceModel, RegisterMapDevice, Transaction
     from .mqtt_client import Message, Subscription
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EREMOTEIO",
+    "FakeBroker",
     "FakeClock",
     "FakeI2CBus",
     "HarnessResult",
@@ -47,6 +50,7 @@ __all__ = [
 
 _MODULE_OF = {
     "EREMOTEIO": "i2c",
+    "FakeBroker": "fake_mqtt",
     "FakeClock": "clock",
     "FakeI2CBus": "i2c",
     "HarnessResult": "harness",
