@@ -1,4 +1,5 @@
-"""sensord.mqtt against a real mosquitto on loopback (and a fake broker for the MQTT 5 refusal).
+"""sensord.mqtt against a real mosquitto on loopback (and a fake broker for the MQTT 5 refusal),
+and the link's logic against the in-memory broker of `sensord.testing.fake_mqtt`.
 
 Runs on both library generations: `.venv` (aiomqtt 2.x) and `.venv-bookworm` (asyncio-mqtt 0.16)."""
 
@@ -26,8 +27,9 @@ from sensord.errors import (
     BrokerUnreachable,
     ConfigError,
 )
-from sensord.mqtt import Backoff, MqttLink, Received, Will, read_password_file
+from sensord.mqtt import Backoff, MqttLink, Received, Will, read_password_file, v5_probe_s
 from sensord.testing.broker import Mosquitto
+from sensord.testing.fake_mqtt import FakeBroker
 from sensord.testing.pytest_plugin import MqttBrokerFactory
 
 T = TypeVar("T")
@@ -352,6 +354,112 @@ def test_mqtt5_refused_falls_back_to_311_with_one_log_line(refusal: Literal["con
         run(main())
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
     assert len(lines) == 1 and "refused MQTT 5" in lines[0] and "using MQTT 3.1.1" in lines[0], lines
+
+
+# ---------------------------------------------------------------------------------------------
+# Protocol fallback and silence, against the in-memory broker (no socket, no real waiting)
+
+
+def fake_link(broker: FakeBroker, client_id: str, **kwargs: Any) -> MqttLink:
+    return MqttLink(config=MqttConfig(), client_id=client_id, connection_factory=broker.connection, **kwargs)
+
+
+def test_link_falls_back_to_311_when_mqtt5_gets_no_connack(caplog: pytest.LogCaptureFixture) -> None:
+    # Was tests/faults/test_brokers.py's test against amqtt, which says nothing to an MQTT 5
+    # CONNECT with a will; the daemon against a real amqtt is still there (test_daemon_delivers_to_amqtt_...).
+    caplog.set_level(logging.WARNING, logger="sensord.mqtt")
+    broker = FakeBroker()
+    broker.refuse_mqtt5("silent")
+    link = fake_link(broker, "probe", timeout_s=30.0, will=Will("faults/probe/status", b"offline"))
+
+    async def scenario() -> None:
+        await link.connect()
+        await link.publish("faults/probe/data", b"1", qos=1)
+        await link.disconnect()
+        await link.connect()  # remembered: no second probe
+        await link.publish("faults/probe/data", b"2", qos=1)
+        await link.disconnect()
+
+    run(scenario())
+    assert link.protocol == "3.1.1"
+    # The probe waits 5 s (on loopback, 4 x setup is far less), not the 30 s connect timeout.
+    assert v5_probe_s(0.001) == 5.0 and broker.silences == [5.0], broker.silences
+    assert [c.mqtt5 for c in broker.connects] == [True, False, False]
+    assert broker.payloads("faults/probe/data") == [b"1", b"2"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "sensord.mqtt"]
+    assert len(warnings) == 1 and "did not answer an MQTT 5 CONNECT" in warnings[0], warnings
+
+
+def test_probe_scales_with_a_slow_link() -> None:
+    assert v5_probe_s(0.0) == 5.0
+    assert v5_probe_s(3.0) == 12.0  # satellite: 3 s of TCP and TLS handshakes, 12 s for the CONNACK
+
+
+def test_confirmed_mqtt5_broker_going_silent_is_not_demoted() -> None:
+    # Was in tests/faults/test_brokers.py, against a frozen mosquitto.
+    broker = FakeBroker()
+    link = fake_link(broker, "frozen", timeout_s=1.0, will=Will("faults/frozen/status", b"offline"))
+
+    async def scenario() -> None:
+        await link.connect()
+        await link.disconnect()
+        broker.silent()
+        with pytest.raises(BrokerTimeout):
+            await link.connect()
+        broker.accept()
+        await link.connect()
+        await link.disconnect()
+
+    run(scenario())
+    assert link.protocol == "5"
+    assert [c.mqtt5 for c in broker.connects] == [True, True, True]  # a timeout, never a fallback
+
+
+@pytest.mark.parametrize(("code", "error", "text"), [
+    (0x86, BrokerAuthError, "refused the connection: bad user name or password (code 0x86); set mqtt.username "
+                            "and mqtt.password_file"),
+    (0x85, BrokerError, "refused the connection: client identifier not valid (code 0x85); "
+                        "set mqtt.client_id to one the broker accepts (now 'n1')"),
+    (0x89, BrokerError, "refused the connection: server busy (code 0x89)"),
+])
+def test_connack_refusals_are_one_line_errors(code: int, error: type[BrokerError], text: str) -> None:
+    broker = FakeBroker()
+    broker.refuse(code)
+    with pytest.raises(error) as info:
+        run(fake_link(broker, "n1").connect())
+    assert str(info.value) == f"MQTT broker localhost:1883 {text}"
+    assert info.value.transient == (code == 0x89)
+
+
+def test_a_dropped_connection_ends_publish_wait_closed_and_messages_at_once() -> None:
+    broker = FakeBroker()
+    broker.hold_pubacks("drop/")
+
+    async def consume(link: MqttLink) -> None:
+        async for _ in link.messages():
+            pass
+
+    async def main() -> None:
+        link, listener = fake_link(broker, "node", timeout_s=30.0), fake_link(broker, "listener")
+        await link.connect()
+        await listener.connect()
+        await listener.subscribe("drop/#")
+        closed = asyncio.create_task(link.wait_closed())
+        receiving = asyncio.create_task(consume(listener))
+        publish = asyncio.create_task(link.publish("drop/data", b"x", qos=1))
+        await broker.wait_for(lambda: len(broker.attempts) == 1)
+        broker.drop()
+        with pytest.raises(BrokerDisconnected, match="connection lost during publish to drop/data"):
+            await publish
+        with pytest.raises(BrokerDisconnected, match="connection lost: the connection was lost"):
+            await closed
+        with pytest.raises(BrokerDisconnected, match="connection lost during receive"):
+            await receiving
+        with pytest.raises(BrokerDisconnected, match="not connected"):
+            await link.publish("drop/data", b"x", qos=1)
+        await link.disconnect()
+
+    run(main())
 
 
 # ---------------------------------------------------------------------------------------------
