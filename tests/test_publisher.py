@@ -282,7 +282,7 @@ def test_a_refusal_only_a_config_change_fixes_is_an_error_once(tmp_path: Path, b
         assert "password" in refusals[0] and "wrong-one" not in caplog.text
         assert broker.connects[0].password == "wrong-one"
     assert len(node.backoff.delays) >= 3 and 0.0 not in node.backoff.delays
-    assert node.pending() == 1
+    assert node.pending() == 1 and "Traceback" not in caplog.text
 
 
 def test_a_silent_broker_is_retried_with_backoff(tmp_path: Path, broker: FakeBroker,
@@ -379,19 +379,21 @@ def test_duty_cycle_sleeps_between_wake_ups_under_a_delayed_will(tmp_path: Path,
             assert node.pending() == 0
             assert node.notifier.texts[-1] == "sleeping, 0 batches pending"
         broker.fire_pending_wills()  # the node missed its next wake-up: the broker says offline
+        node.seal(1)  # and it comes back
+        await broker.wait_for(lambda: len(broker.disconnects) == 4)
         await node.finish()
         return node
 
     node = run(main())
-    assert node.values() == list(range(9))
+    assert node.values() == list(range(12))
     delay = will_delay_s(node.config)
     assert delay == 4  # 2 x (max_age_s + interval) + 2
     assert all(c.will_delay_s == delay and c.session_expiry_s == 2 * delay and not c.clean_start
                for c in broker.connects)
     # Each wake-up ends with DISCONNECT 0x04: the broker holds the will back for its delay, and
     # the next wake-up cancels it. So the status stays online between wake-ups.
-    assert broker.disconnects == [("sensord-n1", 0x04)] * 3
-    assert statuses(broker) == [b"online"] * 3 + [b"offline"]
+    assert broker.disconnects == [("sensord-n1", 0x04)] * 4
+    assert statuses(broker) == [b"online"] * 3 + [b"offline", b"online"]
     assert broker.topics().count(META) == 1  # meta once, not at every wake-up
 
 
