@@ -52,3 +52,24 @@ def test_the_installed_generation_is_the_one_in_use() -> None:
     has_aiomqtt = importlib.util.find_spec("aiomqtt") is not None
     assert ("aiomqtt" if has_aiomqtt else "asyncio_mqtt") == mqtt_compat.LIBRARY
     assert mqtt_compat.lib.__name__ == mqtt_compat.LIBRARY
+
+
+def test_only_the_mqtt_package_imports_the_mqtt_library() -> None:
+    """sensord.mqtt is the one place that knows paho, aiomqtt and asyncio_mqtt (the test kit's paho
+    subscriber in sensord.testing aside), so a library change touches one package."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    libraries = {"paho", "aiomqtt", "asyncio_mqtt"}
+    found = []
+    for path in sorted([*(root / "sensord").rglob("*.py"), *(root / "plugins").rglob("*.py")]):
+        if path.is_relative_to(root / "sensord" / "mqtt") or path.is_relative_to(root / "sensord" / "testing"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            found += [f"{path.relative_to(root)}: {n}" for n in names if n.split(".")[0] in libraries]
+            if isinstance(node, ast.Constant) and node.value in libraries:  # importlib.import_module("...")
+                found.append(f"{path.relative_to(root)}: {node.value!r}")
+    assert found == []
