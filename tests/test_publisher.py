@@ -395,6 +395,7 @@ def test_duty_cycle_sleeps_between_wake_ups_under_a_delayed_will(tmp_path: Path,
     assert broker.disconnects == [("sensord-n1", 0x04)] * 4
     assert statuses(broker) == [b"online"] * 3 + [b"offline", b"online"]
     assert broker.topics().count(META) == 1  # meta once, not at every wake-up
+    assert json.loads(broker.payloads(META)[0])["node"] == "n1"
 
 
 def test_duty_cycle_under_mqtt311_disconnects_normally(tmp_path: Path, broker: FakeBroker) -> None:
@@ -495,12 +496,16 @@ def test_per_channel_mode_publishes_plain_values(tmp_path: Path, broker: FakeBro
     # splits them when publishing).
     async def main() -> None:
         node = Node(tmp_path, broker, encoding="per_channel").start()
-        node.seal(30)  # 90 readings: more than a page of concurrent publishes
-        await broker.wait_for(lambda: len(broker.payloads("sensord/n1/c0/value")) == 90)
+        for i in range(30):  # 60 readings a sensor: more than a page of concurrent publishes
+            samples = [Sample(f"c{k}", "value", 2 * i + j, "", 1_700_000_000.0 + i) for j in range(2) for k in (0, 1)]
+            node.buffer.seal(lambda seq, s=samples: encode_batch("n1", seq, s), readings=4, first_ts=samples[0].ts)
+        node.wake.set()
+        await broker.wait_for(lambda: len(broker.payloads("sensord/n1/c1/value")) == 60)
         await node.finish()
 
     run(main())
-    assert [int(p) for p in broker.payloads("sensord/n1/c0/value")] == list(range(90))
+    for sensor in ("c0", "c1"):
+        assert [int(p) for p in broker.payloads(f"sensord/n1/{sensor}/value")] == list(range(60))
     assert DATA not in broker.topics()
     assert {(m.qos, m.retain, m.content_type) for m in broker.published if m.topic.endswith("/value")} == \
         {(1, False, None)}
