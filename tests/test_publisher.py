@@ -126,8 +126,8 @@ def statuses(broker: FakeBroker) -> list[bytes]:
 
 
 @pytest.fixture
-def broker() -> FakeBroker:
-    return FakeBroker()
+def broker(fake_mqtt_broker: FakeBroker) -> FakeBroker:
+    return fake_mqtt_broker  # the fixture of sensord's pytest plugin
 
 
 @pytest.fixture(autouse=True)

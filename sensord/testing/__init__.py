@@ -4,8 +4,8 @@ watch it (`Subscription`, `Message`), a TCP proxy to cut or stall links (`TcpPro
 in-memory broker for fast tests of the MQTT stage (`FakeBroker`), a harness that runs one sensor
 through scheduler, filters and encoder on virtual time without MQTT (`run_sensor`,
 `HarnessResult`), and a pytest plugin (fixtures `fake_i2c_bus`, `mock_pin_factory`, `mock_pins`,
-`fake_hardware`, `fake_clock`, `sensor_harness`, `mqtt_broker`, `mqtt_broker_factory`) that is
-active once sensord is installed.
+`fake_hardware`, `fake_clock`, `sensor_harness`, `mqtt_broker`, `mqtt_broker_factory`,
+`fake_mqtt_broker`) that is active once sensord is installed.
 
 The names below are imported on first use: pytest imports this package at start-up (the plugin
 lives in it) in every project that has sensord installed, so importing it must cost nothing.

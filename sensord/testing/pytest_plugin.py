@@ -13,6 +13,10 @@ their work dirs (config, log) are kept under pytest's `tmp_path` for a post-mort
 mosquitto a test using them fails with the install hint: it is never skipped, so a CI machine
 without the broker cannot pass by running nothing.
 
+For fast tests of MQTT logic without a broker: `fake_mqtt_broker`, a
+`sensord.testing.fake_mqtt.FakeBroker`; pass `fake_mqtt_broker.connection` as `connection_factory=`
+to `sensord.mqtt.MqttLink` or `Publisher`.
+
 pytest imports this module at start-up in every project where sensord is installed, so sensord,
 gpiozero and paho are imported only inside the fixtures that need them.
 """
@@ -30,7 +34,7 @@ if TYPE_CHECKING:
 
     from sensord.hardware import Hardware
     from sensord.sensor import Sensor, SensorConfig
-    from sensord.testing import FakeClock, FakeI2CBus, HarnessResult, MockPins, Mosquitto
+    from sensord.testing import FakeBroker, FakeClock, FakeI2CBus, HarnessResult, MockPins, Mosquitto
 
 
 @pytest.fixture
@@ -146,3 +150,12 @@ def mqtt_broker(mqtt_broker_factory: MqttBrokerFactory) -> Mosquitto:
     """A started `Mosquitto` on a free `127.0.0.1` port, anonymous access, no TLS, no persistence;
     stopped after the test. Give each test its own topics (e.g. from `request.node.name`)."""
     return mqtt_broker_factory()
+
+
+@pytest.fixture
+def fake_mqtt_broker() -> FakeBroker:
+    """An in-memory `FakeBroker`: no socket, faults injected (`unreachable()`, `refuse(code)`,
+    `silent()`, `refuse_topic()`, `hold_pubacks()`, `drop()`...), everything published recorded."""
+    from sensord.testing.fake_mqtt import FakeBroker
+
+    return FakeBroker()
