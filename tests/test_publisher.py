@@ -18,7 +18,7 @@ import pytest
 
 from sensord.buffer import Buffer
 from sensord.config import BatchConfig, BufferConfig, Config, MqttConfig, NodeConfig, SensorSpec, TlsConfig
-from sensord.encoding import CONTENT_TYPE, decode_batch, encode_batch
+from sensord.encoding import CONTENT_TYPE, decode, encode_batch
 from sensord.mqtt import Backoff, Publisher, Topics, will_delay_s
 from sensord.sensor import Sample, SensorConfig
 from sensord.systemd import Notifier
@@ -107,7 +107,7 @@ class Node:
 
     def values(self) -> list[int]:
         """The counter values delivered on the data topic, de-duplicated by seq, in seq order."""
-        batches = {b.seq: b for b in (decode_batch(p) for p in self.broker.payloads(DATA))}
+        batches = {b.seq: b for b in (decode(p) for p in self.broker.payloads(DATA))}
         return [int(s.value) for seq in sorted(batches) for s in batches[seq].samples]
 
     def pending(self) -> int:
@@ -485,7 +485,7 @@ def test_replay_is_oldest_first_a_page_at_a_time(tmp_path: Path, broker: FakeBro
         return node
 
     node = run(main())
-    seqs = [decode_batch(p).seq for p in broker.payloads(DATA)]
+    seqs = [decode(p).seq for p in broker.payloads(DATA)]
     assert seqs == list(range(1, 46))
     assert node.values() == list(range(135))
     assert node.pending() == 0
