@@ -40,7 +40,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["FakeBroker", "FakeConnection", "Message", "Connect"]
 
@@ -381,3 +381,10 @@ class FakeConnection:
 
     def _lost_failure(self) -> Exception:
         return self._failure("lost", self._lost_detail)
+
+
+if TYPE_CHECKING:  # mypy checks that a FakeConnection is what MqttLink takes
+    from sensord.mqtt.link import Transport
+
+    def _is_a_transport(conn: FakeConnection) -> Transport:
+        return conn
