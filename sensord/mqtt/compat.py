@@ -44,6 +44,9 @@ from paho.mqtt import reasoncodes
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+__all__ = ["DISCONNECT_WITH_WILL", "LIBRARY", "PENDING_CALLS_WARN", "Connection", "Failure", "PacketTypes",
+           "ReasonCode", "code_of", "lib", "properties"]
+
 T = TypeVar("T")
 FailureKind = Literal["os", "connack", "closed", "lost", "timeout", "no_connack", "suback", "puback", "library"]
 # The paho message ids of the publishes made by the current `Connection.publish` call (a list
@@ -104,7 +107,7 @@ def code_of(rc: Any) -> int | None:
 
 def properties(packet_type: int, **values: Any) -> Any:
     """MQTT 5 properties, e.g. `properties(PacketTypes.CONNECT, SessionExpiryInterval=60)`."""
-    props = Properties(packet_type)
+    props = Properties(packet_type)  # type: ignore[no-untyped-call]  # paho ships no annotations here
     for name, value in values.items():
         setattr(props, name, value)
     return props
