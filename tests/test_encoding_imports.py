@@ -22,9 +22,8 @@ from sensord.sensor import Sample
 #: (which imports the codec, so the reverse would be a cycle), the daemon and the CLI.
 FORBIDDEN_SENSORD = (
     "sensord.scheduler", "sensord.config", "sensord.filters", "sensord.filters_builtin", "sensord.batch",
-    "sensord.pipeline", "sensord.buffer", "sensord.staging", "sensord.mqtt", "sensord.mqtt_compat",
-    "sensord.publisher", "sensord.plugins", "sensord.daemon", "sensord.app", "sensord.startup",
-    "sensord.cli", "sensord.cli.listen", "sensord.testing",
+    "sensord.pipeline", "sensord.buffer", "sensord.staging", "sensord.mqtt", "sensord.plugins", "sensord.daemon",
+    "sensord.app", "sensord.startup", "sensord.cli", "sensord.cli.listen", "sensord.testing",
 )
 #: Libraries only those parts use: the event loop, the MQTT clients, SQLite, timeit (benchmarks).
 FORBIDDEN_OTHER = ("asyncio", "paho", "aiomqtt", "asyncio_mqtt", "sqlite3", "timeit")
