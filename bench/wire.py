@@ -30,7 +30,7 @@ Figures, per encoding:
   data segments a 1448-byte MSS would need (the IP bytes then grow by 52 per extra segment).
 - encode / decode µs per reading: `bench_codec()` on a 10 x 60 random-walk batch made by the sim
   plugin (0-3 ms scheduling jitter). per_channel: encode = compact encode + compact decode +
-  `format_value` (the daemon buffers compact batches and splits them when publishing), decode =
+  `sensord.mqtt.format_value` (the daemon buffers compact batches and splits them when publishing), decode =
   `float()` of the text payload.
 
 Targets checked for `compact` (steady state): <= 8 IP bytes/reading; <= 1/10 of per_channel;
@@ -73,10 +73,10 @@ from sensord.encoding import (  # noqa: E402
     Encoding,
     channel_info,
     decode,
-    format_value,
     get_encoding,
 )
 from sensord.hardware import Hardware  # noqa: E402
+from sensord.mqtt import format_value  # noqa: E402
 from sensord.sensor import Sample  # noqa: E402
 from sensord.testing.broker import Mosquitto, Subscription  # noqa: E402
 from sensord_plugins.sim import SimConfig, SimSensor  # noqa: E402

@@ -38,7 +38,6 @@ from sensord.encoding import (
     decode,
     detect,
     encode_batch,
-    format_value,
     get_encoding,
     senml_name_problem,
 )
@@ -438,12 +437,6 @@ def test_json_v1_from_older_versions_still_decodes() -> None:
     batch = decode(old)
     assert batch == Batch("barn", 42, [Sample("a", "t", 21.5, "°C", T), Sample("b", "h", True, "", T + 5),
                                        Sample("a", "t", 21.6, "°C", T + 10)])
-
-
-def test_format_value() -> None:
-    assert [format_value(v) for v in (21, 21.37, 21.0, 1e-05, True, False, -0.0, math.inf)] == \
-        [b"21", b"21.37", b"21.0", b"1e-05", b"true", b"false", b"-0.0", b"inf"]
-    assert float(format_value(0.1 + 0.2)) == 0.1 + 0.2
 
 
 class Reverse:

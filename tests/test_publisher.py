@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import ssl
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 from sensord.buffer import Buffer
 from sensord.config import BatchConfig, BufferConfig, Config, MqttConfig, NodeConfig, SensorSpec, TlsConfig
 from sensord.encoding import CONTENT_TYPE, decode, encode_batch
-from sensord.mqtt import Backoff, Publisher, Topics, will_delay_s
+from sensord.mqtt import Backoff, Publisher, Topics, format_value, will_delay_s
 from sensord.sensor import Sample, SensorConfig
 from sensord.systemd import Notifier
 from sensord.testing.fake_mqtt import FakeBroker
@@ -509,3 +510,10 @@ def test_per_channel_mode_publishes_plain_values(tmp_path: Path, broker: FakeBro
     assert DATA not in broker.topics()
     assert {(m.qos, m.retain, m.content_type) for m in broker.published if m.topic.endswith("/value")} == \
         {(1, False, None)}
+
+
+def test_format_value() -> None:
+    # Was in tests/test_encoding.py: the per_channel payload is the publisher's, not the codec's.
+    assert [format_value(v) for v in (21, 21.37, 21.0, 1e-05, True, False, -0.0, math.inf)] == \
+        [b"21", b"21.37", b"21.0", b"1e-05", b"true", b"false", b"-0.0", b"inf"]
+    assert float(format_value(0.1 + 0.2)) == 0.1 + 0.2

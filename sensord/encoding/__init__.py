@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 from ..errors import DecodeError, EncodeError
-from ..sensor import Sample, Value
+from ..sensor import Sample
 from .base import MAX_PAYLOAD_BYTES, MAX_READINGS, Batch, BatchData, ChannelInfo, ChannelKey, Encoding, channel_info
 from .compact import CompactEncoding
 from .json_v1 import JsonEncoding
@@ -33,7 +33,7 @@ from .senml import name_problem as senml_name_problem
 __all__ = [
     "CONTENT_TYPE", "DEFAULT_ENCODING", "ENCODINGS", "MAX_PAYLOAD_BYTES", "MAX_READINGS",
     "Batch", "BatchData", "ChannelInfo", "ChannelKey", "DecodeError", "EncodeError", "Encoding",
-    "channel_info", "decode", "detect", "encode_batch", "format_value", "get_encoding",
+    "channel_info", "decode", "detect", "encode_batch", "get_encoding",
     "senml_name_problem",
 ]
 
@@ -97,16 +97,3 @@ def encode_batch(node: str, seq: int, samples: Sequence[Sample], *, encoding: st
     (see `channel_info`); without it, compact still finds the decimals values are written with."""
     codec = get_encoding(encoding, encodings) if isinstance(encoding, str) else encoding
     return codec.encode(BatchData(node, seq, samples, channels or {}))
-
-
-def format_value(value: Value) -> bytes:
-    """One value as the per-channel MQTT payload: the shortest exact text.
-
-    Integers as integers (`21`), floats as Python's shortest round-trip repr (`21.37`, `1e-05`,
-    `nan`, `inf`), booleans as `true` / `false`.
-    """
-    if isinstance(value, bool):
-        return b"true" if value else b"false"
-    if isinstance(value, int):
-        return str(value).encode()
-    return repr(float(value)).encode()

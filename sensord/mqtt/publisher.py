@@ -28,8 +28,9 @@ from typing import Any
 
 from ..buffer import Buffer, StoredBatch
 from ..config import Config
-from ..encoding import ENCODINGS, DecodeError, Encoding, decode, detect, format_value
+from ..encoding import ENCODINGS, DecodeError, Encoding, decode, detect
 from ..errors import BrokerRefused
+from ..sensor import Value
 from ..systemd import Notifier
 from .compat import Connection
 from .link import Backoff, ConnectionFactory, MqttLink, Will
@@ -66,6 +67,19 @@ def will_delay_s(config: Config) -> int:
     intervals = [s.interval_s for s in config.enabled_sensors] or [config.batch.max_age_s]
     period = config.batch.max_age_s + min(intervals)
     return math.ceil(2 * period) + 2
+
+
+def format_value(value: Value) -> bytes:
+    """One value as the per-channel MQTT payload: the shortest exact text.
+
+    Integers as integers (`21`), floats as Python's shortest round-trip repr (`21.37`, `1e-05`,
+    `nan`, `inf`), booleans as `true` / `false`.
+    """
+    if isinstance(value, bool):
+        return b"true" if value else b"false"
+    if isinstance(value, int):
+        return str(value).encode()
+    return repr(float(value)).encode()
 
 
 class Publisher:
