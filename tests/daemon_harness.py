@@ -21,12 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def write_config(path: Path, *, port: int, node: str = "n1", sensors: int = 2, interval_s: float = 0.1,
                  max_age_s: float = 0.5, commit_interval_s: float = 0.5, keepalive_s: int = 60,
                  mqtt_extra: str = "", buffer_extra: str = "", batch_extra: str = "",
-                 host: str = "127.0.0.1") -> Path:
+                 host: str = "127.0.0.1", stop_timeout_s: float = 3) -> Path:
     tables = "".join(f'[[sensor]]\nname = "c{i}"\ntype = "sim"\ninterval_s = {interval_s}\nsignal = "counter"\n'
                      for i in range(sensors))
     path.write_text(f'[node]\nid = "{node}"\n'
                     f'[mqtt]\nhost = "{host}"\nport = {port}\nkeepalive_s = {keepalive_s}\nreconnect_max_s = 2\n'
-                    f'stop_timeout_s = 3\n{mqtt_extra}\n'
+                    f'stop_timeout_s = {stop_timeout_s}\n{mqtt_extra}\n'
                     f'[batch]\nmax_age_s = {max_age_s}\n{batch_extra}\n'
                     f'[buffer]\npath = "{path.parent / "buffer.db"}"\ncommit_interval_s = {commit_interval_s}\n'
                     f'{buffer_extra}\n[plugins]\ndirs = []\n{tables}')

@@ -146,8 +146,10 @@ def test_kill_9_loses_at_most_the_commit_window(broker: Mosquitto, nodes: list[N
 
 
 def test_buffer_cap_drops_oldest_and_counts(nodes: list[Node], tmp_path: Path) -> None:
-    cfg = write_config(tmp_path / "s.toml", port=1, sensors=20, interval_s=0.01, max_age_s=0.1,
-                       buffer_extra="max_bytes = 65536", batch_extra='encoding = "json"')  # fills it sooner
+    # senml+json: some 50 bytes a reading, so the 64 KiB are full within a second or two; no broker,
+    # so the stop waits stop_timeout_s for nothing.
+    cfg = write_config(tmp_path / "s.toml", port=1, sensors=20, interval_s=0.01, max_age_s=0.1, stop_timeout_s=0.2,
+                       buffer_extra="max_bytes = 65536", batch_extra='encoding = "senml+json"')
     node = start(nodes, cfg)
     wait_until(lambda: "dropp" in node.log(), 30, "the buffer reaching max_bytes")
     rss = []
