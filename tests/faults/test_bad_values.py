@@ -12,11 +12,10 @@ import json
 import re
 import signal
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
-from daemon_harness import Node, assert_gapless, readings, wait_until, write_config
+from daemon_harness import Node, assert_gapless, readings, statuses, wait_until, write_config
 
 from sensord.buffer import Buffer
 from sensord.testing.broker import Mosquitto, Subscription
@@ -174,14 +173,14 @@ def test_every_bad_value_is_dropped_and_named_once_the_rest_delivered_exactly_on
     # and one such read on every sensor means every good reading has reached the daemon.
     reads = 2 * (len(BAD) + len(NO_VALUE) + len(CONVERTED))
     cfg = config_with_plugin(tmp_path, broker.port, kinds, reads=reads)
-    with Subscription(broker, "sensord/n1/data") as sub:
+    with Subscription(broker, "sensord/n1/+") as sub:
         node = Node(cfg).start()
         nodes.append(node)
         wait_until(lambda: running(node) and all(reads_of(tmp_path, k, over=True) > reads for k in kinds), 20,
                    f"{reads} reads of every sensor")
         code, _ = node.stop()
         assert code == 0, node.log()
-        time.sleep(0.2)
+        sub.wait_for(lambda msgs: statuses(msgs)[-1:] == ["offline"], 3)  # the last message of a stop
     log = node.log()
     assert "Traceback" not in log, log
     rows = rows_with_quantity(sub.messages)
@@ -308,12 +307,12 @@ def test_a_plugin_filters_bad_output_costs_only_that_reading(broker: Mosquitto, 
     text = text.replace('name = "c0"\n', 'name = "c0"\nfilters = [{breaker = "str"}]\n')
     text = text.replace('name = "c1"\n', 'name = "c1"\nfilters = [{breaker = "decimal"}]\n')
     cfg.write_text(text)
-    with Subscription(broker, "sensord/n1/data") as sub:
+    with Subscription(broker, "sensord/n1/+") as sub:
         node = Node(cfg).start()
         nodes.append(node)
         sub.wait_for(lambda msgs: running(node) and len(readings(msgs)) >= 20, 10)
         assert node.stop()[0] == 0, node.log()
-        time.sleep(0.2)
+        sub.wait_for(lambda msgs: statuses(msgs)[-1:] == ["offline"], 3)  # the last message of a stop
     rows = readings(sub.messages)
     for sensor in ("c0", "c1"):
         got = [r["value"] for r in rows if r["sensor"] == sensor]
