@@ -82,7 +82,7 @@ def _counting_distance_sensor() -> type:
     gpiozero 1.6.2 and 2.0); only its background thread calls it, so plain counters suffice."""
     from gpiozero import DistanceSensor  # lazy: sensord imports without gpiozero
 
-    class CountingDistanceSensor(DistanceSensor):  # type: ignore[misc]
+    class CountingDistanceSensor(DistanceSensor):  # type: ignore[misc]  # gpiozero ships no annotations
         pings = 0
         echoes = 0
 

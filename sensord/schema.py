@@ -154,6 +154,7 @@ def convert(tp: Any, value: Any, path: str, file: str) -> tuple[bool, Any]:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             return False, None
+        # is_dataclass() narrows to "a dataclass or an instance of one"; here it is the class.
         return True, build_options(tp, value, path, file)  # type: ignore[arg-type]
     if tp is bool:
         return isinstance(value, bool), value

@@ -248,6 +248,7 @@ class FakeConnection:
     def _failure(self, kind: str, detail: str = "", **kwargs: Any) -> Exception:
         from sensord.mqtt.compat import Failure
 
+        # `kind` is one of Failure's literal kinds; the fake takes it from its callers as a str.
         return Failure(kind, detail, **kwargs)  # type: ignore[arg-type]
 
     @property

@@ -61,6 +61,7 @@ def fake_node_bus(models: Iterable[type[I2CDeviceModel]]) -> FakeI2CBus:
     which their address pins also select."""
     bus = FakeI2CBus()
     for cls in models:
+        # Every model class has a DEFAULT_ADDRESS (the kit's test checks it); the base class does not declare one.
         address = next_free_address(cls.DEFAULT_ADDRESS, bus.devices)  # type: ignore[attr-defined]
         if address is None:
             log.debug("no free address for %s", cls.__name__)
