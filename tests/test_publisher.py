@@ -333,6 +333,8 @@ def test_batches_the_broker_refuses_stay_buffered_until_it_takes_them(tmp_path: 
 
     node = run(main())
     assert node.values() == list(range(12))  # every reading, from the first one on, in order
+    seqs = [decode(p).seq for p in broker.payloads(DATA)]
+    assert len(seqs) == len(set(seqs)) == 4  # and each of the 4 batches taken exactly once: no duplicate
     refusals = lines(caplog, "not authorized", logging.INFO)
     assert len(refusals) == 1, refusals
     assert refusals[0].startswith("ERROR sensord.publisher:") and "ACL" in refusals[0], refusals[0]
