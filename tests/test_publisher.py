@@ -247,7 +247,7 @@ def test_backoff_doubles_to_reconnect_max_s_and_resets_after_a_connection(tmp_pa
     assert "offline, 3 readings buffered" in node.notifier.texts
 
 
-@pytest.mark.parametrize("fault", ["certificate", "password"])
+@pytest.mark.parametrize("fault", ["certificate", "password", "client-id"])
 def test_a_refusal_only_a_config_change_fixes_is_an_error_once(tmp_path: Path, broker: FakeBroker, fault: str,
                                                                caplog: pytest.LogCaptureFixture) -> None:
     # Was tests/test_daemon_link.py's test_wrong_ca_... / test_wrong_password_is_refused_clearly_and_retried.
@@ -257,12 +257,14 @@ def test_a_refusal_only_a_config_change_fixes_is_an_error_once(tmp_path: Path, b
         error.verify_message = "unable to get local issuer certificate"
         broker.os_error(error)
         mqtt["tls"] = TlsConfig(ca_file=None)
-    else:
+    elif fault == "password":
         pw = tmp_path / "mqtt.pass"
         pw.write_text("wrong-one\n")
         pw.chmod(0o600)
         mqtt.update(username="node", password_file=str(pw))
         broker.refuse(0x87)
+    else:
+        broker.refuse(0x85)  # CONNACK "client identifier not valid"
 
     async def main() -> Node:
         node = Node(tmp_path, broker, **mqtt).start()
@@ -279,9 +281,11 @@ def test_a_refusal_only_a_config_change_fixes_is_an_error_once(tmp_path: Path, b
     assert "1 readings stay buffered" in refusals[0] or "3 readings stay buffered" in refusals[0]
     if fault == "certificate":
         assert "certificate verify failed" in refusals[0] and "ca_file" in refusals[0]
-    else:
+    elif fault == "password":
         assert "password" in refusals[0] and "wrong-one" not in caplog.text
         assert broker.connects[0].password == "wrong-one"
+    else:
+        assert "client identifier not valid (code 0x85)" in refusals[0] and "mqtt.client_id" in refusals[0]
     assert len(node.backoff.delays) >= 3 and 0.0 not in node.backoff.delays
     assert node.pending() == 1 and "Traceback" not in caplog.text
 
