@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from sensord.testing.broker import Mosquitto, Subscription, connect, free_port
+from sensord.testing.broker import Mosquitto, connect, free_port
 from sensord.testing.proxy import TcpProxy
 
 pytestmark = pytest.mark.broker
@@ -162,21 +162,6 @@ def test_blackhole_starves_mqtt_keepalive() -> None:
             client.loop_stop()
 
 
-@pytest.mark.slow
-def test_blackhole_makes_broker_publish_last_will() -> None:
-    with Mosquitto() as broker, TcpProxy(broker.host, broker.port) as proxy, \
-            Subscription(broker, "will/#") as sub:
-        client = connect(broker, address=(proxy.host, proxy.listen_port), client_id="dut",
-                         keepalive_s=1, will=("will/dut", b"offline"))
-        try:
-            start = time.monotonic()
-            proxy.blackhole()
-            # Due after 1.5 × keepalive, but mosquitto before 2.0.21 checks keepalives only
-            # every 5 s: allow for that.
-            msg = sub.wait_for_count(1, timeout_s=9.0)[0]
-            assert (msg.topic, msg.payload) == ("will/dut", b"offline")
-            assert time.monotonic() - start >= 1.0
-            assert "Client dut has exceeded timeout" in broker.log_text()
-        finally:
-            client.disconnect()
-            client.loop_stop()
+# That a blackholed MQTT client's will is published by the broker is asserted, with the broker's
+# log line, by tests/test_daemon.py::test_blackholed_link_will_fires_and_data_survives: it runs
+# through this proxy, and a second copy here would wait out mosquitto 2.0.11's 5 s keepalive sweep again.
