@@ -225,7 +225,7 @@ STAGED = {
 
 @pytest.mark.parametrize("kind", STAGED)
 def test_a_start_survives_anything_staged(broker: Mosquitto, nodes: list[Node], tmp_path: Path, kind: str) -> None:
-    cfg = write_config(tmp_path / "s.toml", port=broker.port, sensors=1)
+    cfg = write_config(tmp_path / "s.toml", port=broker.port, sensors=1, interval_s=0.05, max_age_s=0.2)
     buffer = Buffer.open(str(tmp_path / "buffer.db"), max_bytes=10_000_000)
     try:
         assert buffer.stage(STAGED[kind], readings=2)

@@ -93,7 +93,7 @@ def lines(node: Node, text: str) -> list[str]:
 # (The link's probe and fallback logic: tests/test_mqtt.py, against the in-memory broker.)
 
 def test_daemon_delivers_to_amqtt_with_nothing_lost(amqtt: Amqtt, nodes: list[Node], tmp_path: Path) -> None:
-    cfg = write_config(tmp_path / "s.toml", port=amqtt.port, sensors=2, interval_s=0.1, max_age_s=0.5)
+    cfg = write_config(tmp_path / "s.toml", port=amqtt.port, sensors=2, interval_s=0.05, max_age_s=0.25)
     # A buffer made with the clock at 1970 issues seq 1 first (a new one starts at the Unix time).
     Buffer.open(tmp_path / "buffer.db", max_bytes=1 << 24, clock=lambda: 0.0).close()
     with Subscription(amqtt, "sensord/n1/data") as sub:

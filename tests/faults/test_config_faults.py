@@ -101,7 +101,7 @@ def test_run_logs_a_plugin_that_fails_at_import_once(tmp_path: Path) -> None:
     plugins = tmp_path / "plugins.d"
     plugins.mkdir()
     (plugins / "broken.py").write_text("raise ImportError('needs libfoo')\n")
-    cfg = write_config(tmp_path / "s.toml", port=_free_port(), sensors=1)
+    cfg = write_config(tmp_path / "s.toml", port=_free_port(), sensors=1, stop_timeout_s=0.2)  # no broker to wait for
     cfg.write_text(cfg.read_text().replace("dirs = []", f'dirs = ["{plugins}"]'))
     node = Node(cfg).start()
     try:
