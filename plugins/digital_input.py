@@ -154,7 +154,7 @@ class DigitalInput(Sensor):
         return f'sensor "{self.name}" ({self.type_name} on GPIO{self.config.pin})'
 
     def channels(self) -> list[Channel]:
-        return [Channel(self.config.quantity)]
+        return [Channel(self.config.quantity, kind="binary")]
 
     def open(self) -> None:
         cfg = self.config

@@ -151,7 +151,7 @@ class PulseCounter(Sensor):
 
     def channels(self) -> list[Channel]:
         cfg = self.config
-        return [Channel("count", "", 1.0), Channel(cfg.quantity, cfg.unit, cfg.per_pulse),
+        return [Channel("count", "", 1.0, "total"), Channel(cfg.quantity, cfg.unit, cfg.per_pulse, "total"),
                 Channel("pulses", "", 1.0)]
 
     @property

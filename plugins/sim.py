@@ -79,7 +79,8 @@ class SimSensor(Sensor):
 
     def channels(self) -> list[Channel]:
         resolution = 1.0 if self.config.signal == "counter" else _RESOLUTION
-        return [Channel(q, self._unit, resolution) for q in self.config.channels]
+        kind: Literal["total", "measurement"] = "total" if self.config.signal == "counter" else "measurement"
+        return [Channel(q, self._unit, resolution, kind) for q in self.config.channels]
 
     def read(self) -> list[Reading]:
         cfg, k = self.config, self._count

@@ -104,7 +104,7 @@ class SystemSensor(Sensor):
 
     def channels(self) -> list[Channel]:
         active = self._active or tuple(self.config.channels) or ALL_CHANNELS
-        return [Channel(name, *_UNITS[name]) for name in active]
+        return [Channel(name, *_UNITS[name], "total" if name == "uptime" else "measurement") for name in active]
 
     def read(self) -> list[Reading]:
         if not self._active:

@@ -69,7 +69,9 @@ class Pipeline:
     def __init__(self, store: Store, *, node: str, batcher: Batcher, encoding: str | Encoding = DEFAULT_ENCODING,
                  encodings: Mapping[str, Encoding] | None = None, commit_interval_s: float = 1.0,
                  memory_max_readings: int = MEMORY_MAX_READINGS, on_sealed: Callable[[], None] = lambda: None,
-                 strict: bool = False) -> None:
+                 on_samples: Callable[[Sequence[Sample]], None] | None = None, strict: bool = False) -> None:
+        """`on_sealed()` runs after each seal; `on_samples(samples)` gets the samples of each sealed
+        batch (Home Assistant's state message takes the latest values from them)."""
         self.store = store
         self.node = node
         self.batcher = batcher
@@ -78,6 +80,7 @@ class Pipeline:
         self.commit_interval_s = commit_interval_s
         self.memory_max_readings = memory_max_readings
         self.on_sealed = on_sealed
+        self.on_samples = on_samples
         self.strict = strict
         self.filters: dict[str, ChannelFilters] = {}  # sensor name → this generation's filter state
         self.urgent: frozenset[str] = frozenset()
@@ -172,6 +175,8 @@ class Pipeline:
             return self.seal_samples(samples[:half]) and self.seal_samples(samples[half:])
         if seq is None:
             return False  # storage refused; the store logged it, the samples stay in memory
+        if self.on_samples is not None:
+            self.on_samples(samples)
         self.on_sealed()
         return True
 
@@ -250,7 +255,7 @@ class Pipeline:
 def filtered_channels(chains: ChannelFilters, sensor: Sensor) -> list[Channel]:
     """The sensor's declared channels with the resolution after its filters: what the encoder
     is told, and what the node's meta message says."""
-    return [Channel(c.quantity, c.unit, chains.resolution(c.quantity, c.resolution))
+    return [Channel(c.quantity, c.unit, chains.resolution(c.quantity, c.resolution), c.kind)
             for c in declared_channels(sensor)]
 
 

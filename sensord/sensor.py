@@ -13,7 +13,7 @@ import numbers
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
     from .hardware import Hardware
@@ -96,11 +96,19 @@ class Reading:
 @dataclass(frozen=True, slots=True)
 class Channel:
     """A quantity a sensor produces, declared up front: its unit and its resolution (the step
-    between two distinct values; None when the value is an exact float)."""
+    between two distinct values; None when the value is an exact float), and its `kind`:
+
+    - `"measurement"`: a value at the time of the reading (a temperature, a voltage);
+    - `"total"`: a running total that only grows, except when it starts again from 0 (a pulse
+      count, a rain gauge's millimetres, a meter's Wh); consumers compute rates from it;
+    - `"binary"`: on or off (`true` / `false`: a door contact, a PIR).
+
+    Consumers such as Home Assistant discovery read it (`state_class`, `binary_sensor`)."""
 
     quantity: str
     unit: str = ""
     resolution: float | None = None
+    kind: Literal["measurement", "total", "binary"] = "measurement"
 
 
 @dataclass(frozen=True, slots=True)

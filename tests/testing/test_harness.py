@@ -71,7 +71,7 @@ def test_sim_counter_through_a_delta_filter() -> None:
     assert (result.reads, result.failures, result.errors) == (100, 0, [])
     assert result.payload.startswith(b"\xd9\xd5\xb1")  # compact
     assert result.decoded == result.filtered and result.lossless
-    assert result.channels == {"value": Channel("value", "", 1.0)}
+    assert result.channels == {"value": Channel("value", "", 1.0, "total")}  # a counter is a running total
 
 
 def test_sht3x_through_the_fixture_with_a_temperature_change(
