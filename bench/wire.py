@@ -33,14 +33,19 @@ Figures, per encoding:
   `sensord.mqtt.format_value` (the daemon buffers compact batches and splits them when publishing), decode =
   `float()` of the text payload.
 
+Home Assistant discovery (`[homeassistant]`) is off in these runs, except in `compact+ha`: the
+same as `compact` with discovery on, so the difference is what the retained state message after
+each batch costs (the device message goes out once, before the steady window).
+
 Targets checked for `compact` (steady state): <= 8 IP bytes/reading; <= 1/10 of per_channel;
-data segments = one per batch plus keepalive pings, also at MTU 1500.
+data segments = one per batch plus keepalive pings, also at MTU 1500. For `compact+ha`: < 0.5 IP
+bytes/reading more than `compact`, one state PUBLISH per batch.
 
     .venv/bin/python bench/wire.py [--seconds 125] [--encodings compact,per_channel] [--json FILE]
                                    [--pcap-dir DIR]
 
 Needs root (or CAP_NET_RAW) for tcpdump; install it with `apt-get install -y tcpdump`.
-About 5 x (--seconds + 5) seconds in all.
+About 6 x (--seconds + 5) seconds in all.
 """
 
 from __future__ import annotations
@@ -82,6 +87,7 @@ from sensord.testing.broker import Mosquitto, Subscription  # noqa: E402
 from sensord_plugins.sim import SimConfig, SimSensor  # noqa: E402
 
 PER_CHANNEL = "per_channel"
+WITH_HA = "+ha"  # an encoding with Home Assistant discovery on (`compact+ha`)
 NODE, PREFIX = "bench", "sensord"
 CLIENT_ID = f"sensord-{NODE}"
 CHANNELS = [f"t{i}" for i in range(10)]
@@ -275,8 +281,9 @@ def analyse(segments: Sequence[Segment], *, sigterm_ts: float, per_channel: bool
         raise RuntimeError(f"no connection with client id {CLIENT_ID!r} in the capture")
     picked.sort()
     packets.sort(key=lambda p: p.last)
-    own = {f"{PREFIX}/{NODE}/status", f"{PREFIX}/{NODE}/meta"}
-    data = [p for p in packets if p.kind == PUBLISH and p.topic not in own]
+    own = {f"{PREFIX}/{NODE}/status", f"{PREFIX}/{NODE}/meta", f"{PREFIX}/{NODE}/state"}
+    data = [p for p in packets if p.kind == PUBLISH and p.topic not in own and not p.topic.startswith("homeassistant/")]
+    states = [p for p in packets if p.kind == PUBLISH and p.topic == f"{PREFIX}/{NODE}/state"]
     # A batch is one PUBLISH, or for per_channel a burst of them; the shutdown batch is its own.
     bursts: list[list[MqttPacket]] = []
     for p in data:
@@ -303,15 +310,18 @@ def analyse(segments: Sequence[Segment], *, sigterm_ts: float, per_channel: bool
         steady = figures(segments, ids, sum(readings_in(p, per_channel) for p in in_data),
                          segments[closed].ts - segments[opened].ts, in_data,
                          sum(1 for p in pings if opened < p.last <= closed))
-        steady.update(window=window, batches=len(inside))
+        steady.update(window=window, batches=len(inside),
+                      state_publishes=sum(1 for p in states if opened < p.last <= closed),
+                      state_bytes=sum(p.size for p in states if opened < p.last <= closed))
     return {"whole": whole, "steady": steady, "batches": len(bursts)}
 
 
 # -- running the daemon ---------------------------------------------------------------------------
 
-def write_config(path: Path, *, port: int, encoding: str) -> Path:
+def write_config(path: Path, *, port: int, encoding: str, homeassistant: bool = False) -> Path:
     channels = ", ".join(f'"{c}"' for c in CHANNELS)
     path.write_text(f'[node]\nid = "{NODE}"\n[mqtt]\nhost = "127.0.0.1"\nport = {port}\nqos = 1\n'
+                    f'[homeassistant]\ndiscovery = {"true" if homeassistant else "false"}\n'
                     f'[batch]\nmax_age_s = 60\nencoding = "{encoding}"\n'
                     f'[buffer]\npath = "{path.parent / "buffer.db"}"\n[plugins]\ndirs = []\n'
                     f'[[sensor]]\nname = "sim"\ntype = "sim"\ninterval_s = 1\nsignal = "random_walk"\n'
@@ -362,15 +372,19 @@ def delivered_readings(messages: Sequence[Any], per_channel: bool) -> int:
     return sum(batches.values())
 
 
-def run_encoding(encoding: str, *, seconds: float, tcpdump: str, workdir: Path) -> dict[str, Any]:
-    """One fresh broker, subscriber, capture and daemon; the figures of `analyse()`."""
+def run_encoding(name: str, *, seconds: float, tcpdump: str, workdir: Path) -> dict[str, Any]:
+    """One fresh broker, subscriber, capture and daemon; the figures of `analyse()`. `name` is an
+    encoding, or `compact+ha`: compact with Home Assistant discovery on (off in the others)."""
+    encoding, homeassistant = (name[:-len(WITH_HA)], True) if name.endswith(WITH_HA) else (name, False)
     per_channel = encoding == PER_CHANNEL
     topic = f"{PREFIX}/{NODE}/+/+" if per_channel else f"{PREFIX}/{NODE}/data"
-    pcap = workdir / f"{encoding.replace('+', '_')}.pcap"
+    pcap = workdir / f"{name.replace('+', '_')}.pcap"
     with Mosquitto() as broker, Subscription(broker, topic) as sub:
-        cfg = write_config(workdir / f"{encoding}.toml", port=broker.port, encoding=encoding)
+        cfg = write_config(workdir / f"{name}.toml", port=broker.port, encoding=encoding,
+                           homeassistant=homeassistant)
+        (workdir / "homeassistant.json").unlink(missing_ok=True)
         (workdir / "buffer.db").unlink(missing_ok=True)
-        with open(workdir / f"{encoding}.log", "wb") as log, Capture(tcpdump, pcap, broker.port):
+        with open(workdir / f"{name}.log", "wb") as log, Capture(tcpdump, pcap, broker.port):
             proc = subprocess.Popen([sys.executable, "-m", "sensord", "run", "-c", str(cfg)], cwd=ROOT,
                                     stdout=log, stderr=subprocess.STDOUT)
             try:
@@ -379,7 +393,7 @@ def run_encoding(encoding: str, *, seconds: float, tcpdump: str, workdir: Path) 
                     time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
                 if proc.poll() is not None:
                     raise RuntimeError(f"sensord exited early with {proc.returncode}: "
-                                       f"{(workdir / f'{encoding}.log').read_text()[-2000:]}")
+                                       f"{(workdir / f'{name}.log').read_text()[-2000:]}")
                 sigterm_ts = time.time()
                 proc.terminate()
                 proc.wait(30)
@@ -397,7 +411,7 @@ def run_encoding(encoding: str, *, seconds: float, tcpdump: str, workdir: Path) 
     result = analyse(read_pcap(pcap, broker.port), sigterm_ts=sigterm_ts, per_channel=per_channel,
                      delivered=delivered)
     if result["whole"]["captured_readings"] != delivered:
-        print(f"warning: {encoding}: {delivered} readings delivered, "
+        print(f"warning: {name}: {delivered} readings delivered, "
               f"{result['whole']['captured_readings']} in the capture", file=sys.stderr)
     return result
 
@@ -496,6 +510,15 @@ def report(results: dict[str, dict[str, Any]], seconds: float) -> list[dict[str,
                                 f"{c['pingreqs']} PINGREQ, {c['segments'] - c['data_segments']} pure ACKs",
                        "pass": c["data_segments"] == expected == c["data_segments_at_mtu_1500"]
                        and c["publishes_in_one_segment"]})
+    h = (results.get("compact" + WITH_HA) or {}).get("steady")
+    if c is not None and h is not None:
+        added = h["ip_bytes_per_reading"] - c["ip_bytes_per_reading"]
+        checks.append({"target": "Home Assistant state adds < 0.5 IP bytes/reading (compact+ha - compact, steady)",
+                       "value": added, "pass": added < 0.5})
+        checks.append({"target": "compact+ha: one state PUBLISH per batch (steady)",
+                       "value": f"{h['state_publishes']} state PUBLISH of {h['state_bytes']} MQTT bytes for "
+                                f"{h['batches']} batches",
+                       "pass": h["state_publishes"] == h["batches"]})
     print()
     for check in checks:
         verdict = {True: "PASS", False: "FAIL", None: "SKIP"}[check["pass"]]
@@ -507,13 +530,13 @@ def report(results: dict[str, dict[str, Any]], seconds: float) -> list[dict[str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=125, help="run time per encoding (125: two batches)")
-    parser.add_argument("--encodings", default=",".join([*ENCODINGS, PER_CHANNEL]),
+    parser.add_argument("--encodings", default=",".join([*ENCODINGS, "compact" + WITH_HA, PER_CHANNEL]),
                         help="comma-separated subset (default: %(default)s)")
     parser.add_argument("--json", metavar="FILE", help="write the results here")
     parser.add_argument("--pcap-dir", metavar="DIR", help="keep the captures and daemon logs here")
     args = parser.parse_args()
     names = [n.strip() for n in args.encodings.split(",") if n.strip()]
-    unknown = [n for n in names if n not in ENCODINGS and n != PER_CHANNEL]
+    unknown = [n for n in names if n.removesuffix(WITH_HA) not in ENCODINGS and n != PER_CHANNEL]
     if unknown:
         parser.error(f"unknown encoding {', '.join(unknown)}; known: {', '.join([*ENCODINGS, PER_CHANNEL])}")
     tcpdump = shutil.which("tcpdump") or shutil.which("tcpdump", path="/usr/sbin:/sbin")
@@ -528,7 +551,7 @@ def main() -> None:
             print(f"{name}: running for {args.seconds:g} s ...", file=sys.stderr, flush=True)
             results[name] = run_encoding(name, seconds=args.seconds, tcpdump=tcpdump, workdir=workdir)
     for name in names:
-        results[name]["encode_us"], results[name]["decode_us"] = codec_cost(name, batch)
+        results[name]["encode_us"], results[name]["decode_us"] = codec_cost(name.removesuffix(WITH_HA), batch)
     checks = report(results, args.seconds)
     if args.json:
         Path(args.json).write_text(json.dumps({"seconds": args.seconds, "results": results, "checks": checks,

@@ -23,6 +23,7 @@ import logging
 import signal
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from . import __version__, startup
@@ -32,6 +33,7 @@ from .config import Config, SensorSpec
 from .encoding import DEFAULT_ENCODING, DecodeError
 from .hardware import Hardware
 from .mqtt import Publisher, Topics
+from .mqtt.discovery import Announcer
 from .pipeline import MEMORY_MAX_READINGS, Pipeline, filtered_channels
 from .scheduler import NextRead, Scheduler
 from .sensor import Sample, Sensor
@@ -63,6 +65,9 @@ class Daemon:
         self.memory_max_readings = memory_max_readings
         self._lost = 0  # readings lost at a stop (could not be stored)
         self._schedule: dict[str, NextRead] = {}  # each sensor's next read, kept across reloads
+        # Home Assistant discovery: what it published last is kept beside the buffer.
+        self.announcer = Announcer(loaded.config, state_file=Path(self.buffer_path).with_name("homeassistant.json"),
+                                   state_topic="", status_topic="", version=__version__)
 
     @property
     def config(self) -> Config:
@@ -91,7 +96,8 @@ class Daemon:
         self.pipeline = Pipeline(self.buffer, node=cfg.node.id, batcher=self._batcher(), encoding=self._encoding(),
                                  encodings=self.loaded.plugins.encodings,
                                  commit_interval_s=cfg.buffer.commit_interval_s,
-                                 memory_max_readings=self.memory_max_readings, on_sealed=self._wake.set)
+                                 memory_max_readings=self.memory_max_readings, on_sealed=self._wake.set,
+                                 on_samples=self.announcer.observe)
         self._recover_staged()
         watchdog = asyncio.create_task(self._watchdog())
         try:
@@ -147,9 +153,11 @@ class Daemon:
         scheduler = Scheduler(sensors, sink=pipeline.add, schedule=self._schedule,
                               plugins=self.loaded.plugins.sensor_plugin)
         topics = Topics(cfg.mqtt.topic_prefix, cfg.node.id)
+        self.announcer.configure(cfg, state_topic=topics.state, status_topic=topics.status,
+                                 entities=lambda: startup.announced_entities(self.loaded, sensors=sensors))
         publisher = Publisher(cfg, topics=topics, buffer=self.buffer, wake=self._wake,
                               meta=lambda: self._meta(sensors), notifier=self.notifier,
-                              encodings=self.loaded.plugins.encodings)
+                              encodings=self.loaded.plugins.encodings, announcer=self.announcer)
         tasks = [asyncio.create_task(scheduler.run(), name="scheduler"),
                  asyncio.create_task(pipeline.flush_forever(), name="flusher"),
                  asyncio.create_task(publisher.run(), name="publisher")]

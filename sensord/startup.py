@@ -7,6 +7,7 @@ import difflib
 from dataclasses import dataclass
 
 from . import config as cfgmod
+from . import homeassistant
 from .config import Config, SensorSpec
 from .encoding import senml_name_problem
 from .errors import ConfigError, SensorError
@@ -52,7 +53,24 @@ def load_runnable(path: str, *, entry_points: bool = True) -> Loaded:
     Raises ConfigError or PluginError (exit 78 material)."""
     loaded = load(path, entry_points=entry_points)
     check_runnable(loaded.config)
+    if loaded.config.homeassistant.discovery:
+        announced_entities(loaded)  # ConfigError when two channels would collide there
     return loaded
+
+
+def announced_entities(loaded: Loaded, hardware: Hardware | None = None,
+                       sensors: list[tuple[SensorSpec, Sensor]] | None = None) -> list[homeassistant.Entity]:
+    """The Home Assistant entities the node announces: its enabled sensors' channels (as declared
+    before `open()`, unless `sensors` were opened), then its diagnostics."""
+    from .pipeline import filtered_channels
+
+    cfg = loaded.config
+    if sensors is None:
+        hardware = hardware or Hardware()  # built, not opened: nothing touches it
+        sensors = [(spec, build_sensor(spec, loaded, hardware)) for spec in cfg.enabled_sensors]
+    return homeassistant.entities(cfg.node.id, [(spec.name, channel) for spec, sensor in sensors
+                                                for channel in filtered_channels(spec.filters, sensor)],
+                                  file=cfg.file)
 
 
 #: Encodings whose names must follow RFC 8428 §4.5.1 (`senml_name_problem`).

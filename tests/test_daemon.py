@@ -288,3 +288,34 @@ def test_urgent_sensor_seals_at_once_and_max_bytes_splits(broker: Mosquitto, nod
     rows = readings(sub.messages)
     for sensor in ("c0", "c1"):
         assert_gapless(counter_values(rows, sensor))
+
+
+def test_home_assistant_discovery_follows_the_config(broker: Mosquitto, nodes: list[Node], tmp_path: Path) -> None:
+    """End to end through mosquitto: announced once, state after each delivery, a sensor removed by
+    a reload removed from Home Assistant, nothing new at a restart, cleared when switched off.
+    (The messages themselves: tests/test_homeassistant.py; a real Home Assistant: tests/ha/.)"""
+    cfg = write_config(tmp_path / "s.toml", port=broker.port, node="ha1", sensors=2)
+    config_topic, state_topic = "homeassistant/device/sensord_ha1/config", "sensord/ha1/state"
+    with Subscription(broker, config_topic) as disc, Subscription(broker, state_topic) as st:
+        node = start(nodes, cfg)
+        st.wait_for(lambda msgs: len(msgs) >= 2, 10)
+        (first,) = [json.loads(m.payload) for m in disc.messages]
+        assert {"c0_value", "c1_value", "sensord_uptime"} <= set(first["cmps"])
+        assert (first["avty_t"], first["stat_t"], first["dev"]["name"]) == ("sensord/ha1/status", state_topic, "ha1")
+        values = json.loads(st.messages[0].payload)
+        assert {k for k in values if not k.startswith("_")} and all(isinstance(v, int) for v in values.values())
+        write_config(tmp_path / "s.toml", port=broker.port, node="ha1", sensors=1)
+        node.signal(signal.SIGHUP)
+        disc.wait_for(lambda msgs: len(msgs) >= 2, 10)
+        assert json.loads(disc.messages[1].payload)["cmps"]["c1_value"] == {"p": "sensor"}
+        assert node.stop()[0] == 0
+        states_before = len(st.messages)
+        node = start(nodes, cfg)  # a restart with the same sensors: no new device message
+        st.wait_for(lambda msgs: len(msgs) >= states_before + 2, 10)
+        assert len(disc.messages) == 2
+        cfg.write_text(cfg.read_text() + "\n[homeassistant]\ndiscovery = false\n")
+        node.signal(signal.SIGHUP)
+        disc.wait_for(lambda msgs: len(msgs) == 3 and msgs[-1].payload == b"", 10)
+        st.wait_for(lambda msgs: msgs[-1].payload == b"", 10)
+        assert node.stop()[0] == 0
+    assert "Traceback" not in node.log() and "WARNING sensord.mqtt.discovery" not in node.log()

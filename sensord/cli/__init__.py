@@ -149,6 +149,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     for spec in cfg.sensors:
         state = "" if spec.enabled else ", disabled"
         print(f"    {spec.name}: {spec.type} every {spec.interval_s:g} s{state}")
+    _print_entities(loaded)
     code = EX_CONFIG if loaded.plugins.failed else EX_OK
     if args.open:
         hardware = startup.make_hardware(cfg, fake=args.fake, host=loaded.plugins)
@@ -167,6 +168,25 @@ def cmd_check(args: argparse.Namespace) -> int:
         finally:
             hardware.close()
     return code
+
+
+def _print_entities(loaded: startup.Loaded) -> None:
+    """What Home Assistant discovery announces: entity id, device class, unit (as declared before
+    the sensors open; a driver may add a channel once it knows its chip)."""
+    cfg = loaded.config
+    ha = cfg.homeassistant
+    if not ha.discovery:
+        print("  Home Assistant discovery: off ([homeassistant] discovery = false)")
+        return
+    from ..homeassistant import discovery_topic
+
+    entities = startup.announced_entities(loaded)
+    print(f"  Home Assistant discovery: {startup.counted(len(entities), 'entity').replace('entitys', 'entities')} "
+          f"of device \"{cfg.node.id}\" on {discovery_topic(ha.discovery_prefix, cfg.node.id)}")
+    width = max(len(e.entity_id(cfg.node.id)) for e in entities)
+    for e in entities:
+        extra = "  diagnostic" if e.diagnostic else ""
+        print(f"    {e.entity_id(cfg.node.id):<{width}}  {e.device_class or '-':<15} {e.unit or '-'}{extra}".rstrip())
 
 
 def cmd_read(args: argparse.Namespace) -> int:

@@ -92,6 +92,22 @@ class BufferConfig:
 
 
 @dataclass(frozen=True)
+class HomeAssistantConfig:
+    """Home Assistant MQTT discovery (sensord.homeassistant): on by default, so a node's sensors
+    appear in Home Assistant with no YAML; costs a retained device message when the channels
+    change and a small state message after each delivery."""
+
+    discovery: bool = True
+    discovery_prefix: str = "homeassistant"
+
+    def __post_init__(self) -> None:
+        prefix = self.discovery_prefix
+        if not prefix or prefix.startswith("/") or prefix.endswith("/") or set(prefix) & {"+", "#", "\0"}:
+            raise ValueError(f"discovery_prefix: expected a topic without wildcards or leading or trailing '/' "
+                             f"(Home Assistant's default is \"homeassistant\"), found {show(prefix)}")
+
+
+@dataclass(frozen=True)
 class PluginsConfig:
     dirs: tuple[str, ...] = ("/etc/sensord/plugins.d",)
     disabled: tuple[str, ...] = ()
@@ -127,6 +143,7 @@ class Config:
     buffer: BufferConfig = field(default_factory=BufferConfig)
     plugins: PluginsConfig = field(default_factory=PluginsConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
+    homeassistant: HomeAssistantConfig = field(default_factory=HomeAssistantConfig)
     sensors: tuple[SensorSpec, ...] = ()
 
     @property
@@ -137,7 +154,7 @@ class Config:
 #: The tables of the document besides `[[sensor]]`, by name.
 SECTIONS: dict[str, type] = {
     "node": NodeConfig, "mqtt": MqttConfig, "batch": BatchConfig, "buffer": BufferConfig,
-    "plugins": PluginsConfig, "hardware": HardwareConfig,
+    "plugins": PluginsConfig, "hardware": HardwareConfig, "homeassistant": HomeAssistantConfig,
 }
 #: The keys every `[[sensor]]` table may have; the rest are the sensor type's `Config` options.
 SENSOR_KEYS = ("name", "type", "interval_s", "enabled", "timeout_s", "filters", "channel_filters", "urgent")

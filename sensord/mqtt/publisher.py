@@ -33,6 +33,7 @@ from ..errors import BrokerRefused
 from ..sensor import Value
 from ..systemd import Notifier
 from .compat import Connection
+from .discovery import Announcer
 from .link import Backoff, ConnectionFactory, MqttLink, Will
 
 # The name it had as the module sensord.publisher: log filters and tests look for it.
@@ -58,6 +59,11 @@ class Topics:
     @property
     def meta(self) -> str:
         return f"{self.prefix}/{self.node}/meta"
+
+    @property
+    def state(self) -> str:
+        """The latest values for Home Assistant (sensord.homeassistant)."""
+        return f"{self.prefix}/{self.node}/state"
 
 
 def will_delay_s(config: Config) -> int:
@@ -88,9 +94,11 @@ class Publisher:
     def __init__(self, config: Config, *, topics: Topics, buffer: Buffer, wake: asyncio.Event,
                  meta: Callable[[], dict[str, Any]], notifier: Notifier,
                  encodings: Mapping[str, Encoding] = ENCODINGS,
-                 connection_factory: ConnectionFactory = Connection, backoff: Backoff | None = None) -> None:
+                 connection_factory: ConnectionFactory = Connection, backoff: Backoff | None = None,
+                 announcer: Announcer | None = None) -> None:
         """`connection_factory` goes to `MqttLink` (tests pass `FakeBroker.connection`); `backoff`
-        replaces the reconnect backoff (capped at `[mqtt] reconnect_max_s`), e.g. to record it."""
+        replaces the reconnect backoff (capped at `[mqtt] reconnect_max_s`), e.g. to record it;
+        `announcer` publishes Home Assistant discovery and state after each drain."""
         self.config = config
         self.mqtt = config.mqtt
         self.topics = topics
@@ -120,6 +128,9 @@ class Publisher:
         self._meta_sent = False
         self._retried_for_finish = False
         self._task: asyncio.Task[None] | None = None
+        self.announcer = announcer
+        self._reader: asyncio.Task[None] | None = None  # messages on our subscriptions
+        self._delivered = False  # batches went out since the last state message
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -133,6 +144,9 @@ class Publisher:
                 if not self.connected:
                     await self._connect()
                 await self._drain()
+                if self.announcer is not None and self.connected:
+                    delivered, self._delivered = self._delivered, False
+                    await self.announcer.after_drain(self.link, self._figures(), delivered=delivered)
                 if self.duty and not self._finishing:
                     await self._disconnect(send_will=self.link.protocol == "5")
                 elif not self.duty:
@@ -155,6 +169,30 @@ class Publisher:
         await self.link.publish(self.topics.status, ONLINE, qos=1, retain=True)
         if not (self.duty and self._meta_sent):
             await self._publish_meta()
+        if self.announcer is not None:
+            self.announcer.connected()
+            topics = self.announcer.subscriptions()
+            if topics:
+                await self.link.subscribe(topics, qos=0)
+                self._reader = asyncio.create_task(self._read_messages(), name="subscriptions")
+
+    async def _read_messages(self) -> None:
+        """Messages on the subscriptions (Home Assistant's birth): wake the loop when one matters.
+        Ends with the connection; the loop notices that through `wait_closed`."""
+        assert self.announcer is not None
+        with contextlib.suppress(Exception):
+            async for message in self.link.messages():
+                if self.announcer.on_message(message.topic, message.payload, message.retain):
+                    self.wake.set()
+
+    def _stop_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            self._reader = None
+
+    def _figures(self) -> dict[str, int]:
+        stats = self.buffer.stats()
+        return {"pending_readings": stats.pending_readings, "dropped_readings": stats.dropped_readings}
 
     async def _publish_meta(self) -> None:
         payload = json.dumps(self.meta(), separators=(",", ":"), ensure_ascii=False).encode()
@@ -179,6 +217,9 @@ class Publisher:
             # leaves these batches out of peek and deletes them with its next successful write
             # (Buffer.ack_many), so the loop goes on instead of sending this page again at once.
             self.buffer.ack_many([b.seq for b in page])
+            if self.announcer is not None:
+                self.announcer.delivered()
+                self._delivered = True
             if self._refusing:
                 log.info("the broker takes the batches again")
                 self._refusing = False
@@ -235,6 +276,7 @@ class Publisher:
 
     async def _disconnect(self, *, send_will: bool) -> None:
         self.connected = False
+        self._stop_reader()
         await self.link.disconnect(send_will=send_will)
         self._set_status()
 
@@ -243,6 +285,7 @@ class Publisher:
             await self._on_refusal(exc)
             return
         was_connected, self.connected = self.connected, False
+        self._stop_reader()
         with contextlib.suppress(Exception):
             await self.link.disconnect()
         pending = self.buffer.stats().pending_readings
@@ -327,6 +370,7 @@ class Publisher:
                                            max(1.0, min(timeout_s, 5.0)))
             except Exception as exc:  # the broker will publish the will instead
                 log.warning("could not publish offline: %s", exc)
+            self._stop_reader()
             with contextlib.suppress(Exception):
                 await self.link.disconnect()
             self.connected = False

@@ -205,9 +205,16 @@ class FakeBroker:
             if not waiter.done() and predicate():
                 waiter.set_result(None)
 
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False, client_id: str = "other") -> None:
+        """A message from another client (Home Assistant's birth message, say), delivered to the
+        subscribers; retained (an empty payload deletes the retained one) when `retain`."""
+        self._deliver(Message(client_id, topic, payload, 0, retain))
+
     def _deliver(self, message: Message) -> None:
         self.published.append(message)
-        if message.retain:
+        if message.retain and not message.payload:
+            self.retained.pop(message.topic, None)  # MQTT 5 §3.3.1.3: an empty retained message deletes
+        elif message.retain:
             self.retained[message.topic] = message
         for conn in self.connections:
             conn._receive(message)
