@@ -14,6 +14,7 @@ Only the standard library is imported here, so the module loads under sensord's 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -206,10 +207,8 @@ class HomeAssistant:
             time.sleep(0.1)
 
     def _answers(self) -> bool:
-        try:
+        with contextlib.suppress(urllib.error.HTTPError):  # any HTTP answer will do
             urllib.request.urlopen(self.base_url + "/api/onboarding", timeout=2).close()
-        except urllib.error.HTTPError:
-            pass
         return True
 
     def _mqtt_loaded(self) -> bool:
