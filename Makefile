@@ -5,13 +5,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/demo.toml
 
-.PHONY: help venv deps-system run listen test test-python lint fuzz bench bench-start bench-delivery bench-wire bench-faults deb deb-test clean
+.PHONY: help venv deps-system run listen test test-python test-ha lint fuzz bench bench-start bench-delivery bench-wire bench-faults deb deb-test clean
 
 help:
 	@echo "make run    run sensord on config/demo.toml, with a local mosquitto on 127.0.0.1:1883"
 	@echo "make listen print the decoded readings and status arriving at that broker"
 	@echo "make test   the whole test suite, as CI runs it: make test-python, then make deb-test"
 	@echo "make test-python  create .venv, install sensord[test] and mosquitto, run the Python suite on both stacks"
+	@echo "make test-ha  discovery against a real Home Assistant in .venv-ha (not part of make test; about 4 min the first time, 1.5 min after)"
 	@echo "make lint   ruff and mypy"
 	@echo "make bench  start-up, delivery and wire benchmarks (bench/, about 13 minutes)"
 	@echo "make bench-faults  disk-full figures: publishes per batch, read rate, readings lost at SIGTERM"
@@ -57,6 +58,13 @@ test-python: venv deps-system
 	$(BIN)/pytest
 	.ci/bookworm-env
 	.venv-bookworm/bin/pytest
+
+# A real Home Assistant core (.ci/ha-env: 2026.2.3 in .venv-ha, about 900 MB) against a test
+# mosquitto; see docs/homeassistant-testing.md. Not in `make test`: the HA tests run only when
+# tests/ha is named.
+test-ha: venv deps-system
+	.ci/ha-env
+	$(BIN)/pytest -m ha tests/ha
 
 # The whole suite, as CI runs it (.ci/run): the Python tests on both library stacks, then the
 # Debian package built, installed and run in clean roots.
