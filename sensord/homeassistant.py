@@ -146,13 +146,17 @@ class Entity:
         return f"{self.platform}.{slug(f'{device_name} {self.name}')}"
 
     def template(self) -> str:
-        """The `value_template`: the value under this entity's key, and an empty result (Home
-        Assistant then keeps the state it has) when a state message does not carry it."""
+        """The `value_template`: the value under this entity's key; when a state message does not
+        carry it, an empty result, which Home Assistant skips for a numeric sensor and a binary one
+        (keeping the state it has). A timestamp sensor would take '' as a value (a warning and
+        `unknown`), so its template gives back the state it has instead."""
         value = f"value_json['{self.key}']"
         if self.platform == "binary_sensor":
             shown = f"('ON' if {value} else 'OFF')"
         elif self.timestamp:
             shown = f"({value} | timestamp_custom('%Y-%m-%dT%H:%M:%S+00:00', false))"
+            return (f"{{{{ {shown} if '{self.key}' in value_json else (this.state if this.state not in "
+                    "('unknown', 'unavailable') else 'None') }}")
         else:
             shown = value
         return f"{{{{ {shown} if '{self.key}' in value_json else '' }}}}"

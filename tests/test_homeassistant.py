@@ -67,6 +67,27 @@ def test_the_fake_node_announces_every_channel_with_its_class_unit_and_precision
     assert len({e.component_id for e in entities}) == len({e.key for e in entities}) == len(entities) == 34
 
 
+def test_every_built_in_mapping_is_one_home_assistant_accepts() -> None:
+    """Against the device classes, units and state classes dumped from a real Home Assistant
+    (tests/ha/dump_device_classes.py)."""
+    accepted = json.loads(ACCEPTED.read_text())
+    sensor_classes = accepted["sensor"]
+    for rule in ha.DEVICE_CLASSES:
+        known = sensor_classes[rule.device_class]
+        for unit in rule.units:
+            assert unit in known["units"], (rule.device_class, unit, known["units"])
+        for kind in rule.kinds:
+            state_class = "total_increasing" if kind == "total" else "measurement"
+            assert known["state_classes"] is None or state_class in known["state_classes"], (rule, state_class)
+    binary = set(accepted["binary_sensor"])
+    assert {device_class for _, device_class in ha.BINARY_CLASSES} <= binary
+    for _key, _name, unit, device_class, state_class, _ts in ha.DIAGNOSTICS:
+        if device_class is not None:
+            known = sensor_classes[device_class]
+            assert unit is None or unit in known["units"]
+            assert state_class is None or known["state_classes"] is None or state_class in known["state_classes"]
+
+
 @pytest.mark.parametrize(("channel", "expected"), [
     (Channel("temperature", "°C", 0.0625), ("sensor", "temperature", "°C", "measurement")),
     (Channel("soil_moisture", "%", 0.1), ("sensor", "moisture", "%", "measurement")),
