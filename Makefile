@@ -12,7 +12,7 @@ help:
 	@echo "make listen print the decoded readings and status arriving at that broker"
 	@echo "make test   the whole test suite, as CI runs it: make test-python, then make deb-test"
 	@echo "make test-python  create .venv, install sensord[test] and mosquitto, run the Python suite on both stacks"
-	@echo "make test-ha  discovery against a real Home Assistant in .venv-ha (not part of make test; about 4 min the first time, 1.5 min after)"
+	@echo "make test-ha  discovery against a real Home Assistant in .venv-ha (not part of make test; about 5.5 min the first time, 2 min after)"
 	@echo "make lint   ruff and mypy"
 	@echo "make bench  start-up, delivery and wire benchmarks (bench/, about 13 minutes)"
 	@echo "make bench-faults  disk-full figures: publishes per batch, read rate, readings lost at SIGTERM"
