@@ -13,7 +13,6 @@ on at the configured rate. What is still in memory at a stop is counted by `coun
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -206,6 +205,8 @@ class Pipeline:
 
     async def flush_forever(self) -> None:
         """Seal the open batch when it is due; stage its new readings every commit interval."""
+        import asyncio  # here: `sensord check` imports this module (filtered_channels) and not asyncio
+
         batcher = self.batcher
         commit_s = self.commit_interval_s
         next_stage = time.monotonic() + commit_s

@@ -9,7 +9,6 @@ readings it could not store, 78 (EX_CONFIG) a config or plugin error. systemd's
 from __future__ import annotations
 
 import argparse
-import asyncio
 import difflib
 import json
 import logging
@@ -22,11 +21,10 @@ from .. import __version__, startup
 from .. import config as cfgmod
 from ..errors import BufferUnwritable, ConfigError, PluginError, SensordError
 from ..hardware import Hardware
-from ..scheduler import Worker, call_with_timeout, read_with_timeout
-from ..sensor import Reading
 
 if TYPE_CHECKING:
     from ..plugins import PluginHost
+    from ..sensor import Reading
 
 EX_OK, EX_FAIL, EX_USAGE, EX_CANTCREAT, EX_CONFIG = 0, 1, 2, 73, 78
 log = logging.getLogger("sensord")
@@ -203,6 +201,8 @@ def cmd_read(args: argparse.Namespace) -> int:
         specs = [by_name[n] for n in args.sensors]
     else:
         specs = list(cfg.enabled_sensors)
+    import asyncio  # here, not at the top: `check` starts faster without it
+
     hardware = startup.make_hardware(cfg, fake=args.fake, host=loaded.plugins)
     try:
         results = asyncio.run(_read_all(specs, loaded, hardware))
@@ -226,7 +226,10 @@ def cmd_read(args: argparse.Namespace) -> int:
 
 async def _read_all(specs: Sequence[cfgmod.SensorSpec], loaded: startup.Loaded,
                     hardware: Hardware) -> list[tuple[cfgmod.SensorSpec, Any, float]]:
+    import asyncio
     import time
+
+    from ..scheduler import Worker, call_with_timeout, read_with_timeout
 
     async def one(spec: cfgmod.SensorSpec) -> tuple[cfgmod.SensorSpec, Any, float]:
         ts = time.time()
@@ -271,6 +274,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
     from ..daemon import run_daemon
 
     path = cfgmod.resolve_path(args.config)
@@ -379,6 +384,8 @@ def cmd_buffer(args: argparse.Namespace) -> int:
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
+    import asyncio
+
     from .listen import listen
 
     mqtt = None

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import socket
+import os
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -15,7 +15,8 @@ _TOPIC_FORBIDDEN = set("/+#\0")
 
 
 def _hostname() -> str:
-    return socket.gethostname().split(".")[0] or "sensord"
+    # What socket.gethostname() returns on Linux (glibc reads uname), without importing socket.
+    return os.uname().nodename.split(".")[0] or "sensord"
 
 
 @dataclass(frozen=True)
