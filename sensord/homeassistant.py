@@ -23,7 +23,6 @@ decimals of the channel's resolution.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -186,6 +185,8 @@ DIAGNOSTICS: tuple[tuple[str, str, str | None, str | None, str | None, bool], ..
 def short_keys(ids: Sequence[str]) -> dict[str, str]:
     """A short key per id, stable across restarts and reloads: the first characters of a base-36
     hash of the id, two or more, as few as keep every key of this node distinct."""
+    import hashlib  # here: OpenSSL's hashlib costs `sensord check` 2-4 ms, when discovery is off too
+
     def digits(text: str) -> str:
         n = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
         out = ""

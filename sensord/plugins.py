@@ -142,7 +142,8 @@ def get_plugin_manager(*, dirs: Iterable[str] = (), disabled: Iterable[str] = ()
                 continue
             host.loaded.append(info)
 
-    unknown_blocked = blocked - {p.name for p in host.loaded} - _discoverable(dirs, builtins)
+    # Only with names to check: _discoverable() scans the entry points a second time.
+    unknown_blocked = blocked - {p.name for p in host.loaded} - _discoverable(dirs, builtins) if blocked else set()
     for name in sorted(unknown_blocked):
         log.warning("[plugins] disabled names %r, but no plugin of that name exists", name)
 

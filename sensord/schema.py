@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
 import math
 import re
@@ -77,8 +78,7 @@ def build_options(cls: type[Any], table: Any, path: str, file: str, *, also_know
     and they count for the did-you-mean)."""
     if not isinstance(table, dict):
         raise ConfigError(f"{file}: {path}: expected a table, found {show(table)}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints, fields = _init_fields(cls)  # type: ignore[arg-type]  # mypy does not see type[Any] as Hashable
     known = [*fields, *also_known]
     for key in table:
         if key not in fields:
@@ -95,6 +95,15 @@ def build_options(cls: type[Any], table: Any, path: str, file: str, *, also_know
     except (ValueError, TypeError) as exc:
         # __post_init__ messages start with the key they are about ("cert_file and ...").
         raise ConfigError(f"{file}: {join_key(path, str(exc))}") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _init_fields(cls: type[Any]) -> tuple[dict[str, Any], dict[str, dataclasses.Field[Any]]]:
+    """The resolved type hints and the `__init__` fields of dataclass `cls`, once per class:
+    `get_type_hints()` evaluates every annotation string again on each call, and a config builds
+    the same sensor Config class once per `[[sensor]]` (bounded: reloads bring new drop-in classes)."""
+    hints = typing.get_type_hints(cls)
+    return hints, {f.name: f for f in dataclasses.fields(cls) if f.init}
 
 
 def check_value(tp: Any, value: Any, path: str, file: str,
