@@ -25,6 +25,9 @@ PER_CHANNEL = "per_channel"
 class Loaded:
     config: Config
     plugins: PluginHost
+    #: What `announced_entities(self)` returns, kept by `load_runnable()` when discovery is on
+    #: (it builds every sensor to check them), so `check` lists them without building them again.
+    declared_entities: tuple[homeassistant.Entity, ...] | None = None
 
 
 def load(path: str, *, entry_points: bool = True) -> Loaded:
@@ -54,7 +57,8 @@ def load_runnable(path: str, *, entry_points: bool = True) -> Loaded:
     loaded = load(path, entry_points=entry_points)
     check_runnable(loaded.config)
     if loaded.config.homeassistant.discovery:
-        announced_entities(loaded)  # ConfigError when two channels would collide there
+        # ConfigError when two channels would collide there
+        loaded = dataclasses.replace(loaded, declared_entities=tuple(announced_entities(loaded)))
     return loaded
 
 
@@ -65,6 +69,8 @@ def announced_entities(loaded: Loaded, hardware: Hardware | None = None,
     from .pipeline import filtered_channels
 
     cfg = loaded.config
+    if sensors is None and hardware is None and loaded.declared_entities is not None:
+        return list(loaded.declared_entities)
     if sensors is None:
         hardware = hardware or Hardware()  # built, not opened: nothing touches it
         sensors = [(spec, build_sensor(spec, loaded, hardware)) for spec in cfg.enabled_sensors]
