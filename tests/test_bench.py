@@ -32,3 +32,13 @@ def test_bench_codec() -> None:
     small = BatchData("n", 1, samples, {("air", "temperature"): ChannelInfo("°C", 0.01)})
     encode_us, decode_us = bench_codec("compact", small, repeat=1)
     assert 0 < encode_us < 1000 and 0 < decode_us < 1000
+
+
+def test_the_instructions_bench_runs_the_daemons_pipeline(tmp_path: Path) -> None:
+    """bench/instructions.py's measured process, without valgrind: 1,200 readings make two
+    sealed compact batches of 600, each acknowledged (deleted) as the publisher would."""
+    instructions = bench_script("instructions")
+    reads = instructions.make_reads(120)
+    assert len(reads) == 120 and all(len(r) == 10 for r in reads)
+    assert instructions.inner(1200, True, tmp_path) == 2
+    assert instructions.inner(1200, False, tmp_path) == 0
