@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/demo.toml
 
-.PHONY: help venv deps-system run listen test test-python test-ha lint fuzz bench bench-start bench-delivery bench-wire bench-faults bench-instructions deb deb-test clean
+.PHONY: help venv deps-system run listen test test-python test-ha lint fuzz bench bench-start bench-delivery bench-wire bench-faults bench-instructions bench-idle deb deb-test clean
 
 help:
 	@echo "make run    run sensord on config/demo.toml, with a local mosquitto on 127.0.0.1:1883"
@@ -14,9 +14,10 @@ help:
 	@echo "make test-python  create .venv, install sensord[test] and mosquitto, run the Python suite on both stacks"
 	@echo "make test-ha  discovery against a real Home Assistant in .venv-ha (not part of make test; about 5.5 min the first time, 2 min after)"
 	@echo "make lint   ruff and mypy"
-	@echo "make bench  start-up, delivery, wire, faults and instructions benchmarks (bench/, about 17 minutes)"
+	@echo "make bench  start-up, delivery, wire, faults, instructions and idle benchmarks (bench/, about 22 minutes)"
 	@echo "make bench-faults  disk-full figures: publishes per batch, read rate, readings lost at SIGTERM"
 	@echo "make bench-instructions  instructions per reading of the pipeline (callgrind), machine-independent"
+	@echo "make bench-idle  wake-ups (context switches) per minute of an idle node and a 10-channel node, both stacks"
 	@echo "make fuzz   the decoder against 1,000,000 random and mutated payloads"
 	@echo "make deb    build dist/sensord_<version>_all.deb and check it with lintian"
 	@echo "make deb-test  install that .deb in clean bookworm, trixie and arm64 roots and test it there"
@@ -79,7 +80,7 @@ lint: venv
 fuzz: venv
 	SENSORD_FUZZ_N=1000000 $(BIN)/pytest tests/test_decode_fuzz.py
 
-bench: bench-start bench-delivery bench-wire bench-faults bench-instructions
+bench: bench-start bench-delivery bench-wire bench-faults bench-instructions bench-idle
 
 bench-start: venv
 	$(BIN)/python bench/check_startup.py
@@ -103,6 +104,13 @@ bench-instructions: venv
 	@command -v valgrind >/dev/null 2>&1 || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; }
 	$(BIN)/python bench/instructions.py
+
+# Context switches per minute of an idle node and of the 10-channel node, on both MQTT library
+# stacks (issue 13): about 5 minutes.
+bench-idle: venv deps-system
+	$(BIN)/python bench/idle.py
+	.ci/bookworm-env
+	.venv-bookworm/bin/python bench/idle.py
 
 # Debian package: dpkg-buildpackage in a clean environment, so /usr/bin/python3 and the
 # distribution's packages build it and run its unit tests (never .venv). Output in dist/.

@@ -42,3 +42,27 @@ def test_the_instructions_bench_runs_the_daemons_pipeline(tmp_path: Path) -> Non
     assert len(reads) == 120 and all(len(r) == 10 for r in reads)
     assert instructions.inner(1200, True, tmp_path) == 2
     assert instructions.inner(1200, False, tmp_path) == 0
+
+
+def test_the_idle_bench_counts_every_threads_switches_and_writes_a_config_sensord_takes(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    from sensord import startup
+
+    idle = bench_script("idle")
+    done = threading.Event()
+    worker = threading.Thread(target=done.wait)
+    worker.start()
+    try:
+        counts = idle.switches(os.getpid())
+    finally:
+        done.set()
+        worker.join()
+    assert worker.native_id in counts and threading.main_thread().native_id in counts
+    assert counts[threading.main_thread().native_id] > 0
+    for name, scenario in idle.SCENARIOS.items():
+        cfg = idle.config(tmp_path / f"{name}.toml", port=1883, **scenario)
+        loaded = startup.load_runnable(str(cfg), entry_points=False)
+        assert loaded.config.mqtt.keepalive_s == scenario["keepalive_s"]
+        assert [s.interval_s for s in loaded.config.sensors] == [scenario["interval_s"]]
