@@ -154,7 +154,7 @@ class Daemon:
                               plugins=self.loaded.plugins.sensor_plugin)
         topics = Topics(cfg.mqtt.topic_prefix, cfg.node.id)
         self.announcer.configure(cfg, state_topic=topics.state, status_topic=topics.status,
-                                 entities=lambda: startup.announced_entities(self.loaded, sensors=sensors))
+                                 channels=lambda: startup.announced_channels(sensors))
         publisher = Publisher(cfg, topics=topics, buffer=self.buffer, wake=self._wake,
                               meta=lambda: self._meta(sensors), notifier=self.notifier,
                               encodings=self.loaded.plugins.encodings, announcer=self.announcer)

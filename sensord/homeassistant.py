@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,12 +246,9 @@ def discovery_topic(prefix: str, node: str) -> str:
 
 
 def discovery_message(*, node: str, entities: Sequence[Entity], status_topic: str, state_topic: str,
-                      version: str, model: str, removed: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The device discovery message. `removed`: component ids announced before and gone now, with
-    their platform: listed as `{"p": platform}` only, which makes Home Assistant delete them."""
+                      version: str, model: str) -> dict[str, Any]:
+    """The device discovery message."""
     components = {e.component_id: e.component(node) for e in entities}
-    for cid, platform in (removed or {}).items():
-        components.setdefault(cid, {"p": platform})
     return {
         "dev": {"ids": [f"sensord_{object_id(node)}"], "name": node, "mdl": model, "sw": version},
         "o": {"name": "sensord", "sw": version, "url": SUPPORT_URL},
@@ -260,6 +256,13 @@ def discovery_message(*, node: str, entities: Sequence[Entity], status_topic: st
         "stat_t": state_topic, "qos": 1,
         "cmps": components,
     }
+
+
+def with_removed(message: Mapping[str, Any], removed: Mapping[str, str]) -> dict[str, Any]:
+    """`message` also listing `removed` (component ids announced before and gone now, with their
+    platform) as `{"p": platform}` only: the form that makes Home Assistant delete them."""
+    stubs = {cid: {"p": platform} for cid, platform in removed.items() if cid not in message["cmps"]}
+    return {**message, "cmps": {**message["cmps"], **stubs}}
 
 
 def encode(message: Mapping[str, Any]) -> bytes:
@@ -320,6 +323,3 @@ class StateTracker:
         """The broker may have lost the retained state: send everything next time."""
         self._sent.clear()
 
-
-def fingerprint(payload: bytes) -> int:
-    return zlib.crc32(payload)

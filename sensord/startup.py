@@ -14,7 +14,7 @@ from .errors import ConfigError, SensorError
 from .hardware import Hardware
 from .plugins import PluginHost, get_plugin_manager
 from .schema import show
-from .sensor import Sensor, declared_channels
+from .sensor import Channel, Sensor, declared_channels
 
 #: The compatibility mode: one plain-text MQTT message per reading (the publisher's job; batches
 #: are still buffered in the default encoding).
@@ -66,17 +66,20 @@ def announced_entities(loaded: Loaded, hardware: Hardware | None = None,
                        sensors: list[tuple[SensorSpec, Sensor]] | None = None) -> list[homeassistant.Entity]:
     """The Home Assistant entities the node announces: its enabled sensors' channels (as declared
     before `open()`, unless `sensors` were opened), then its diagnostics."""
-    from .pipeline import filtered_channels
-
     cfg = loaded.config
     if sensors is None and hardware is None and loaded.declared_entities is not None:
         return list(loaded.declared_entities)
     if sensors is None:
         hardware = hardware or Hardware()  # built, not opened: nothing touches it
         sensors = [(spec, build_sensor(spec, loaded, hardware)) for spec in cfg.enabled_sensors]
-    return homeassistant.entities(cfg.node.id, [(spec.name, channel) for spec, sensor in sensors
-                                                for channel in filtered_channels(spec.filters, sensor)],
-                                  file=cfg.file)
+    return homeassistant.entities(cfg.node.id, announced_channels(sensors), file=cfg.file)
+
+
+def announced_channels(sensors: list[tuple[SensorSpec, Sensor]]) -> list[tuple[str, Channel]]:
+    """(sensor name, channel after its filters) of each sensor: what discovery announces."""
+    from .pipeline import filtered_channels
+
+    return [(spec.name, channel) for spec, sensor in sensors for channel in filtered_channels(spec.filters, sensor)]
 
 
 #: Encodings whose names must follow RFC 8428 §4.5.1 (`senml_name_problem`).

@@ -140,8 +140,10 @@ def test_the_discovery_prefix_is_checked() -> None:
 
 def test_the_device_message() -> None:
     entities = ha.entities("n1", [("c0", Channel("temperature", "°C", 0.01))])
-    msg = ha.discovery_message(node="n1", entities=entities, status_topic="sensord/n1/status", state_topic=STATE,
-                               version="1.2", model="Raspberry Pi 4 Model B Rev 1.4", removed={"n1_old": "sensor"})
+    msg = ha.with_removed(ha.discovery_message(node="n1", entities=entities, status_topic="sensord/n1/status",
+                                               state_topic=STATE, version="1.2",
+                                               model="Raspberry Pi 4 Model B Rev 1.4"),
+                          {"n1_old": "sensor", "c0_temperature": "sensor"})
     assert msg["dev"] == {"ids": ["sensord_n1"], "name": "n1", "mdl": "Raspberry Pi 4 Model B Rev 1.4", "sw": "1.2"}
     assert msg["o"] == {"name": "sensord", "sw": "1.2", "url": ha.SUPPORT_URL}
     assert (msg["avty_t"], msg["pl_avail"], msg["pl_not_avail"], msg["stat_t"]) == \
@@ -152,6 +154,7 @@ def test_the_device_message() -> None:
                   "dev_cla": "temperature", "unit_of_meas": "°C", "stat_cla": "measurement", "sug_dsp_prc": 2,
                   "val_tpl": f"{{{{ value_json['{key}'] if '{key}' in value_json else '' }}}}"}
     assert msg["cmps"]["n1_old"] == {"p": "sensor"}  # the removal form
+    assert len(msg["cmps"]["c0_temperature"]) > 1  # an announced component is never stubbed
     assert ha.announced(msg) == {e.component_id: "sensor" for e in entities}  # stubs are not announced
     assert msg["cmps"]["sensord_uptime"]["ent_cat"] == "diagnostic"
     assert "timestamp_custom" in msg["cmps"]["sensord_last_delivery"]["val_tpl"]
@@ -169,10 +172,11 @@ def test_the_state_message_carries_what_changed() -> None:
     t, d, n = (e.key for e in entities[:3])
     tracker = ha.StateTracker(entities)
     assert tracker.message({}) is None
-    tracker.observe("c0", "temperature", 21.3749999)
     tracker.observe("d", "door", True)
     tracker.observe("n", "count", 7)
     tracker.observe("other", "x", 1)  # not announced: ignored
+    tracker.observe("c0", "temperature", math.inf)
+    tracker.observe("c0", "temperature", 21.3749999)
     assert json.loads(tracker.message({"_u": 5}) or b"") == {t: 21.37, d: True, n: 7, "_u": 5}
     tracker.observe("c0", "temperature", 21.37)
     tracker.observe("d", "door", False)
@@ -188,7 +192,7 @@ class Node:
     """A publisher with an announcer, a real buffer in `tmp_path` and the fake broker."""
 
     def __init__(self, tmp_path: Path, broker: FakeBroker, *, channels: list[tuple[str, Channel]] | None = None,
-                 discovery: bool = True, mode: str = "persistent") -> None:
+                 discovery: bool = True, mode: str = "persistent", state_file: Path | None = None) -> None:
         self.config = Config(file="test.toml", node=NodeConfig(id="n1"),
                              mqtt=MqttConfig(reconnect_max_s=2.0, mode=mode),  # type: ignore[arg-type]
                              batch=BatchConfig(max_age_s=0.5),
@@ -199,10 +203,11 @@ class Node:
         self.wake = asyncio.Event()
         self.channels = channels if channels is not None else [("c0", Channel("temperature", "°C", 0.01)),
                                                                ("c1", Channel("humidity", "%", 0.01))]
-        self.announcer = Announcer(self.config, state_file=tmp_path / "homeassistant.json", state_topic=STATE,
+        self.announcer = Announcer(self.config, state_file=state_file or tmp_path / "homeassistant.json",
+                                   state_topic=STATE,
                                    status_topic="sensord/n1/status", version="1.0", model="test board")
         self.announcer.configure(self.config, state_topic=STATE, status_topic="sensord/n1/status",
-                                 entities=lambda: ha.entities("n1", self.channels))
+                                 channels=lambda: self.channels)
         self.publisher = Publisher(self.config, topics=Topics("sensord", "n1"), buffer=self.buffer, wake=self.wake,
                                    meta=lambda: {}, notifier=Notifier({}), connection_factory=broker.connection,
                                    announcer=self.announcer)
@@ -377,3 +382,4 @@ def test_duty_cycle_publishes_discovery_only_when_it_changed(tmp_path: Path, bro
         assert all(not c._subscriptions for c in broker.connections)  # asleep between wake-ups: no birth to hear
 
     run(main())
+

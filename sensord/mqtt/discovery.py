@@ -31,15 +31,16 @@ from typing import Any
 from .. import homeassistant as ha
 from ..config import Config
 from ..errors import BrokerRefused, ConfigError
-from ..sensor import Sample, Value
+from ..sensor import Channel, Sample, Value
 from .link import MqttLink
 
 log = logging.getLogger(__name__)
 
 
 class Announcer:
-    """Home Assistant discovery and state for one node. `entities` is called when a message is
-    built (channels can change when a sensor opens); `diagnostics` gives the buffer's figures."""
+    """Home Assistant discovery and state for one node. `channels` is called after each drain
+    (channels can change when a sensor opens); the entities and the device message are made
+    again only when what it returns changed."""
 
     def __init__(self, config: Config, *, state_file: str | Path, state_topic: str, status_topic: str,
                  version: str, model: str | None = None, clock: Callable[[], float] = time.time,
@@ -52,27 +53,31 @@ class Announcer:
         self.started = monotonic()
         self.last_delivery: float | None = None
         self.tracker = ha.StateTracker([])
-        self._entities: Callable[[], list[ha.Entity]] = list
         self._birth = False
+        self._delivered = False  # batches went out since the last state message
         self._refused = False  # this connection's broker refused a topic: leave discovery alone
         self._broken_channels: str | None = None
         self._file_problem = False
         self._published: dict[str, Any] | None = None  # the state file's content, read once
         self._loaded = False
-        self.configure(config, state_topic=state_topic, status_topic=status_topic, entities=list)
+        self.configure(config, state_topic=state_topic, status_topic=status_topic, channels=list)
 
     def configure(self, config: Config, *, state_topic: str, status_topic: str,
-                  entities: Callable[[], list[ha.Entity]]) -> None:
-        """A (re)loaded config: the publisher of the new generation calls this before connecting."""
+                  channels: Callable[[], list[tuple[str, Channel]]]) -> None:
+        """A (re)loaded config: the daemon calls this for each generation, before it connects."""
         self.config = config.homeassistant
         self.node = config.node.id
+        self.file = config.file
         self.duty = config.mqtt.mode == "duty_cycle"
         self.state_topic = state_topic
         self.status_topic = status_topic
-        self._entities = entities
+        self._channels = channels
+        self._made_from: list[tuple[str, Channel]] | None = None  # the channels `_entities` were made from
+        self._entities: list[ha.Entity] | None = None
+        self._message: dict[str, Any] = {}
+        self._published_is_current = False  # the device message on the broker is `_message`
         if self.config.discovery:
-            with contextlib.suppress(ConfigError):  # logged when discovery is built
-                self.tracker.reconfigure(entities())
+            self._current_entities()
 
     # -- what the publisher calls ------------------------------------------------------------------
 
@@ -102,11 +107,13 @@ class Announcer:
             observe(s.sensor, s.quantity, s.value)
 
     def delivered(self) -> None:
+        """The broker acknowledged a page of batches."""
         self.last_delivery = self.clock()
+        self._delivered = True
 
-    async def after_drain(self, link: MqttLink, buffer_figures: Mapping[str, int], *, delivered: bool) -> None:
-        """Publish what changed: the discovery message, then (when batches were `delivered` since the
-        last call, or Home Assistant asked) the state message."""
+    async def after_drain(self, link: MqttLink, buffer_figures: Mapping[str, int]) -> None:
+        """Publish what changed: the discovery message, then (when batches were delivered since the
+        last state message, or Home Assistant asked) the state message."""
         if self._refused:
             return
         try:
@@ -117,12 +124,13 @@ class Announcer:
             if entities is None:
                 return
             birth = self._birth
-            everything = await self._discover(link, entities)
-            if not (delivered or birth):
+            everything = await self._discover(link)
+            if not (self._delivered or birth):
                 return
             payload = self.tracker.message(self._diagnostics(buffer_figures), everything=everything)
             if payload is not None:
                 await link.publish(self.state_topic, payload, qos=0, retain=True)
+            self._delivered = False
         except BrokerRefused as exc:
             self._refused = True
             log.warning("Home Assistant discovery: %s; the batches go on without it (allow the topics "
@@ -132,14 +140,25 @@ class Announcer:
     # -- steps ---------------------------------------------------------------------------------------
 
     def _current_entities(self) -> list[ha.Entity] | None:
+        """The entities of the channels the sensors have now; made again (and the device message
+        with them) only when those changed, e.g. a sensor that found its chip's channels at open()."""
+        channels = self._channels()
+        if channels == self._made_from:
+            return self._entities
+        self._made_from = channels
         try:
-            entities = self._entities()
+            entities = ha.entities(self.node, channels, file=self.file)
         except ConfigError as exc:  # channels that only collide once the sensors opened
             if str(exc) != self._broken_channels:
                 log.error("Home Assistant discovery left out: %s", exc)
                 self._broken_channels = str(exc)
+            self._entities = None
             return None
         self._broken_channels = None
+        self._entities = entities
+        self._message = ha.discovery_message(node=self.node, entities=entities, status_topic=self.status_topic,
+                                             state_topic=self.state_topic, version=self.version, model=self.model)
+        self._published_is_current = False
         self.tracker.reconfigure(entities)
         return entities
 
@@ -151,15 +170,17 @@ class Announcer:
             out["_d"] = int(self.last_delivery)
         return out
 
-    async def _discover(self, link: MqttLink, entities: Sequence[ha.Entity]) -> bool:
+    async def _discover(self, link: MqttLink) -> bool:
         """Publish the device message if it is not the one last published (or Home Assistant asked
         for it). True when it went out: the next state message then carries every value."""
+        if self._published_is_current and not self._birth:
+            return False
         topic = ha.discovery_topic(self.config.discovery_prefix, self.node)
-        message = ha.discovery_message(node=self.node, entities=entities, status_topic=self.status_topic,
-                                       state_topic=self.state_topic, version=self.version, model=self.model)
+        message = self._message
         previous = self._load()
         same_topic = previous is not None and previous.get("topic") == topic
         if same_topic and previous is not None and previous.get("message") == message and not self._birth:
+            self._published_is_current = True
             return False
         removed: dict[str, str] = {}
         if previous is not None and not same_topic:
@@ -167,11 +188,9 @@ class Announcer:
         elif previous is not None:
             now = ha.announced(message)
             removed = {cid: p for cid, p in ha.announced(previous.get("message", {})).items() if cid not in now}
-        out = ha.discovery_message(node=self.node, entities=entities, status_topic=self.status_topic,
-                                   state_topic=self.state_topic, version=self.version, model=self.model,
-                                   removed=removed)
-        await link.publish(topic, ha.encode(out), qos=1, retain=True)
+        await link.publish(topic, ha.encode(ha.with_removed(message, removed)), qos=1, retain=True)
         self._save({"topic": topic, "message": message})
+        self._published_is_current = True
         if removed:
             log.info("Home Assistant discovery: removed %s", ", ".join(sorted(removed)))
         self._birth = False

@@ -130,7 +130,7 @@ class Publisher:
         self._task: asyncio.Task[None] | None = None
         self.announcer = announcer
         self._reader: asyncio.Task[None] | None = None  # messages on our subscriptions
-        self._delivered = False  # batches went out since the last state message
+        self._stats = buffer.stats()  # refreshed by _set_status after each drain
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -145,8 +145,7 @@ class Publisher:
                     await self._connect()
                 await self._drain()
                 if self.announcer is not None and self.connected:
-                    delivered, self._delivered = self._delivered, False
-                    await self.announcer.after_drain(self.link, self._figures(), delivered=delivered)
+                    await self.announcer.after_drain(self.link, self._figures())
                 if self.duty and not self._finishing:
                     await self._disconnect(send_will=self.link.protocol == "5")
                 elif not self.duty:
@@ -191,7 +190,7 @@ class Publisher:
             self._reader = None
 
     def _figures(self) -> dict[str, int]:
-        stats = self.buffer.stats()
+        stats = self._stats  # as of the end of the drain (_set_status)
         return {"pending_readings": stats.pending_readings, "dropped_readings": stats.dropped_readings}
 
     async def _publish_meta(self) -> None:
@@ -219,7 +218,6 @@ class Publisher:
             self.buffer.ack_many([b.seq for b in page])
             if self.announcer is not None:
                 self.announcer.delivered()
-                self._delivered = True
             if self._refusing:
                 log.info("the broker takes the batches again")
                 self._refusing = False
@@ -337,7 +335,7 @@ class Publisher:
         self._retried_for_finish = True
 
     def _set_status(self) -> None:
-        stats = self.buffer.stats()
+        stats = self._stats = self.buffer.stats()
         if self.connected or (self.duty and not self._failing):
             text = f"{'connected' if self.connected else 'sleeping'}, {stats.pending_batches} batches pending"
         else:
