@@ -304,8 +304,8 @@ class StateTracker:
         entity = self._by_channel.get((sensor, quantity))
         if entity is None:
             return
-        if isinstance(value, float) and not math.isfinite(value):
-            return  # JSON has no NaN; Home Assistant would refuse the whole message
+        if not isinstance(value, (bool, int, float)) or (isinstance(value, float) and not math.isfinite(value)):
+            return  # not a number (the pipeline drops those earlier), or NaN/inf, which JSON has not
         self._latest[entity.key] = _rounded(value, entity.precision)
 
     def message(self, diagnostics: Mapping[str, Value], *, everything: bool = False) -> bytes | None:

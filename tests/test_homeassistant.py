@@ -175,6 +175,7 @@ def test_the_state_message_carries_what_changed() -> None:
     tracker.observe("d", "door", True)
     tracker.observe("n", "count", 7)
     tracker.observe("other", "x", 1)  # not announced: ignored
+    tracker.observe("c0", "temperature", "21.5")  # not a number (the pipeline drops those first): ignored
     tracker.observe("c0", "temperature", math.inf)
     tracker.observe("c0", "temperature", 21.3749999)
     assert json.loads(tracker.message({"_u": 5}) or b"") == {t: 21.37, d: True, n: 7, "_u": 5}
@@ -383,3 +384,64 @@ def test_duty_cycle_publishes_discovery_only_when_it_changed(tmp_path: Path, bro
 
     run(main())
 
+
+# -- hostile: a broker that never answers, a damaged or unwritable state file ---------------------
+
+def test_a_broker_that_never_acknowledges_discovery_keeps_the_link_and_the_batches(
+        tmp_path: Path, broker: FakeBroker, caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        broker.lose_pubacks("homeassistant/")  # the PUBACK never comes: the publish times out
+
+        def warned() -> list[str]:
+            return [r.getMessage() for r in caplog.records if r.name == "sensord.mqtt.discovery"]
+
+        node = Node(tmp_path, broker).start()
+        node.seal({("c0", "temperature"): 21.0})
+        for _ in range(500):  # the publish times out after 30 ms (the link's 30 s, scaled)
+            if warned():
+                break
+            await asyncio.sleep(0.01)
+        for i in range(1, 4):
+            node.seal({("c0", "temperature"): 21.0 + i})
+            await broker.wait_for(lambda n=i: len(broker.payloads("sensord/n1/data")) == n + 1)
+        await node.stop()
+        assert len(broker.connects) == 1  # discovery never took the batches' link down
+        assert [m.topic for m in broker.attempts].count(CONFIG_TOPIC) == 1  # nor tried again on this connection
+        assert len(warned()) == 1 and "tried again on the next connection" in warned()[0], warned()
+        assert not (tmp_path / "homeassistant.json").exists()  # not published: announced again next time
+
+    run(main())
+
+
+def test_a_damaged_state_file_means_one_warning_and_discovery_once_more(
+        tmp_path: Path, broker: FakeBroker, caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        (tmp_path / "homeassistant.json").write_bytes(b'{"topic": "homeassistant/dev\x00\xff')  # cut short
+        node = Node(tmp_path, broker).start()
+        node.seal({("c0", "temperature"): 21.5})
+        await broker.wait_for(lambda: len(states(broker)) == 1)
+        await node.stop()
+        assert len(configs(broker)) == 1
+        warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warned) == 1 and f"cannot read {tmp_path / 'homeassistant.json'}" in warned[0], warned
+        assert json.loads((tmp_path / "homeassistant.json").read_text())["topic"] == CONFIG_TOPIC  # rewritten
+
+    run(main())
+
+
+def test_a_state_file_that_cannot_be_written_costs_one_warning(
+        tmp_path: Path, broker: FakeBroker, caplog: pytest.LogCaptureFixture) -> None:
+    """As on a full disk: discovery goes out, the batches go on, and it is published again at the
+    next start (nothing records that it went out)."""
+    async def main() -> None:
+        unwritable = tmp_path / "gone" / "homeassistant.json"
+        node = Node(tmp_path, broker, state_file=unwritable).start()
+        for i in range(3):
+            node.seal({("c0", "temperature"): 21.0 + i})
+            await broker.wait_for(lambda n=i: len(states(broker)) == n + 1)
+        await node.stop()
+        assert len(configs(broker)) == 1 and len(broker.payloads("sensord/n1/data")) == 3
+        warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warned) == 1 and f"cannot write {unwritable}" in warned[0], warned
+
+    run(main())

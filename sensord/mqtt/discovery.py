@@ -30,7 +30,7 @@ from typing import Any
 
 from .. import homeassistant as ha
 from ..config import Config
-from ..errors import BrokerRefused, ConfigError
+from ..errors import BrokerRefused, BrokerTimeout, ConfigError
 from ..sensor import Channel, Sample, Value
 from .link import MqttLink
 
@@ -55,7 +55,8 @@ class Announcer:
         self.tracker = ha.StateTracker([])
         self._birth = False
         self._delivered = False  # batches went out since the last state message
-        self._refused = False  # this connection's broker refused a topic: leave discovery alone
+        self._refused = False  # this connection's broker refused or ignored a topic: leave discovery alone
+        self._warned = False  # that was logged; again only after discovery went out once more
         self._broken_channels: str | None = None
         self._file_problem = False
         self._published: dict[str, Any] | None = None  # the state file's content, read once
@@ -131,11 +132,16 @@ class Announcer:
             if payload is not None:
                 await link.publish(self.state_topic, payload, qos=0, retain=True)
             self._delivered = False
-        except BrokerRefused as exc:
+            self._warned = False
+        except (BrokerRefused, BrokerTimeout) as exc:
+            # Discovery must never take the batches' link down: leave it until the next connection.
+            # A link that really died shows it to the publisher by its keepalive, or the next batch.
             self._refused = True
-            log.warning("Home Assistant discovery: %s; the batches go on without it (allow the topics "
-                        "%s/# and %s for this client, or set [homeassistant] discovery = false)",
-                        exc, self.config.discovery_prefix, self.state_topic)
+            if not self._warned:
+                log.warning("Home Assistant discovery: %s; the batches go on without it, and discovery is tried "
+                            "again on the next connection (allow the topics %s/# and %s for this client, or set "
+                            "[homeassistant] discovery = false)", exc, self.config.discovery_prefix, self.state_topic)
+            self._warned = True
 
     # -- steps ---------------------------------------------------------------------------------------
 
