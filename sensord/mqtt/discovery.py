@@ -13,8 +13,9 @@
   message (sent live when it starts) makes it publish discovery and the whole state again, for a
   broker that lost its retained messages. A duty-cycle node is not connected to hear it.
 
-A broker that refuses the discovery or state topics (an ACL) costs one WARNING line; discovery is
-then left alone until the next connection, and the batches go on.
+A broker that refuses the discovery or state topics (an ACL), or never acknowledges them, costs
+one WARNING line; discovery is then left alone until the next connection, and the batches go on on
+the same connection (a link that really died shows it by its keepalive or the next batch).
 """
 
 from __future__ import annotations
