@@ -445,3 +445,25 @@ def test_a_state_file_that_cannot_be_written_costs_one_warning(
         assert len(warned) == 1 and f"cannot write {unwritable}" in warned[0], warned
 
     run(main())
+
+
+def test_a_stop_while_discovery_is_in_flight_still_delivers_the_last_batch(
+        tmp_path: Path, broker: FakeBroker, caplog: pytest.LogCaptureFixture) -> None:
+    """The stop's final batch is sealed while the loop waits for the discovery PUBACK: the loop
+    must drain once more before it parks, or the batch waits out the stop timeout (a race seen
+    once in a fresh-clone run of test_daemon's SIGHUP test)."""
+    async def main() -> None:
+        broker.hold_pubacks("homeassistant/")
+        node = Node(tmp_path, broker).start()
+        node.seal({("c0", "temperature"): 21.0})
+        await broker.wait_for(lambda: CONFIG_TOPIC in [m.topic for m in broker.attempts])
+        node.seal({("c0", "temperature"): 22.0})  # the stop's final seal
+        stopping = asyncio.create_task(node.publisher.finish(timeout_s=1.0, offline=True))
+        await asyncio.sleep(0)
+        broker.release()
+        await stopping
+        node.buffer.close()
+        assert len(broker.payloads("sensord/n1/data")) == 2
+        assert "undelivered" not in caplog.text
+
+    run(main())

@@ -146,6 +146,8 @@ class Publisher:
                 await self._drain()
                 if self.announcer is not None and self.connected:
                     await self.announcer.after_drain(self.link, self._figures())
+                    if self.wake.is_set():
+                        continue  # sealed (or a stop began) while it published: drain before parking
                 if self.duty and not self._finishing:
                     await self._disconnect(send_will=self.link.protocol == "5")
                 elif not self.duty:
