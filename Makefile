@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/demo.toml
 
-.PHONY: help venv deps-system run listen test test-python test-ha lint fuzz bench bench-start bench-delivery bench-wire bench-faults bench-instructions bench-idle deb deb-test clean
+.PHONY: help venv deps-system run listen test test-python test-ha lint fuzz bench bench-start bench-delivery bench-wire bench-faults bench-instructions bench-idle plugin-index deb deb-test clean
 
 help:
 	@echo "make run    run sensord on config/demo.toml, with a local mosquitto on 127.0.0.1:1883"
@@ -71,6 +71,11 @@ test-ha: venv deps-system
 # The whole suite, as CI runs it (.ci/run): the Python tests on both library stacks, then the
 # Debian package built, installed and run in clean roots.
 test: test-python deb-test
+
+# The table of which built-in driver registers which sensor types (plugins/_index.py), so that a
+# start-up imports only the drivers its config names; run it after adding a driver or a type.
+plugin-index: venv
+	$(BIN)/python -c 'from sensord.plugins import write_builtin_index; write_builtin_index()'
 
 lint: venv
 	$(BIN)/pip install -q -e '.[dev]'

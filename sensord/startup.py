@@ -36,8 +36,12 @@ def load(path: str, *, entry_points: bool = True) -> Loaded:
     Raises ConfigError or PluginError (exit 78 material)."""
     doc = cfgmod.read_toml(path)
     plugins_cfg = cfgmod.parse_plugins(doc, path)
+    # Only the built-in drivers of the types named here are imported (the others when one is unknown).
+    named = [t["type"] for t in doc.get("sensor", []) if isinstance(t, dict) and isinstance(t.get("type"), str)]
     host = get_plugin_manager(dirs=plugins_cfg.dirs, disabled=plugins_cfg.disabled,
-                              entry_points=entry_points)
+                              entry_points=entry_points, sensor_types=named)
+    if any(t not in host.sensor_types for t in named):
+        host.load_deferred()  # so the unknown type's message lists every type, with a did-you-mean
     config = cfgmod.parse_config(doc, path, host.sensor_types, type_hint=host.failure_hint(),
                                  filter_types=host.filter_types)
     known = [*host.encodings, PER_CHANNEL]

@@ -12,7 +12,7 @@ from typing import Any
 import pluggy
 import pytest
 
-from sensord.errors import PluginError
+from sensord.errors import ConfigError, PluginError
 from sensord.hookspecs import PROJECT, hookimpl, hookspec
 from sensord.plugins import builtin_plugins, call_per_plugin, collect_device_models, get_plugin_manager
 
@@ -162,6 +162,60 @@ def test_duplicate_type_names_both_plugins(tmp_path: Path) -> None:
     with pytest.raises(PluginError) as info:
         get_plugin_manager(dirs=[str(tmp_path)], entry_points=False)
     assert str(info.value) == 'plugin "again": sensor type "sim" is already registered by plugin "sim"'
+
+
+def test_the_generated_table_of_built_in_types_is_up_to_date(tmp_path: Path) -> None:
+    """plugins/_index.py is a cache of what importing every built-in module registers; when this
+    fails, regenerate it with `make plugin-index`."""
+    from sensord.plugins import write_builtin_index
+
+    assert write_builtin_index(tmp_path / "_index.py") == (ROOT / "plugins" / "_index.py").read_text()
+
+
+def test_a_config_imports_only_the_built_in_drivers_it_names() -> None:
+    host = get_plugin_manager(entry_points=False, sensor_types=["sim", "bmp280"])
+    assert [p.name for p in host.loaded] == ["bme280", "sim"]
+    assert set(host.sensor_types) == {"sim", "bme280", "bmp280"}
+    assert "sensord_plugins.sht3x" in host.deferred
+    host.load_deferred()
+    assert host.deferred == () and set(host.sensor_types) == set(get_plugin_manager(entry_points=False).sensor_types)
+    assert host.sensor_plugin["sht3x"] == "sht3x" and host.sensor_plugin["sim"] == "sim"
+
+
+def test_an_unknown_type_loads_the_rest_for_its_message(tmp_path: Path) -> None:
+    from sensord import startup
+
+    cfg = tmp_path / "node.toml"
+    cfg.write_text('[plugins]\ndirs = []\n[[sensor]]\nname = "a"\ntype = "sht3"\ninterval_s = 1\n')
+    with pytest.raises(ConfigError, match=r'unknown sensor type "sht3", did you mean "sht3x"\?; known types: '
+                                          r"ads1115, aht20, .*, tmp102"):
+        startup.load(str(cfg), entry_points=False)
+
+
+def test_a_stale_table_costs_time_never_a_type(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sensord_plugins._index as index
+
+    # A module the table does not know is imported; one that registers other types than the
+    # table says makes every deferred module load.
+    monkeypatch.setattr(index, "SENSOR_TYPES", {k: v for k, v in index.SENSOR_TYPES.items() if k != "lm75"})
+    host = get_plugin_manager(entry_points=False, sensor_types=["sim"])
+    assert [p.name for p in host.loaded] == ["lm75", "sim"]
+    monkeypatch.setattr(index, "SENSOR_TYPES", {**index.SENSOR_TYPES, "sim": ("sim", "gone")})
+    host = get_plugin_manager(entry_points=False, sensor_types=["sim"])
+    assert host.deferred == () and len(host.loaded) == len(builtin_plugins())
+
+
+def test_a_plugin_type_that_clashes_with_a_deferred_built_in_fails_as_before(tmp_path: Path) -> None:
+    (tmp_path / "again.py").write_text(THERMO.format(type_name="bmp280"))
+    with pytest.raises(PluginError) as info:
+        get_plugin_manager(dirs=[str(tmp_path)], entry_points=False, sensor_types=["sim"])
+    assert str(info.value) == 'plugin "again": sensor type "bmp280" is already registered by plugin "bme280"'
+
+
+def test_fake_node_models_come_from_every_built_in_driver_also_when_some_were_deferred() -> None:
+    lazy = get_plugin_manager(entry_points=False, sensor_types=["sim"])
+    full = get_plugin_manager(entry_points=False)
+    assert collect_device_models(lazy) == collect_device_models(full)
 
 
 @pytest.mark.parametrize(("body", "message"), [
