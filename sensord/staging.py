@@ -65,6 +65,16 @@ def sample_problem(sample: Sample) -> str | None:
     The scheduler only lets such values through (`sensor.clean_value`); the daemon checks again
     before it seals, so that a value that got past (a plugin filter's output, an old staged chunk)
     costs that sample, not the daemon."""
+    sensor, quantity, unit, value, ts = sample.sensor, sample.quantity, sample.unit, sample.value, sample.ts
+    if (type(sensor) is str and type(quantity) is str and type(unit) is str and type(ts) is float
+            and math.isfinite(ts) and (type(value) is float or type(value) is bool
+                                       or (type(value) is int and INT_MIN <= value <= INT_MAX))):
+        try:  # the usual case, checked in one go: it runs for every reading sealed
+            (sensor + quantity + unit).encode("utf-8")  # a lone surrogate anywhere fails
+        except UnicodeEncodeError:
+            pass  # named below
+        else:
+            return None
     for what, text in (("sensor", sample.sensor), ("quantity", sample.quantity), ("unit", sample.unit)):
         if not isinstance(text, str):
             return f"{what} {brief_repr(text)} is {type(text).__name__}, expected a str"

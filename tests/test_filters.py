@@ -550,3 +550,26 @@ def test_bad_channel_filters(channel_filters: Any, message: str) -> None:
     with pytest.raises(ConfigError) as err:
         build_sensor_filters(None, channel_filters, path="sensor[1]", file=FILE, registry=builtin_filters())
     assert str(err.value) == f"s.toml: {message}"
+
+
+def test_round_on_the_repr_digits_matches_the_decimal_rounding() -> None:
+    """`round = N` takes a shortcut on the repr's digits for floats; it must give exactly what
+    the Decimal path gives (value, type and the sign of zero)."""
+    import random
+    from decimal import ROUND_HALF_UP, Decimal
+
+    from sensord.filters.builtin import Quantise
+
+    rng = random.Random(13)
+    values = [2.675, 0.125, -0.125, -0.005, 0.005, -0.0, 0.0, 0.5, -0.5, 2.5, 1e15 + 0.3, 5e-324, -1e-7, 1e22]
+    for scale in (1e-6, 1e-2, 1.0, 1e3, 1e9, 1e16):
+        values += [rng.uniform(-1, 1) * scale for _ in range(300)]
+        values += [round(rng.uniform(-1, 1) * scale, rng.randint(0, 8)) for _ in range(200)]
+    for places in range(7):
+        quantise = Quantise.decimals(places)
+        for value in values:
+            units = (Decimal(repr(value)) / quantise.quantum).to_integral_value(rounding=ROUND_HALF_UP)
+            exact = int(units * quantise.quantum) if places == 0 else float(units * quantise.quantum)
+            got = quantise.process(value, 0.0)
+            assert (type(got), got, math.copysign(1, got)) == (type(exact), exact, math.copysign(1, exact)), \
+                (places, value)

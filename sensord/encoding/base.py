@@ -116,10 +116,14 @@ def group_series(batch: BatchData) -> list[Series]:
                     raise EncodeError(f"sample {s!r}: sensor, quantity and unit must be strings")
             info = batch.channels.get((s.sensor, s.quantity))
             column = columns[key] = Series(s.sensor, s.quantity, s.unit, info.resolution if info else None, [], [])
-        where = f"{s.sensor}/{s.quantity}"
-        check_value(s.value, where)
-        column.ms.append(to_ms(s.ts, where))
-        column.values.append(s.value)
+        value, ts = s.value, s.ts
+        if not isinstance(value, int | float) or type(ts) is not float or not math.isfinite(ts):
+            where = f"{s.sensor}/{s.quantity}"  # only then: this loop runs for every reading
+            check_value(value, where)
+            column.ms.append(to_ms(ts, where))
+        else:
+            column.ms.append(round(ts * 1000))
+        column.values.append(value)
     return list(columns.values())
 
 

@@ -141,6 +141,10 @@ class Quantise(Filter):
     def __init__(self, quantum: Decimal) -> None:
         self.quantum = quantum
         self._integral = quantum == quantum.to_integral_value()
+        # `round = N` (N >= 0): a quantum of 10**-N, rounded on the repr's digits (`_round_repr`).
+        sign, digits, exponent = quantum.as_tuple()
+        self._places = -exponent if (not sign and digits == (1,) and isinstance(exponent, int)
+                                     and exponent <= 0) else None
 
     @classmethod
     def decimals(cls, places: int) -> Quantise:
@@ -155,6 +159,10 @@ class Quantise(Filter):
             return None
         if not is_number(value):
             return value
+        if self._places is not None and type(value) is float:
+            rounded = _round_repr(value, self._places)
+            if rounded is not None:
+                return rounded
         # Decimal on the shortest repr: 2.675 is printed 2.675 and should round to 2.68.
         units = (Decimal(repr(value)) / self.quantum).to_integral_value(rounding=ROUND_HALF_UP)
         result = units * self.quantum
@@ -164,6 +172,24 @@ class Quantise(Filter):
         quantum = float(self.quantum)
         # Values already on a coarser grid that is a multiple of ours stay on it.
         return upstream if upstream is not None and on_grid(upstream, quantum) else quantum
+
+
+def _round_repr(value: float, places: int) -> Value | None:
+    """What the Decimal path of `Quantise` returns for a quantum of 10**-places, from the repr's
+    digits (half up, away from zero); about 4 times cheaper, and this runs for every reading. None
+    for a repr in exponent form (the Decimal path then)."""
+    text = repr(value)
+    if "e" in text:
+        return None
+    negative = text.startswith("-")
+    whole, _, frac = text.removeprefix("-").partition(".")
+    if len(frac) <= places:
+        return value  # on the grid already
+    units = int(whole + frac[:places]) + (frac[places] >= "5")
+    if not places:
+        return -units if negative else units  # an integral quantum gives an int
+    result = units / 10**places  # int / int rounds correctly, as float(Decimal) does
+    return -result if negative else result
 
 
 class Linear(Filter):

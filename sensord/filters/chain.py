@@ -153,13 +153,14 @@ class FilterChain(Filter):
 
     def process(self, value: Value, ts: float, force: bool = False) -> Value | None:
         """Run `value` through every filter; None when one drops it."""
-        if not usable(value):
+        # `usable()` written out: this runs for every reading and every filter.
+        if isinstance(value, float) and not math.isfinite(value):
             return None
         force = self._beat.due(ts) or force
         out = value
         for f in self.filters:
             result = f.process(out, ts, force)
-            if result is None or not usable(result):
+            if result is None or (isinstance(result, float) and not math.isfinite(result)):
                 return None
             out = result
         self._beat.last_out_ts = ts

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..schema import did_you_mean, toml_key
+from ..sensor import Sample
 from .chain import FilterChain
-
-if TYPE_CHECKING:
-    from ..sensor import Sample
 
 
 class ChannelFilters:
@@ -48,11 +44,15 @@ class ChannelFilters:
     def apply(self, samples: Sequence[Sample]) -> list[Sample]:
         """Filter one sensor's samples in order; returns those that pass, with filtered values."""
         passed = []
+        live = self._live
         for sample in samples:
-            value = self.for_channel(sample.quantity).process(sample.value, sample.ts)
+            chain = live.get(sample.quantity) or self.for_channel(sample.quantity)
+            value = chain.process(sample.value, sample.ts)
             if value is None:
                 continue
-            passed.append(sample if value is sample.value else dataclasses.replace(sample, value=value))
+            # The constructor, not dataclasses.replace(): this runs for every reading.
+            passed.append(sample if value is sample.value
+                          else Sample(sample.sensor, sample.quantity, value, sample.unit, sample.ts))
         return passed
 
     def resolution(self, quantity: str, declared: float | None) -> float | None:
