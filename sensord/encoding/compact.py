@@ -198,13 +198,15 @@ def _column(series: Series) -> list[Any]:
             return [KIND_INT, pack(deltas)]
         return [KIND_MIXED, list(values)]
     declared = step_of(series.resolution)
-    ks = _scale(values, *declared, tolerant=True) if declared is not None else None
-    if ks is not None:
-        return [KIND_SCALED, declared[0], declared[1], pack(_deltas(ks))]
+    if declared is not None:
+        ks = _scale(values, *declared, tolerant=True)
+        if ks is not None:
+            return [KIND_SCALED, declared[0], declared[1], pack(_deltas(ks))]
     auto = _auto_step(values)  # only now: it reads every value's repr
-    ks = _scale(values, *auto, tolerant=False) if auto is not None else None
-    if ks is not None and auto is not None:
-        return [KIND_SCALED, auto[0], auto[1], pack(_deltas(ks))]
+    if auto is not None:
+        ks = _scale(values, *auto, tolerant=False)
+        if ks is not None:
+            return [KIND_SCALED, auto[0], auto[1], pack(_deltas(ks))]
     if all(type(v) is float for v in values):
         return [KIND_FLOAT, list(values)]
     return [KIND_MIXED, list(values)]

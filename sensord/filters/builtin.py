@@ -188,7 +188,7 @@ def _round_repr(value: float, places: int) -> Value | None:
     units = int(whole + frac[:places]) + (frac[places] >= "5")
     if not places:
         return -units if negative else units  # an integral quantum gives an int
-    result = units / 10**places  # int / int rounds correctly, as float(Decimal) does
+    result: float = units / 10**places  # int / int rounds correctly, as float(Decimal) does
     return -result if negative else result
 
 
