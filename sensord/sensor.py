@@ -45,6 +45,11 @@ def clean_value(value: object) -> Value | None:
     """
     if value is None or type(value) is bool:
         return value
+    # The usual values first, without the number ABCs' isinstance checks: this runs for every reading.
+    if type(value) is float:
+        return value if math.isfinite(value) else None
+    if type(value) is int and INT_MIN <= value <= INT_MAX:
+        return value
     try:
         if isinstance(value, int | numbers.Integral) and not isinstance(value, bool):
             number: Value = int(value)
