@@ -155,14 +155,14 @@ class Quantise(Filter):
         return cls(Decimal(repr(step)))
 
     def process(self, value: Value, ts: float, force: bool = False) -> Value | None:
+        if type(value) is float and self._places is not None and math.isfinite(value):
+            rounded = _round_repr(value, self._places)
+            if rounded is not None:
+                return rounded
         if not usable(value):
             return None
         if not is_number(value):
             return value
-        if self._places is not None and type(value) is float:
-            rounded = _round_repr(value, self._places)
-            if rounded is not None:
-                return rounded
         # Decimal on the shortest repr: 2.675 is printed 2.675 and should round to 2.68.
         units = (Decimal(repr(value)) / self.quantum).to_integral_value(rounding=ROUND_HALF_UP)
         result = units * self.quantum

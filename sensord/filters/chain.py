@@ -156,7 +156,9 @@ class FilterChain(Filter):
         # `usable()` written out: this runs for every reading and every filter.
         if isinstance(value, float) and not math.isfinite(value):
             return None
-        force = self._beat.due(ts) or force
+        beat = self._beat
+        if beat.period_s is not None or beat.first_ts is None:  # else due() is False: skip the call
+            force = beat.due(ts) or force
         out = value
         for f in self.filters:
             result = f.process(out, ts, force)
