@@ -92,7 +92,8 @@ class Daemon:
     async def run(self) -> int:
         self._install_signals()
         cfg = self.config
-        self.buffer = Buffer.open(cfg.buffer.path, max_bytes=cfg.buffer.max_bytes)
+        self.buffer = Buffer.open(cfg.buffer.path, max_bytes=cfg.buffer.max_bytes,
+                                  durability=cfg.buffer.durability, hold_s=cfg.buffer.commit_interval_s)
         self.pipeline = Pipeline(self.buffer, node=cfg.node.id, batcher=self._batcher(), encoding=self._encoding(),
                                  encodings=self.loaded.plugins.encodings,
                                  commit_interval_s=cfg.buffer.commit_interval_s,
@@ -150,6 +151,7 @@ class Daemon:
                            batcher=self._batcher(), encoding=self._encoding(), encodings=self.loaded.plugins.encodings,
                            urgent={spec.name for spec, _ in sensors if spec.urgent} | set(cfg.batch.urgent),
                            commit_interval_s=cfg.buffer.commit_interval_s)
+        self.buffer.set_durability(cfg.buffer.durability, hold_s=cfg.buffer.commit_interval_s)
         scheduler = Scheduler(sensors, sink=pipeline.add, schedule=self._schedule,
                               plugins=self.loaded.plugins.sensor_plugin)
         topics = Topics(cfg.mqtt.topic_prefix, cfg.node.id)
@@ -203,6 +205,8 @@ class Daemon:
         # On reload the link is closed normally (the broker discards the will, status stays
         # online) and the next generation connects with the new settings.
         await publisher.finish(timeout_s=cfg.mqtt.stop_timeout_s, offline=not reloading)
+        if not reloading:
+            self._count_unwritten()
         crashed.cancel()
         await asyncio.gather(crashed, return_exceptions=True)
         if new is not None:
@@ -245,6 +249,16 @@ class Daemon:
                   self.buffer.failure or "storage refused writes", self.buffer.path,
                   f" ({dropped} of them dropped earlier to bound memory)" if dropped else "")
         self.pipeline.dropped_in_memory = 0
+
+    def _count_unwritten(self) -> None:
+        """At a stop, after the last delivery attempt: write what the buffer held in memory
+        ("undelivered" durability); name what storage refused, as `_count_lost` does."""
+        assert self.buffer is not None
+        lost = self.buffer.persist()
+        if lost:
+            self._lost += lost
+            log.error("stopping: %d undelivered readings could not be written (%s at %s) and are lost",
+                      lost, self.buffer.failure or "storage refused writes", self.buffer.path)
 
     # -- helpers ---------------------------------------------------------------------------------
 

@@ -52,6 +52,15 @@ class Store(Protocol):
         """Keep `data` (samples of the open batch) until the next seal; False when refused."""
         ...
 
+    def staging_needed(self) -> bool:
+        """Whether to stage the open batch at this commit interval (the buffer: not while the
+        broker takes every batch promptly, in its "undelivered" durability)."""
+        ...
+
+    def tick(self) -> None:
+        """Once per commit interval, before staging (the buffer writes batches held too long)."""
+        ...
+
 
 class _TooLarge(Exception):
     """An encoded batch is over `max_bytes`: seal it in two halves instead."""
@@ -204,7 +213,8 @@ class Pipeline:
         return len(self.batcher.unstaged()) + self.dropped_in_memory
 
     async def flush_forever(self) -> None:
-        """Seal the open batch when it is due; stage its new readings every commit interval."""
+        """Seal the open batch when it is due; every commit interval, let the store write what
+        it held too long and stage the open batch's new readings if the store asks for it."""
         import asyncio  # here: `sensord check` imports this module (filtered_channels) and not asyncio
 
         batcher = self.batcher
@@ -222,7 +232,9 @@ class Pipeline:
                     continue
                 due = self.seal_retry_at
             if next_stage <= now:
-                if not self.seal_retry_at:  # while seals are refused, their retries are the writes
+                self.store.tick()
+                # While seals are refused, their retries are the writes.
+                if not self.seal_retry_at and self.store.staging_needed():
                     self.stage()
                 next_stage = now + commit_s
             wake = min(next_stage, due if due is not None else next_stage)

@@ -13,6 +13,7 @@ from sensord.batch import Batcher
 from sensord.buffer import Buffer
 from sensord.daemon import Daemon
 from sensord.encoding import decode
+from sensord.filters import ChannelFilters
 from sensord.pipeline import Pipeline
 from sensord.sensor import Sample
 
@@ -115,3 +116,50 @@ def test_readings_that_cannot_be_stored_at_a_stop_are_counted_in_one_error_line(
                      f"{tmp_path / 'buffer.db'}) and are lost (20 of them dropped earlier to bound memory)")
     assert daemon._lost == 270
     daemon.buffer.close()
+
+
+class _RecordingStore:
+    """A store that says whether it wants the open batch staged, and records what it is asked."""
+
+    def __init__(self, *, wants_staging: bool) -> None:
+        self.wants_staging = wants_staging
+        self.ticks = 0
+        self.staged: list[int] = []
+
+    def seal(self, encode: object, *, readings: int, first_ts: float) -> int | None:
+        return 1
+
+    def stage(self, data: bytes, *, readings: int) -> bool:
+        self.staged.append(readings)
+        return True
+
+    def staging_needed(self) -> bool:
+        return self.wants_staging
+
+    def tick(self) -> None:
+        self.ticks += 1
+
+
+@pytest.mark.parametrize("wants_staging", [False, True])
+def test_the_flusher_ticks_the_store_and_stages_only_when_it_asks(wants_staging: bool) -> None:
+    import asyncio
+
+    store = _RecordingStore(wants_staging=wants_staging)
+    pipeline = Pipeline(store, node="n1", batcher=Batcher(max_age_s=3600, max_readings=10_000),
+                        commit_interval_s=0.01)
+    pipeline.filters["c0"] = ChannelFilters.passthrough()
+
+    async def run() -> None:
+        task = asyncio.create_task(pipeline.flush_forever())
+        for i in range(6):
+            pipeline.add([Sample("c0", "value", float(i), "", T + i)])
+            await asyncio.sleep(0.012)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(run())
+    assert store.ticks >= 3  # once per commit interval
+    if wants_staging:
+        assert store.staged and sum(store.staged) + len(pipeline.batcher.unstaged()) == 6
+    else:
+        assert store.staged == [] and len(pipeline.batcher) == 6  # in memory only

@@ -86,6 +86,10 @@ class BufferConfig:
     path: str = "/var/lib/sensord/buffer.db"
     max_bytes: int = field_range(64 * 1024 * 1024, ge=64 * 1024)
     commit_interval_s: float = field_range(5.0, gt=0)
+    # What reaches the SD card: "undelivered" (only what the broker did not acknowledge within
+    # commit_interval_s, or everything while the link is down) or "interval" (every reading,
+    # within commit_interval_s, whatever the link does). See sensord.buffer.
+    durability: Literal["undelivered", "interval"] = "undelivered"
 
     def __post_init__(self) -> None:
         if not self.path:
