@@ -37,8 +37,8 @@ write is it sent once more at the next start (consumers drop repeats by seq).
 
 Sequence numbers never go back, whatever happens to the file (a deleted -wal after a crash, a
 zero-length or corrupt file): besides the database, a tiny file `<path>.seq` holds an upper bound
-of every seq issued. It is written (fsync) only when a seal passes the bound, which then moves
-`SEQ_BLOCK` ahead, and at `close` (exact value). At open, the next seq is the largest of the
+of every seq issued. It is written (fsync) at open and when a seal passes the bound, which then
+moves `SEQ_BLOCK` ahead, and at `close` (exact value). At open, the next seq is the largest of the
 database's own, that bound, and a salvaged damaged file's; when `<path>.seq` is missing or
 unreadable, also the wall clock in Unix seconds (a new node starts there, which costs a CBOR seq 2
 bytes more per batch only until its 65,536th batch, after which a count from 1 costs 5 bytes too).
@@ -221,6 +221,11 @@ class Buffer:
         self._durability = "interval"
         self._hold_s = hold_s
         self.set_durability(durability, hold_s=hold_s)
+        # Reserve the next block now rather than in the first seal: the fsync is a start-up cost,
+        # and the next SEQ_BLOCK seals (held ones included) write nothing for it.
+        if self._seq_floor >= self._seq_limit:
+            with contextlib.suppress(_MarkFailed):  # a full disk: the first seal tries again
+                self._reserve(self._seq_floor + SEQ_BLOCK)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, max_bytes: int,

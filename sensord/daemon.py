@@ -2,8 +2,9 @@
 signals and shutdown order.
 
 Shutdown (SIGTERM, SIGINT): stop reading, seal the open batch, deliver for up to
-`[mqtt] stop_timeout_s`, publish `offline`, disconnect, close the buffer. What was not delivered
-stays on disk and goes out first at the next start. SIGHUP reloads the config: the new file is
+`[mqtt] stop_timeout_s`, publish `offline`, disconnect, write what the buffer held in memory
+("undelivered" durability), close the buffer. What was not delivered stays on disk and goes out
+first at the next start. SIGHUP reloads the config: the new file is
 checked first (as `sensord check` does; if it fails, one ERROR line and nothing changes), the open batch is
 sealed under the old settings (each batch describes itself), then sensors and the MQTT link are
 rebuilt; the buffer and its pending batches are kept.
