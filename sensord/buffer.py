@@ -325,11 +325,12 @@ class Buffer:
         if self._delivered:
             with self._lock:
                 self._write("ack", lambda conn: True)
-        if self._held:
-            cutoff = self._monotonic() - self._hold_s
-            if next(iter(self._held.values())).sealed_at <= cutoff:
-                self._stalled = True
-                self.persist(sealed_before=cutoff)
+        cutoff = self._monotonic() - self._hold_s
+        with self._lock:  # seals may come from another thread
+            overdue = bool(self._held) and next(iter(self._held.values())).sealed_at <= cutoff
+        if overdue:
+            self._stalled = True
+            self.persist(sealed_before=cutoff)
 
     def persist(self, *, sealed_before: float | None = None) -> int:
         """Write the held batches (those sealed before `sealed_before`, monotonic; all by

@@ -123,18 +123,22 @@ def test_blackholed_link_will_fires_and_data_survives(broker: Mosquitto, nodes: 
         assert_gapless(counter_values(rows, sensor))
 
 
-def test_kill_9_loses_at_most_the_commit_window(broker: Mosquitto, nodes: list[Node], tmp_path: Path) -> None:
+@pytest.mark.parametrize("durability", ["undelivered", "interval"])
+def test_kill_9_loses_at_most_the_commit_window(broker: Mosquitto, nodes: list[Node], tmp_path: Path,
+                                                durability: str) -> None:
     commit_s = 0.5
-    # No broker reachable for the first run: everything is in the buffer when it dies.
-    cfg = write_config(tmp_path / "s.toml", port=1,
-                       sensors=1, max_age_s=0.4, commit_interval_s=commit_s)
+    # No broker reachable for the first run: everything is in the buffer when it dies (in both
+    # modes: "undelivered" holds nothing in memory while the link is down).
+    cfg = write_config(tmp_path / "s.toml", port=1, sensors=1, max_age_s=0.4, commit_interval_s=commit_s,
+                       buffer_extra=f'durability = "{durability}"')
     node = start(nodes, cfg)
     time.sleep(2.0)
     killed_at = time.time()
     node.kill9()
     with closing(sqlite3.connect(tmp_path / "buffer.db")) as db:
         assert db.execute("pragma integrity_check").fetchone() == ("ok",)
-    write_config(tmp_path / "s.toml", port=broker.port, sensors=1, max_age_s=0.4, commit_interval_s=commit_s)
+    write_config(tmp_path / "s.toml", port=broker.port, sensors=1, max_age_s=0.4, commit_interval_s=commit_s,
+                 buffer_extra=f'durability = "{durability}"')
     with Subscription(broker, "sensord/n1/data") as sub:
         node = start(nodes, cfg)
         sub.wait_for(lambda msgs: any(r["ts"] > killed_at for r in readings(msgs)), 10)
