@@ -216,6 +216,8 @@ class Buffer:
         self._link_ok = False  # the publisher's last word: connected and delivering
         self._stalled = False  # a held batch waited past hold_s for its ack: stage, as when down
         self._has_staged = bool(conn.execute("SELECT EXISTS (SELECT 1 FROM staged)").fetchone()[0])
+        # Called when the flusher should look again (the daemon sets it to `Pipeline.kick`).
+        self.changed: Callable[[], None] = lambda: None
         (stored,) = conn.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()
         self._seq_floor = max(self._seq_floor, stored)
         self._durability = "interval"
@@ -308,15 +310,28 @@ class Buffer:
 
     def set_link(self, ok: bool) -> None:
         """The publisher's news: True once connected (batches can be delivered), False when the
-        connection failed or the broker refuses batches. On False, what is held is written now."""
-        self._link_ok = ok
+        connection failed or the broker refuses batches. On False, what is held is written now
+        and `changed()` tells the pipeline's flusher to stage the open batch from now on."""
+        was, self._link_ok = self._link_ok, ok
         if not ok:
             self.persist()
+            if was:
+                self.changed()
 
     def staging_needed(self) -> bool:
-        """Whether the open batch should be staged at this commit interval: always in "interval";
-        in "undelivered" while the link is down or acknowledgements lag behind `hold_s`."""
-        return self._durability == "interval" or not self._link_ok or self._stalled
+        """Whether the open batch should be staged every commit interval: always in "interval";
+        in "undelivered" while the link is down, acknowledgements lag behind `hold_s`, or
+        storage refuses writes (`tick` then retries them at that cadence)."""
+        return (self._durability == "interval" or not self._link_ok or self._stalled or self._failing > 0
+                or bool(self._delivered))
+
+    def tick_at(self) -> float | None:
+        """When (monotonic) `tick` must write a held batch: the oldest one's `hold_s` deadline;
+        None when nothing is held, or while storage refuses (`staging_needed` covers that)."""
+        with self._lock:
+            if not self._held or self._failing:
+                return None
+            return next(iter(self._held.values())).sealed_at + self._hold_s
 
     def tick(self) -> None:
         """Every commit interval: write the held batches the broker has not acknowledged within

@@ -100,6 +100,7 @@ class Daemon:
                                  commit_interval_s=cfg.buffer.commit_interval_s,
                                  memory_max_readings=self.memory_max_readings, on_sealed=self._wake.set,
                                  on_samples=self.announcer.observe)
+        self.buffer.changed = self.pipeline.kick  # the link failed: the flusher stages from now on
         self._recover_staged()
         watchdog = asyncio.create_task(self._watchdog())
         try:

@@ -13,6 +13,7 @@ on at the configured rate. What is still in memory at a stop is counted by `coun
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -53,12 +54,17 @@ class Store(Protocol):
         ...
 
     def staging_needed(self) -> bool:
-        """Whether to stage the open batch at this commit interval (the buffer: not while the
+        """Whether to stage the open batch every commit interval (the buffer: not while the
         broker takes every batch promptly, in its "undelivered" durability)."""
         ...
 
+    def tick_at(self) -> float | None:
+        """When (`time.monotonic()`) `tick` has something to do, or None (the buffer: when its
+        oldest batch held in memory has waited `commit_interval_s` for the broker)."""
+        ...
+
     def tick(self) -> None:
-        """Once per commit interval, before staging (the buffer writes batches held too long)."""
+        """At `tick_at`, and every commit interval while staging is needed, before staging."""
         ...
 
 
@@ -96,6 +102,7 @@ class Pipeline:
         self.dropped_in_memory = 0  # readings dropped while the store could not write
         self.seal_retry_at = 0.0  # monotonic; after a refused seal, no new attempt before this
         self._unsealable: set[str] = set()  # channels whose bad values were named
+        self._kicked: Callable[[], None] = lambda: None  # wakes flush_forever to look again
 
     def configure(self, sensors: Sequence[tuple[str, ChannelFilters, Sensor]], *, node: str, batcher: Batcher,
                   encoding: str | Encoding, encodings: Mapping[str, Encoding] | None = None,
@@ -186,6 +193,7 @@ class Pipeline:
         if self.on_samples is not None:
             self.on_samples(samples)
         self.on_sealed()
+        self._kicked()  # a batch held in memory has a deadline the flusher must know of
         return True
 
     def encode(self, seq: int, samples: Sequence[Sample]) -> bytes:
@@ -212,33 +220,56 @@ class Pipeline:
         (those dropped earlier to bound memory included); staged ones are on disk already."""
         return len(self.batcher.unstaged()) + self.dropped_in_memory
 
+    def kick(self) -> None:
+        """The store's needs changed (the link failed, a batch is held): `flush_forever` looks
+        again now instead of at its next deadline. Call on the event loop."""
+        self._kicked()
+
     async def flush_forever(self) -> None:
-        """Seal the open batch when it is due; every commit interval, let the store write what
-        it held too long and stage the open batch's new readings if the store asks for it."""
+        """Seal the open batch when it is due; tick the store when it asks (`tick_at`) and, while
+        it wants the open batch staged, every commit interval, staging its new readings then.
+
+        Sleeps until the next of those deadlines, or until `kick()`: no fixed-period timer, so
+        with a link that delivers an idle node wakes only to seal."""
         import asyncio  # here: `sensord check` imports this module (filtered_channels) and not asyncio
 
         batcher = self.batcher
+        kicked = asyncio.Event()
+        self._kicked = kicked.set
         commit_s = self.commit_interval_s
         next_stage = time.monotonic() + commit_s
-        while True:
-            now = time.monotonic()
-            due = batcher.due_at()
-            if due is not None and len(batcher) >= batcher.max_readings:
-                due = now  # full, yet not sealed: storage refused it
-            if due is not None:
-                due = max(due, self.seal_retry_at)  # storage refused: retry at the next commit interval
-            if due is not None and due <= now:
-                if self.seal():
-                    continue
-                due = self.seal_retry_at
-            if next_stage <= now:
-                self.store.tick()
-                # While seals are refused, their retries are the writes.
-                if not self.seal_retry_at and self.store.staging_needed():
-                    self.stage()
-                next_stage = now + commit_s
-            wake = min(next_stage, due if due is not None else next_stage)
-            await asyncio.sleep(max(0.0, wake - time.monotonic()))
+        try:
+            while True:
+                kicked.clear()
+                now = time.monotonic()
+                due = batcher.due_at()
+                if due is not None and len(batcher) >= batcher.max_readings:
+                    due = now  # full, yet not sealed: storage refused it
+                if due is not None:
+                    due = max(due, self.seal_retry_at)  # storage refused: retry at the next commit interval
+                if due is not None and due <= now:
+                    if self.seal():
+                        continue
+                    due = self.seal_retry_at
+                store_at = self.store.tick_at()
+                periodic = self.store.staging_needed()
+                if (periodic and next_stage <= now) or (store_at is not None and store_at <= now):
+                    self.store.tick()
+                    # While seals are refused, their retries are the writes.
+                    if not self.seal_retry_at and self.store.staging_needed():
+                        self.stage()
+                    next_stage = now + commit_s
+                    continue  # the tick may have changed what the store needs
+                if not periodic:
+                    next_stage = max(next_stage, now)  # staging resumes at most one interval late
+                wakes = [t for t in (due, store_at, next_stage if periodic else None) if t is not None]
+                if wakes:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(kicked.wait(), max(0.0, min(wakes) - time.monotonic()))
+                else:
+                    await kicked.wait()
+        finally:
+            self._kicked = lambda: None
 
     def _sealable(self, samples: list[Sample]) -> list[Sample]:
         """`samples` less those no encoding can carry, each channel named once per run: the

@@ -284,6 +284,9 @@ class _OneBatch:
     def staging_needed(self) -> bool:
         return False
 
+    def tick_at(self) -> float | None:
+        return None
+
     def tick(self) -> None:
         pass
 
