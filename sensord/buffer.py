@@ -359,6 +359,14 @@ class Buffer:
                     del self._held[batch.seq]
             return sum(h.batch.readings for h in self._held.values())
 
+    def abandon_held(self) -> None:
+        """Forget what is held (at a stop, after `persist` failed and the caller counted the
+        readings as lost): `close` then neither retries nor reports them again."""
+        with self._lock:
+            for held in self._held.values():
+                self._pending_bytes -= len(held.batch.payload)
+            self._held.clear()
+
     def seal(self, encode: Callable[[int], bytes], *, readings: int, first_ts: float) -> int | None:
         """Store a finished batch; return its sequence number, or None if storage refused the write.
 

@@ -261,6 +261,7 @@ class Daemon:
             self._lost += lost
             log.error("stopping: %d undelivered readings could not be written (%s at %s) and are lost",
                       lost, self.buffer.failure or "storage refused writes", self.buffer.path)
+            self.buffer.abandon_held()
 
     # -- helpers ---------------------------------------------------------------------------------
 
