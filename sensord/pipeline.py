@@ -9,6 +9,10 @@ While the store cannot write (disk full, card gone read-only), readings wait in 
 `memory_max_readings`, the oldest dropped beyond it) and sealing is retried once per
 `commit_interval_s`, a batch of `max_readings` at a time, never once per reading, so reading goes
 on at the configured rate. What is still in memory at a stop is counted by `count_lost()`.
+
+While the clock is not synchronised (`timebase`, sensord.timebase), the open batch is held (not
+sealed) until the sync or `timebase.hold_until`, so its readings get their true time; a batch
+sealed before the sync is flagged `unsynced` on the wire (docs/clock.md).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from .encoding import (
 from .filters import ChannelFilters
 from .sensor import Channel, Sample, Sensor, declared_channels
 from .staging import encode_samples, sample_problem
+from .timebase import TimeBase
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +88,11 @@ class Pipeline:
     def __init__(self, store: Store, *, node: str, batcher: Batcher, encoding: str | Encoding = DEFAULT_ENCODING,
                  encodings: Mapping[str, Encoding] | None = None, commit_interval_s: float = 1.0,
                  memory_max_readings: int = MEMORY_MAX_READINGS, on_sealed: Callable[[], None] = lambda: None,
-                 on_samples: Callable[[Sequence[Sample]], None] | None = None, strict: bool = False) -> None:
+                 on_samples: Callable[[Sequence[Sample]], None] | None = None, strict: bool = False,
+                 timebase: TimeBase | None = None) -> None:
         """`on_sealed()` runs after each seal; `on_samples(samples)` gets the samples of each sealed
-        batch (Home Assistant's state message takes the latest values from them)."""
+        batch (Home Assistant's state message takes the latest values from them). `timebase`:
+        whether the samples' times are true yet (default: they are)."""
         self.store = store
         self.node = node
         self.batcher = batcher
@@ -96,6 +103,7 @@ class Pipeline:
         self.on_sealed = on_sealed
         self.on_samples = on_samples
         self.strict = strict
+        self.timebase = timebase or TimeBase.trusted()
         self.filters: dict[str, ChannelFilters] = {}  # sensor name → this generation's filter state
         self.urgent: frozenset[str] = frozenset()
         self.channels: dict[ChannelKey, ChannelInfo] = {}
@@ -132,7 +140,7 @@ class Pipeline:
         now = time.monotonic()
         # After a refused seal, only the flusher retries (once per commit interval): sealing the
         # whole overgrown batch again for every new reading would starve the reading itself.
-        may_seal = now >= self.seal_retry_at
+        may_seal = now >= self.seal_retry_at and not self.holding(now)
         due = self.batcher.due_at()
         if may_seal and due is not None and due <= now:
             self.seal()  # the batch is due: this reading opens the next one (the flusher may not have run yet)
@@ -150,8 +158,10 @@ class Pipeline:
         On a refusal the rest stays in memory (bounded), and no seal is tried again for a commit
         interval; the store logs the failure streak once. `final` (at a stop or reload): one
         attempt regardless of that."""
-        if not final and time.monotonic() < self.seal_retry_at:
+        now = time.monotonic()
+        if not final and (now < self.seal_retry_at or self.holding(now)):
             return False
+        self.timebase.poll()  # a sync since the last read corrects the batch before it is sealed
         samples = self.batcher.pending()
         step = max(1, self.batcher.max_readings)
         for start in range(0, len(samples), step):
@@ -169,15 +179,18 @@ class Pipeline:
         self.batcher.clear()
         return True
 
-    def seal_samples(self, samples: list[Sample]) -> bool:
-        """Seal `samples` as one batch, or several when the payload would pass `max_bytes`."""
+    def seal_samples(self, samples: list[Sample], *, unsynced: bool | None = None) -> bool:
+        """Seal `samples` as one batch, or several when the payload would pass `max_bytes`.
+        `unsynced`: their times are provisional (default: while the clock is not synchronised)."""
+        if unsynced is None:
+            unsynced = not self.timebase.synced
         samples = self._sealable(samples)
         if not samples:
             return True
         max_bytes = self.batcher.max_bytes
 
         def encode(seq: int) -> bytes:
-            payload = self.encode(seq, samples)
+            payload = self.encode(seq, samples, unsynced=unsynced)
             self.batcher.observe(len(samples), len(payload))
             if len(payload) > max_bytes and len(samples) > 1:
                 raise _TooLarge  # the store rolls the seal back; encoded once in the usual case
@@ -187,7 +200,8 @@ class Pipeline:
             seq = self.store.seal(encode, readings=len(samples), first_ts=samples[0].ts)
         except _TooLarge:
             half = len(samples) // 2
-            return self.seal_samples(samples[:half]) and self.seal_samples(samples[half:])
+            return (self.seal_samples(samples[:half], unsynced=unsynced)
+                    and self.seal_samples(samples[half:], unsynced=unsynced))
         if seq is None:
             return False  # storage refused; the store logged it, the samples stay in memory
         if self.on_samples is not None:
@@ -196,24 +210,29 @@ class Pipeline:
         self._kicked()  # a batch held in memory has a deadline the flusher must know of
         return True
 
-    def encode(self, seq: int, samples: Sequence[Sample]) -> bytes:
+    def encode(self, seq: int, samples: Sequence[Sample], *, unsynced: bool = False) -> bytes:
         """One batch payload in this generation's encoding (the default one for a batch that
         encoding cannot carry, unless strict)."""
         try:
             return encode_batch(self.node, seq, samples, encoding=self.encoding, channels=self.channels,
-                                encodings=self.encodings)
+                                encodings=self.encodings, unsynced=unsynced)
         except EncodeError as exc:
             if self.strict or getattr(self.encoding, "name", self.encoding) == DEFAULT_ENCODING:
                 raise
             # Never lose readings to a format's limits (e.g. a name SenML cannot carry).
             log.warning("cannot encode a batch as %s (%s); sending it as %s", self.encoding, exc, DEFAULT_ENCODING)
-            return encode_batch(self.node, seq, samples, channels=self.channels)
+            return encode_batch(self.node, seq, samples, channels=self.channels, unsynced=unsynced)
 
     def stage(self) -> None:
         """Write the open batch's new readings to the store's staging area (every commit interval)."""
         chunk = self.batcher.unstaged()
-        if chunk and self.store.stage(encode_samples(chunk), readings=len(chunk)):
+        if chunk and self.store.stage(encode_samples(chunk, frame=self.timebase.frame()), readings=len(chunk)):
             self.batcher.mark_staged()
+
+    def holding(self, now: float) -> bool:
+        """Whether the open batch is held for the clock's sync at monotonic `now` (never past
+        `memory_max_readings`)."""
+        return self.timebase.holding(now) and len(self.batcher) < self.memory_max_readings
 
     def count_lost(self) -> int:
         """At a stop, after the final seal: the readings that could not be stored and are lost
@@ -247,16 +266,19 @@ class Pipeline:
                     due = now  # full, yet not sealed: storage refused it
                 if due is not None:
                     due = max(due, self.seal_retry_at)  # storage refused: retry at the next commit interval
+                    if self.holding(now):
+                        due = max(due, self.timebase.hold_until)
                 if due is not None and due <= now:
                     if self.seal():
                         continue
                     due = self.seal_retry_at
                 store_at = self.store.tick_at()
-                periodic = self.store.staging_needed()
+                # Readings held for the clock's sync cannot be delivered yet: staged as if the link failed.
+                periodic = self.store.staging_needed() or self.holding(now)
                 if (periodic and next_stage <= now) or (store_at is not None and store_at <= now):
                     self.store.tick()
                     # While seals are refused, their retries are the writes.
-                    if not self.seal_retry_at and self.store.staging_needed():
+                    if not self.seal_retry_at and (self.store.staging_needed() or self.holding(now)):
                         self.stage()
                     next_stage = now + commit_s
                     continue  # the tick may have changed what the store needs
