@@ -246,7 +246,7 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*tasks[:2], return_exceptions=True)
         await scheduler.stop()
-        if not (reloading and pipeline.holding(time.monotonic())):  # a reload keeps holding for the sync
+        if not (reloading and pipeline.holding()):  # a reload keeps holding for the sync
             pipeline.seal(final=True)
         if not reloading:
             self._count_lost()

@@ -140,7 +140,7 @@ class Pipeline:
         now = time.monotonic()
         # After a refused seal, only the flusher retries (once per commit interval): sealing the
         # whole overgrown batch again for every new reading would starve the reading itself.
-        may_seal = now >= self.seal_retry_at and not self.holding(now)
+        may_seal = now >= self.seal_retry_at and not self.holding()
         due = self.batcher.due_at()
         if may_seal and due is not None and due <= now:
             self.seal()  # the batch is due: this reading opens the next one (the flusher may not have run yet)
@@ -159,7 +159,7 @@ class Pipeline:
         interval; the store logs the failure streak once. `final` (at a stop or reload): one
         attempt regardless of that."""
         now = time.monotonic()
-        if not final and (now < self.seal_retry_at or self.holding(now)):
+        if not final and (now < self.seal_retry_at or self.holding()):
             return False
         self.timebase.poll()  # a sync since the last read corrects the batch before it is sealed
         samples = self.batcher.pending()
@@ -229,10 +229,9 @@ class Pipeline:
         if chunk and self.store.stage(encode_samples(chunk, frame=self.timebase.frame()), readings=len(chunk)):
             self.batcher.mark_staged()
 
-    def holding(self, now: float) -> bool:
-        """Whether the open batch is held for the clock's sync at monotonic `now` (never past
-        `memory_max_readings`)."""
-        return self.timebase.holding(now) and len(self.batcher) < self.memory_max_readings
+    def holding(self) -> bool:
+        """Whether the open batch is held for the clock's sync (never past `memory_max_readings`)."""
+        return self.timebase.holding() and len(self.batcher) < self.memory_max_readings
 
     def count_lost(self) -> int:
         """At a stop, after the final seal: the readings that could not be stored and are lost
@@ -266,7 +265,7 @@ class Pipeline:
                     due = now  # full, yet not sealed: storage refused it
                 if due is not None:
                     due = max(due, self.seal_retry_at)  # storage refused: retry at the next commit interval
-                    if self.holding(now):
+                    if self.holding():
                         due = max(due, self.timebase.hold_until)
                 if due is not None and due <= now:
                     if self.seal():
@@ -274,11 +273,11 @@ class Pipeline:
                     due = self.seal_retry_at
                 store_at = self.store.tick_at()
                 # Readings held for the clock's sync cannot be delivered yet: staged as if the link failed.
-                periodic = self.store.staging_needed() or self.holding(now)
+                periodic = self.store.staging_needed() or self.holding()
                 if (periodic and next_stage <= now) or (store_at is not None and store_at <= now):
                     self.store.tick()
                     # While seals are refused, their retries are the writes.
-                    if not self.seal_retry_at and (self.store.staging_needed() or self.holding(now)):
+                    if not self.seal_retry_at and (self.store.staging_needed() or self.holding()):
                         self.stage()
                     next_stage = now + commit_s
                     continue  # the tick may have changed what the store needs

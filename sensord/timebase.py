@@ -269,9 +269,9 @@ class TimeBase:
             self.offset = offset
         return mono + self.offset
 
-    def holding(self, now: float) -> bool:
-        """Whether the open batch is to be held at monotonic time `now`."""
-        return not self.synced and now < self.hold_until
+    def holding(self) -> bool:
+        """Whether the open batch is to be held now (not synchronised, the wait not over)."""
+        return not self.synced and self._monotonic() < self.hold_until
 
     def frame(self) -> dict[str, object] | None:
         """What a staged chunk of provisional stamps needs to be corrected after a restart in the
