@@ -210,6 +210,7 @@ class TimeBase:
         self.synced = False
         self.hold_until = 0.0
         self.steps = 0  # steps of the wall clock seen while synchronised
+        self.guessed = False  # no source could tell: the clock was judged by its date
 
     @classmethod
     def trusted(cls, *, monotonic: Callable[[], float] = time.monotonic,
@@ -224,7 +225,11 @@ class TimeBase:
         """First look at the source, at the daemon's start: logs what it found and, when not
         synchronised, starts holding for `wait_s`. Returns whether the clock is synchronised."""
         if self.poll(quiet=True):
-            log.info("clock: synchronised (%s)", self.source.describe())
+            if self.guessed:
+                log.info("clock: taken as synchronised: %s, and it reads %s", self.source.describe(),
+                         _utc(self._wall()))
+            else:
+                log.info("clock: synchronised (%s)", self.source.describe())
             return True
         self.hold_until = self._monotonic() + self.wait_s
         wall = self._wall()
@@ -239,6 +244,7 @@ class TimeBase:
         if self.synced:
             return True
         state = self.source()
+        self.guessed = state is None
         if state is None:
             state = self._wall() >= PLAUSIBLE_AFTER
         if state:
