@@ -68,7 +68,7 @@ class Daemon:
         self.loaded = loaded
         self.hardware = hardware or Hardware()
         self.notifier = notifier or Notifier()
-        self.started = time.time()
+        self.started_mono = time.monotonic()  # the start's wall time is known once the clock is (meta)
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
         self._wake = asyncio.Event()  # a batch was sealed
@@ -338,7 +338,8 @@ class Daemon:
                         for c in filtered_channels(spec.filters, sensor)]
             described.append({"name": spec.name, "type": spec.type, "interval_s": spec.interval_s,
                               "channels": channels})
-        return {"node": self.config.node.id, "version": __version__, "started": round(self.started, 3),
+        started = round(self.started_mono + self.timebase.offset, 3)
+        return {"node": self.config.node.id, "version": __version__, "started": started,
                 "encoding": self.config.batch.encoding, "sensors": described,
                 "clock": {"sync_source": self.timebase.source.name, "sync_wait_s": self.timebase.wait_s},
                 "buffer": {"pending_batches": stats.pending_batches, "pending_readings": stats.pending_readings,

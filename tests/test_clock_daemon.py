@@ -5,6 +5,7 @@ jump (the waits below are for readings and messages to arrive, at 0.1 s per read
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -179,3 +180,54 @@ def test_sensord_run_holds_until_timesyncd_says_synchronised(tmp_path: Path, bro
         rows = readings(sub.messages)
     assert not any(decode(m.payload).unsynced for m in sub.messages if m.topic.endswith("/data"))
     assert_gapless(counter_values(rows, "c0"))
+
+
+def test_a_reload_keeps_holding_and_the_sync_corrects_both_generations(tmp_path: Path, broker: Mosquitto) -> None:
+    daemon, flag, skew = skewed_daemon(tmp_path, broker, wait_s=60)
+    started = time.time()
+    with Subscription(broker, "sensord/n1/#") as sub:
+        async def main() -> None:
+            task = asyncio.create_task(daemon.run())
+            await until(lambda: daemon.pipeline is not None and len(daemon.pipeline.batcher) >= 5, 10, "5 held")
+            first = daemon.pipeline.batcher if daemon.pipeline else None
+            daemon.request_reload()
+            await until(lambda: daemon.pipeline is not None and daemon.pipeline.batcher is not first
+                        and len(daemon.pipeline.batcher) >= 10, 10, "carried over, 10 held")
+            skew[0] = 0.0
+            flag.state = True
+            await until(lambda: len(readings(sub.messages)) >= 15, 10, "15 readings delivered")
+            daemon.request_stop()
+            assert await task == 0
+
+        asyncio.run(main())
+        data = [m for m in sub.messages if m.topic.endswith("/data")]
+        meta = [m for m in sub.messages if m.topic.endswith("/meta")]
+    assert not any(decode(m.payload).unsynced for m in data)
+    rows = readings(data)
+    values = counter_values(rows, "c0")
+    restart = values.index(0, 1)  # the reload builds the sensor anew: its counter starts again
+    assert restart >= 5
+    assert_gapless(values[:restart])
+    assert_gapless(values[restart:])
+    times = [r["ts"] for r in rows]
+    assert all(started - 0.5 <= t <= time.time() + 0.5 for t in times)
+    assert times == sorted(times)
+    # The meta message sent at the (re)connect before the sync carries the provisional start time;
+    # the clock part says where the sync state comes from.
+    doc = json.loads(meta[-1].payload)
+    assert doc["clock"] == {"sync_source": "test", "sync_wait_s": 60}
+
+
+@pytest.mark.parametrize(("env", "encoding", "expected"), [
+    ("", "compact", ("timesyncd", 120.0)), ("none", "compact", ("none", 120.0)),
+    ("bogus", "compact", ("timesyncd", 120.0)), ("", "per_channel", ("timesyncd", 0.0))])
+def test_the_time_base_follows_the_config_and_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              caplog: pytest.LogCaptureFixture, env: str,
+                                                              encoding: str, expected: tuple[str, float]) -> None:
+    cfg = write_config(tmp_path / "s.toml", port=1883, sensors=1, batch_extra=f'encoding = "{encoding}"')
+    clock = f'[clock]\nsync_source = "timesyncd"\nsync_file = "{tmp_path}/sync"\nsync_wait_s = 120\n'
+    cfg.write_text(cfg.read_text().replace("[plugins]", clock + "[plugins]"))
+    monkeypatch.setenv("SENSORD_CLOCK_SYNC", env)
+    daemon = Daemon(str(cfg), startup.load(str(cfg), entry_points=False))
+    assert (daemon.timebase.source.name, daemon.timebase.wait_s) == expected
+    assert ("unknown clock sync source" in caplog.text) == (env == "bogus")
