@@ -22,6 +22,7 @@ any other is. docs/clock.md has the whole design.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -103,7 +104,8 @@ class KernelSource:
         if state < 0:
             code = self._errno()
             self.error = f"adjtimex: {os.strerror(code)}" + (
-                " (the service's ProtectClock= forbids the call)" if code == 1 else "")
+                " (a seccomp filter: the unit's ProtectClock= or SystemCallFilter=, or a container's)"
+                if code == errno.EPERM else "")
             return None
         self._last = state
         return state != _TIME_ERROR
