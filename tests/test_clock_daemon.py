@@ -231,3 +231,23 @@ def test_the_time_base_follows_the_config_and_the_environment(tmp_path: Path, mo
     daemon = Daemon(str(cfg), startup.load(str(cfg), entry_points=False))
     assert (daemon.timebase.source.name, daemon.timebase.wait_s) == expected
     assert ("unknown clock sync source" in caplog.text) == (env == "bogus")
+
+
+def test_held_readings_are_staged_every_commit_interval_whatever_the_durability(tmp_path: Path,
+                                                                                broker: Mosquitto) -> None:
+    """In "undelivered" durability the open batch is staged only while the link fails; readings
+    held for the sync cannot be delivered either, so they are staged, with their frame."""
+    daemon, _, _ = skewed_daemon(tmp_path, broker, wait_s=60)
+    assert daemon.config.buffer.durability == "undelivered"
+
+    async def main() -> None:
+        task = asyncio.create_task(daemon.run())
+        await until(lambda: daemon.buffer is not None and daemon.buffer.staged_readings() >= 5, 10,
+                    "held readings staged")
+        assert daemon.buffer is not None
+        frame, samples = decode_chunk(daemon.buffer.staged()[0])
+        assert frame is not None and frame["boot"] == daemon.timebase.boot_id and samples
+        daemon.request_stop()
+        assert await task == 0
+
+    asyncio.run(main())
