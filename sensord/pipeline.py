@@ -275,6 +275,8 @@ class Pipeline:
                 # Readings held for the clock's sync cannot be delivered yet: staged as if the link failed.
                 periodic = self.store.staging_needed() or self.holding()
                 if (periodic and next_stage <= now) or (store_at is not None and store_at <= now):
+                    if self.holding():
+                        self.timebase.poll()  # a sensor read seldom must not keep the sync unnoticed
                     self.store.tick()
                     # While seals are refused, their retries are the writes.
                     if not self.seal_retry_at and (self.store.staging_needed() or self.holding()):

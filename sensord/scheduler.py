@@ -5,10 +5,8 @@ push later reads back. A read that raises or times out is logged once per failur
 retried with capped exponential backoff; each sensor has its own worker thread, so a hung sensor
 never delays the others. Readings leave through `sink(samples)`, called on the event loop.
 
-Time: the grid, the backoff and each read's instant are monotonic, so a step of the wall clock
-(NTP's first sync on a Pi without an RTC, forwards or backwards) neither bursts nor stalls reads.
-A read's instant becomes its wall time (`Sample.ts`) through the daemon's `TimeBase` when the
-read returns: provisional until the clock is synchronised, corrected then (sensord.timebase).
+Grid, backoff and each read's instant are monotonic: a step of the wall clock neither bursts nor
+stalls reads. The instant becomes `Sample.ts` when the read returns (sensord.timebase).
 
 What a plugin hands over (`read()`'s list, `emit()`'s) is checked here, where it leaves the
 plugin (`ReadingCheck`): values become exactly `bool`, `int` or `float` (`sensor.clean_value`),
@@ -327,9 +325,8 @@ class Scheduler:
                 await clock.sleep_until(due)
             # A resumed schedule may be due later; a watching sensor must see edges from the start.
             eager = False
-            # The instant is monotonic; it becomes a wall time only when the read has returned
-            # (`TimeBase.stamp`), right before the sink: a clock sync noticed meanwhile, by this
-            # or another sensor, corrects the open batch and this stamp alike.
+            # Mapped to wall time only when the read has returned, right before the sink: a clock
+            # sync noticed meanwhile corrects the open batch and this stamp alike.
             instant = clock.monotonic()
             try:
                 if not opened:

@@ -251,3 +251,27 @@ def test_held_readings_are_staged_every_commit_interval_whatever_the_durability(
         assert await task == 0
 
     asyncio.run(main())
+
+
+def test_a_sensor_read_seldom_does_not_keep_the_sync_unnoticed(tmp_path: Path, broker: Mosquitto) -> None:
+    """One read a minute: the flusher asks the source at its staging wake-ups while it holds."""
+    daemon, flag, skew = skewed_daemon(tmp_path, broker, wait_s=60)
+    cfg = Path(daemon.config_path)
+    cfg.write_text(cfg.read_text().replace("interval_s = 0.1", "interval_s = 60").replace(
+        "commit_interval_s = 0.5", "commit_interval_s = 0.2"))
+    daemon.loaded = startup.load(str(cfg), entry_points=False)
+    with Subscription(broker, "sensord/n1/data") as sub:
+        async def main() -> None:
+            task = asyncio.create_task(daemon.run())
+            await until(lambda: daemon.pipeline is not None and len(daemon.pipeline.batcher) == 1, 10, "read 0 held")
+            skew[0] = 0.0
+            flag.state = True
+            synced_at = time.monotonic()
+            await until(lambda: sub.messages, 10, "the held reading delivered")
+            assert time.monotonic() - synced_at < 5  # not at the next read, a minute later
+            daemon.request_stop()
+            assert await task == 0
+
+        asyncio.run(main())
+        (batch,) = [decode(m.payload) for m in sub.messages]
+    assert not batch.unsynced and abs(batch.samples[0].ts - time.time()) < 10
