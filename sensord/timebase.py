@@ -256,8 +256,9 @@ class TimeBase:
             self.synced = True
             self.hold_until = 0.0
             if not quiet:
-                log.info("clock: synchronised (%s); readings taken before it are moved by %+.3f s to their "
-                         "true time", self.source.describe(), delta)
+                log.info("clock: synchronised (%s); %s", self.source.describe(),
+                         f"readings taken before it are moved by {delta:+.3f} s to their true time"
+                         if abs(delta) >= 0.0005 else "the clock was right: readings taken before it keep their time")
             if self.on_sync is not None and delta:
                 self.on_sync(delta)
         return self.synced

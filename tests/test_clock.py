@@ -336,3 +336,18 @@ def test_make_source_names() -> None:
         "auto", "kernel", "timesyncd", "none"]
     with pytest.raises(ValueError, match="unknown clock sync source 'ntp'"):
         make_source("ntp")
+
+
+def test_the_sync_line_says_how_far_the_stamps_moved(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="sensord.timebase")
+    for behind_s, said in ((DAYS, "moved by +86400.000 s to their true time"),
+                           (0.0, "the clock was right: readings taken before it keep their time")):
+        clock = FakeClock(epoch=TRUE_EPOCH - behind_s)
+        flag = Flag(False)
+        timebase = TimeBase(flag, wait_s=60, monotonic=clock.monotonic, wall=clock.time)
+        timebase.start()
+        sync(clock, flag, behind_s)()
+        caplog.clear()
+        assert timebase.poll()
+        (message,) = caplog.messages
+        assert message.startswith("clock: synchronised (the test's flag); ") and message.endswith(said)
