@@ -64,7 +64,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import sensord
-from sensord import Sensor, field_range
+from sensord import Hardware, Sensor, SensorConfig, field_range
 from sensord.sysfs import ChannelSpec, KernelDevice, KernelSensor, KernelSensorConfig
 
 #: hwmon channel type → quantity, unit, factor from the interface's unit, resolution (one step
@@ -128,8 +128,8 @@ class Hwmon(KernelSensor):
     config: HwmonConfig
     class_dir, prefix, kind = "class/hwmon", "hwmon", "hwmon"
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, config: SensorConfig, *, name: str, hardware: Hardware) -> None:
+        super().__init__(config, name=name, hardware=hardware)
         #: channel → (value attribute, fault attribute or ""), relative to the device, from open().
         self._attributes: dict[str, tuple[str, str]] = {}
 

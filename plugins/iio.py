@@ -88,7 +88,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import sensord
-from sensord import Sensor
+from sensord import Hardware, Sensor, SensorConfig
 from sensord.sysfs import ChannelSpec, KernelDevice, KernelSensor, KernelSensorConfig
 
 #: IIO channel type → quantity, unit, factor from the ABI's unit (sysfs-bus-iio: "Units after
@@ -205,8 +205,8 @@ class Iio(KernelSensor):
     config: IioConfig
     class_dir, prefix, kind = "bus/iio/devices", "iio:device", "IIO"
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, config: SensorConfig, *, name: str, hardware: Hardware) -> None:
+        super().__init__(config, name=name, hardware=hardware)
         #: channel → (value attribute, is it _raw, scale attributes, offset attributes), from open().
         self._attributes: dict[str, tuple[str, bool, list[str], list[str]]] = {}
 

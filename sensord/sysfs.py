@@ -5,11 +5,12 @@ name the device.
 
     class Hwmon(KernelSensor):
         type_name = "hwmon"
-        Config = HwmonConfig
+        Config = HwmonConfig  # a KernelSensorConfig: channel_problem(), quantity_of()
         class_dir, prefix, kind = "class/hwmon", "hwmon", "hwmon"
 
-        def channel_files(self, device) -> dict[str, ChannelSpec]: ...  # what the device has
-        def read_channel(self, device, channel) -> float | None: ...
+        def spec(self, channel) -> ChannelSpec: ...  # quantity, unit, factor from the kernel's unit
+        def available(self, device) -> list[str]: ...  # the channels the device has
+        def read_channel(self, device, channel, read) -> float | None: ...  # read(attribute) retries
 
 The driver never opens a file itself: it reads through `Hardware.sysfs` (`/sys` on a Pi,
 `sensord.testing.FakeSysfs` in tests and under `--fake`), and never writes.
@@ -303,7 +304,10 @@ class KernelSensor(Sensor):
     def read(self) -> list[Reading]:
         if not self._channels:
             raise SensorError(f"{self.describe()}: not open")
-        device = self.device if self.device is not None else self._locate()
+        device = self.device
+        if device is None:  # gone at the last read: it may be back, under another number
+            device = self._locate()
+            self.available(device)
         if not self.sysfs.exists(device.path):
             message = (f"{self.describe()}: gone from {self.sysfs.path(self.class_dir)} (unplugged, or its "
                        f"driver unbound?); looking for it again at the next read")

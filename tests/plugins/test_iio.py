@@ -299,7 +299,9 @@ def test_unplugged_device_is_found_again(fake_sysfs: FakeSysfs) -> None:
         sensor.read()
     with pytest.raises(SensorError, match='no IIO device named "dht11"'):
         sensor.read()
-    fake_sysfs.add_iio("dht11", dht22_attributes(22.0, 50.0), parent="platform/again")  # rebound as iio:device0
+    # Bound again (as iio:device0), by a driver version that gives temp raw: its attributes are found anew.
+    fake_sysfs.add_iio("dht11", {"in_temp_raw": "2200", "in_temp_scale": "10", "in_humidityrelative_input": "50000"},
+                       parent="platform/again")
     assert values(sensor) == {"temperature": (22.0, "°C"), "humidity": (50.0, "%")}
 
 
