@@ -34,8 +34,9 @@ device that disappears is looked up again at the next read; garbage in a file fa
 Recipes, in `/boot/firmware/config.txt`, then reboot: `dtoverlay=i2c-sensor,lm75,addr=0x48`
 (also `tmp102`, `mcp980x`, `sht3x`... see /boot/firmware/overlays/README), wired as for the
 matching sensord I2C driver. An INA219 without an overlay can be bound by hand:
-`echo ina219 0x40 | sudo tee /sys/bus/i2c/devices/i2c-1/new_device` (it then uses a 0.1 Ω shunt
-unless the device tree says otherwise). A chip bound to a kernel driver shows as UU in i2cdetect
+`echo ina219 0x40 | sudo tee /sys/bus/i2c/devices/i2c-1/new_device`; check its `shunt_resistor`
+attribute (µΩ) against the shunt on the board (0.1 Ω on most breakouts: 100000) and write the
+right value there as root if it differs: sensord only reads. A chip bound to a kernel driver shows as UU in i2cdetect
 and is no longer readable by sensord's own I2C driver for it.
 
 Example::
