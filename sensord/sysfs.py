@@ -166,6 +166,9 @@ class KernelSensorConfig(SensorConfig):
         if bool(self.device) == bool(self.path):
             raise ValueError(f"device: expected a device name (or a path instead), found "
                              f"{'both' if self.device else 'neither'}")
+        if self.path.startswith("/") and not self.path.startswith("/sys/"):
+            raise ValueError(f'path: expected a directory under /sys ("/sys/bus/iio/devices/iio:device0") or '
+                             f'a device\'s directory name ("iio:device0"), found "{self.path}"')
         if self.path and (self.of_node or self.index is not None):
             raise ValueError("of_node: expected with device, not with path (a path names one device)")
         if self.of_node and self.index is not None:
@@ -307,7 +310,12 @@ class KernelSensor(Sensor):
         device = self.device
         if device is None:  # gone at the last read: it may be back, under another number
             device = self._locate()
-            self.available(device)
+            available = self.available(device)
+            missing = [channel for channel, _ in self._channels if channel not in available]
+            if missing:
+                message = f"{self.describe()}: back, but without channel {', '.join(missing)}"
+                self.device = None
+                raise SensorError(message)
         if not self.sysfs.exists(device.path):
             message = (f"{self.describe()}: gone from {self.sysfs.path(self.class_dir)} (unplugged, or its "
                        f"driver unbound?); looking for it again at the next read")

@@ -42,6 +42,8 @@ def test_docstring_example_parses() -> None:
     ({}, "device: expected a device name (or a path instead), found neither"),
     ({"device": "dht11", "path": "iio:device0"}, "device: expected a device name (or a path instead), found both"),
     ({"path": "iio:device0", "of_node": "dht11@4"}, "of_node: expected with device, not with path"),
+    ({"path": "/dev/iio:device0"}, 'path: expected a directory under /sys ("/sys/bus/iio/devices/iio:device0") or '
+                                   'a device\'s directory name ("iio:device0"), found "/dev/iio:device0"'),
     ({"device": "dht11", "of_node": "dht11@4", "index": 1}, "index: expected of_node or index, not both"),
     ({"device": "dht11", "index": -1}, "index: expected an integer >= 0, found -1"),
     ({"device": "mpu6050", "channels": ["accel_x"]}, 'channels: "accel_x" is not an IIO channel sensord reads'),
@@ -303,6 +305,12 @@ def test_unplugged_device_is_found_again(fake_sysfs: FakeSysfs) -> None:
     fake_sysfs.add_iio("dht11", {"in_temp_raw": "2200", "in_temp_scale": "10", "in_humidityrelative_input": "50000"},
                        parent="platform/again")
     assert values(sensor) == {"temperature": (22.0, "°C"), "humidity": (50.0, "%")}
+    fake_sysfs.remove("bus/iio/devices/iio:device0")
+    with pytest.raises(SensorError, match="gone from"):
+        sensor.read()
+    fake_sysfs.add_iio("dht11", {"in_temp_input": "1000"})  # another device of that name
+    with pytest.raises(SensorError, match=r"\(iio dht11 iio:device0\): back, but without channel humidityrelative$"):
+        sensor.read()
 
 
 def test_a_channel_that_disappears_and_garbage(fake_sysfs: FakeSysfs) -> None:
