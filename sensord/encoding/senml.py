@@ -65,10 +65,12 @@ REGISTERED_UNITS = frozenset({
     "B", "VA", "VAs", "var", "vars", "J/m", "kg/m3", "deg",
 })
 #: sensord unit -> (SenML unit, n): the SenML value is the sensord value times 10**n.
-UNIT_MAP = {"°C": ("Cel", 0), "%": ("/", -2), "hPa": ("Pa", 2), "ppm": ("/", -6)}
+UNIT_MAP = {"°C": ("Cel", 0), "%": ("/", -2), "hPa": ("Pa", 2), "ppm": ("/", -6), "Ω": ("Ohm", 0),
+            "rpm": ("1/min", 0)}
 #: How a record without `sensord_u` is read back: SenML unit -> (sensord unit, n). A unit not
 #: here reads back as itself, which keeps batches sealed before the mapping (`%`, `°C`, `hPa`).
-_UNIT_BACK = {"Cel": ("°C", 0), "%RH": ("%", 0), "/": ("%", -2), "Pa": ("hPa", 2)}
+_UNIT_BACK = {"Cel": ("°C", 0), "%RH": ("%", 0), "/": ("%", -2), "Pa": ("hPa", 2), "Ohm": ("Ω", 0),
+              "1/min": ("rpm", 0)}
 
 
 def senml_unit(quantity: str, unit: str) -> tuple[str | None, int]:
