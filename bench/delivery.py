@@ -5,12 +5,14 @@ Scenarios (each a fresh daemon, buffer and broker):
 1. `wire`: 10 sim channels at 1 Hz for --seconds (default 60), max_age_s = 60, QoS 1. Reports
    bytes the client sent to the broker (TCP payload, and an IP-level estimate of +52 bytes per
    segment: IPv4 20 + TCP 20 + timestamps 12), TCP segments sent, CPU seconds, peak RSS, and
-   bytes written to disk per reading (/proc/PID/io write_bytes).
+   bytes written to disk per reading (/proc/PID/io write_bytes: the whole run, and the steady
+   state after the first 5 s, which leaves out creating the buffer file). Run once per
+   `[buffer] durability` mode (--durability, default both; the figures above come from the first).
 2. `load`: 100 sim sensors at 1 s for --load-seconds (default 30): CPU per reading, peak RSS.
 3. `connect`: time from process start to the first MQTT CONNECT packet, with 100 sensors,
    against a bare `python3 -c pass` start in the same run.
 
-    python bench/delivery.py [--seconds 60] [--load-seconds 30] [--json FILE]
+    python bench/delivery.py [--seconds 60] [--load-seconds 30] [--durability undelivered,interval] [--json FILE]
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# A node whose clock is synchronised, whatever this host's kernel says (docs/clock.md).
+os.environ.setdefault("SENSORD_CLOCK_SYNC", "none")
 sys.path.insert(0, str(ROOT))
 
 from sensord.testing.broker import Mosquitto, Subscription  # noqa: E402
@@ -37,13 +41,15 @@ from sensord.testing.proxy import TcpProxy  # noqa: E402
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def config(path: Path, *, port: int, sensors: int, channels: int, interval_s: float, max_age_s: float) -> Path:
+def config(path: Path, *, port: int, sensors: int, channels: int, interval_s: float, max_age_s: float,
+           durability: str = "undelivered") -> Path:
     chans = ", ".join(f'"ch{i}"' for i in range(channels))
     tables = "".join(f'[[sensor]]\nname = "s{i}"\ntype = "sim"\ninterval_s = {interval_s}\n'
                      f'signal = "sine"\nchannels = [{chans}]\nseed = {i}\n' for i in range(sensors))
     path.write_text(f'[node]\nid = "bench"\n[mqtt]\nhost = "127.0.0.1"\nport = {port}\n'
                     f'[batch]\nmax_age_s = {max_age_s}\n'
-                    f'[buffer]\npath = "{path.parent / "buffer.db"}"\n[plugins]\ndirs = []\n{tables}')
+                    f'[buffer]\npath = "{path.parent / "buffer.db"}"\ndurability = "{durability}"\n'
+                    f'[plugins]\ndirs = []\n{tables}')
     return path
 
 
@@ -83,19 +89,21 @@ def run_daemon(cfg: Path, seconds: float, *, port: int, readings_per_s: float, w
         proc.wait(30)
     steady_readings = (seconds - warmup_s) * readings_per_s
     return {**figures, **tcp, **extra, "readings": round(seconds * readings_per_s),
-            "steady_cpu_ms_per_reading": (figures["cpu_s"] - early["cpu_s"]) * 1000 / steady_readings}
+            "steady_cpu_ms_per_reading": (figures["cpu_s"] - early["cpu_s"]) * 1000 / steady_readings,
+            "steady_disk_bytes_per_reading": (figures["write_bytes"] - early["write_bytes"]) / steady_readings}
 
 
-def wire(seconds: float) -> dict[str, Any]:
+def wire(seconds: float, durability: str = "undelivered") -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, Mosquitto() as broker, \
             TcpProxy(broker.host, broker.port) as proxy, Subscription(broker, "sensord/bench/data") as sub:
         cfg = config(Path(tmp, "wire.toml"), port=proxy.listen_port, sensors=1, channels=10, interval_s=1,
-                     max_age_s=seconds)
+                     max_age_s=seconds, durability=durability)
         from sensord.encoding import decode
 
         def snapshot() -> dict[str, Any]:
             # Everything the node sent so far: CONNECT, status, meta, the batch(es), pings.
             return {"delivered": sum(len(decode(m.payload).samples) for m in sub.messages),
+                    "payload_bytes": sum(len(m.payload) for m in sub.messages),
                     "proxy_bytes_up": proxy.bytes_up, "batches": len(sub.messages)}
 
         # A little past `seconds`, so the batch sealed at max_age_s = seconds has gone out.
@@ -106,6 +114,8 @@ def wire(seconds: float) -> dict[str, Any]:
     fig["segments_per_reading"] = fig["segs_out"] / n
     fig["cpu_ms_per_reading"] = fig["cpu_s"] * 1000 / n
     fig["disk_bytes_per_reading"] = fig["write_bytes"] / n
+    fig["payload_bytes_per_reading"] = fig["payload_bytes"] / n
+    fig["durability"] = durability
     return fig
 
 
@@ -159,25 +169,44 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60, help="wire scenario length = max_age_s")
     parser.add_argument("--load-seconds", type=float, default=30)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--durability", default="undelivered,interval",
+                        help="comma-separated [buffer] durability modes for scenario 1 (default: both)")
+    parser.add_argument("--only", choices=["wire", "load", "connect"], action="append",
+                        help="run only this scenario (repeatable)")
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args()
-    results = {"wire": wire(args.seconds), "load": load(args.load_seconds), "connect": time_to_connect(args.runs)}
-    w, ld, c = results["wire"], results["load"], results["connect"]
-    print(f"1. 10 channels at 1 Hz for {args.seconds:g} s, max_age_s = 60, QoS 1 "
-          f"({w['delivered']} readings in {w['batches']} batches)")
-    print(f"   to broker:  {w['bytes_per_reading']:.2f} B/reading TCP payload, "
-          f"{w['ip_bytes_per_reading']:.2f} B/reading at IP level, {w['segs_out']} TCP segments "
-          f"({w['segments_per_reading']:.3f}/reading)")
-    print(f"   CPU {w['cpu_s']:.2f} s ({w['cpu_ms_per_reading']:.3f} ms/reading with start-up, "
-          f"{w['steady_cpu_ms_per_reading']:.3f} after it), peak RSS "
-          f"{w['peak_rss_kib'] / 1024:.1f} MiB, disk {w['disk_bytes_per_reading']:.0f} B/reading written")
-    print(f"2. 100 sensors at 1 s for {args.load_seconds:g} s: CPU {ld['cpu_ms_per_reading']:.3f} ms/reading "
-          f"with start-up, {ld['steady_cpu_ms_per_reading']:.3f} after it, "
-          f"peak RSS {ld['peak_rss_kib'] / 1024:.1f} MiB, disk {ld['disk_bytes_per_reading']:.0f} B/reading")
-    print(f"3. start to MQTT CONNECT, 100 sensors: {c['to_connect_ms']:.0f} ms median of {c['runs']} "
-          f"(bare python3 start: {c['python_start_ms']:.0f} ms)")
+    modes = [m for m in args.durability.split(",") if m]
+    chosen = set(args.only or ["wire", "load", "connect"])
+    results: dict[str, Any] = {}
+    if "wire" in chosen:
+        results["wire_by_durability"] = {mode: wire(args.seconds, mode) for mode in modes}
+        results["wire"] = results["wire_by_durability"][modes[0]]
+        print_wire(args.seconds, results["wire_by_durability"])
+    if "load" in chosen:
+        ld = results["load"] = load(args.load_seconds)
+        print(f"2. 100 sensors at 1 s for {args.load_seconds:g} s: CPU {ld['cpu_ms_per_reading']:.3f} ms/reading "
+              f"with start-up, {ld['steady_cpu_ms_per_reading']:.3f} after it, "
+              f"peak RSS {ld['peak_rss_kib'] / 1024:.1f} MiB, disk {ld['disk_bytes_per_reading']:.0f} B/reading")
+    if "connect" in chosen:
+        c = results["connect"] = time_to_connect(args.runs)
+        print(f"3. start to MQTT CONNECT, 100 sensors: {c['to_connect_ms']:.0f} ms median of {c['runs']} "
+              f"(bare python3 start: {c['python_start_ms']:.0f} ms)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+def print_wire(seconds: float, by_mode: dict[str, dict[str, Any]]) -> None:
+    for mode, w in by_mode.items():
+        print(f"1. 10 channels at 1 Hz for {seconds:g} s, max_age_s = {seconds:g}, QoS 1, durability = {mode} "
+              f"({w['delivered']} readings in {w['batches']} batches)")
+        print(f"   to broker:  {w['bytes_per_reading']:.2f} B/reading TCP payload, "
+              f"{w['ip_bytes_per_reading']:.2f} B/reading at IP level, {w['segs_out']} TCP segments "
+              f"({w['segments_per_reading']:.3f}/reading)")
+        print(f"   CPU {w['cpu_s']:.2f} s ({w['cpu_ms_per_reading']:.3f} ms/reading with start-up, "
+              f"{w['steady_cpu_ms_per_reading']:.3f} after it), peak RSS {w['peak_rss_kib'] / 1024:.1f} MiB")
+        print(f"   disk: {w['disk_bytes_per_reading']:.1f} B/reading written over the whole run, "
+              f"{w['steady_disk_bytes_per_reading']:.1f} after the first 5 s "
+              f"(payload {w['payload_bytes_per_reading']:.2f} B/reading)")
 
 
 if __name__ == "__main__":

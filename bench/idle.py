@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# A node whose clock is synchronised, whatever this host's kernel says (docs/clock.md).
+os.environ.setdefault("SENSORD_CLOCK_SYNC", "none")
 sys.path.insert(0, str(ROOT))
 
 from sensord.mqtt import LIBRARY  # noqa: E402

@@ -11,6 +11,7 @@ real mosquitto. A reload should keep each unchanged sensor's schedule, so the re
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import tempfile
@@ -18,6 +19,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# A node whose clock is synchronised, whatever this host's kernel says (docs/clock.md).
+os.environ.setdefault("SENSORD_CLOCK_SYNC", "none")
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 

@@ -53,6 +53,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import json
+import os
 import re
 import select
 import shutil
@@ -69,6 +70,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# A node whose clock is synchronised, whatever this host's kernel says (docs/clock.md).
+os.environ.setdefault("SENSORD_CLOCK_SYNC", "none")
 sys.path.insert(0, str(ROOT))
 
 from sensord.encoding import (  # noqa: E402

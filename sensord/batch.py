@@ -72,6 +72,12 @@ class Batcher:
     def mark_staged(self) -> None:
         self._staged = len(self._samples)
 
+    def shift(self, delta_s: float) -> None:
+        """Move every sample's time by `delta_s`: the clock was synchronised, and the samples in
+        memory were stamped in the provisional frame (sensord.timebase). What is staged keeps its
+        frame on disk, which says how to correct it after a crash."""
+        self._samples = [Sample(s.sensor, s.quantity, s.value, s.unit, s.ts + delta_s) for s in self._samples]
+
     def drop_oldest(self, keep: int) -> int:
         """Keep only the newest `keep` samples; return how many were dropped."""
         dropped = max(0, len(self._samples) - keep)

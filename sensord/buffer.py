@@ -5,7 +5,18 @@ returns and deletes it with `ack` once the broker has acknowledged it. Readings 
 batch are staged (`stage`) every commit interval, so a crash loses at most that window; at start-up
 `staged()` hands them back. `max_bytes` caps the payload bytes kept: the oldest batches go first.
 
-Durability: WAL with synchronous=NORMAL. A commit is in the WAL file when COMMIT returns, so it
+Two durability modes (`durability`, the config's `[buffer] durability`):
+- "undelivered" (the daemon's default): while the broker acknowledges promptly (`set_link(True)`),
+  a sealed batch is held in memory and handed to `peek` from there; its ack deletes it without a
+  write. What is still unacknowledged after `hold_s` (the commit interval) is written (`tick`),
+  and so is everything held when the link fails (`set_link(False)`) or the buffer closes. While
+  the link is down or acknowledgements lag, `staging_needed()` asks the pipeline to stage the open
+  batch as in "interval". A link that delivers costs no write per reading; a power cut (or kill -9)
+  loses the open batch and what was held (at most `hold_s` old).
+- "interval": every seal is written before it is published, the open batch is staged every commit
+  interval whatever the link does: a power cut loses at most that window.
+
+Durability of a write: WAL with synchronous=NORMAL. A commit is in the WAL file when COMMIT returns, so it
 survives a crash of the process, kill -9 included. The WAL is fsynced only at checkpoints, so a
 power cut or kernel crash may lose the commits not yet written back by the kernel (up to
 vm.dirty_expire_centisecs, 30 s by default, and never more than since the last checkpoint); it
@@ -26,8 +37,8 @@ write is it sent once more at the next start (consumers drop repeats by seq).
 
 Sequence numbers never go back, whatever happens to the file (a deleted -wal after a crash, a
 zero-length or corrupt file): besides the database, a tiny file `<path>.seq` holds an upper bound
-of every seq issued. It is written (fsync) only when a seal passes the bound, which then moves
-`SEQ_BLOCK` ahead, and at `close` (exact value). At open, the next seq is the largest of the
+of every seq issued. It is written (fsync) at open and when a seal passes the bound, which then
+moves `SEQ_BLOCK` ahead, and at `close` (exact value). At open, the next seq is the largest of the
 database's own, that bound, and a salvaged damaged file's; when `<path>.seq` is missing or
 unreadable, also the wall clock in Unix seconds (a new node starts there, which costs a CBOR seq 2
 bytes more per batch only until its 65,536th batch, after which a count from 1 costs 5 bytes too).
@@ -70,6 +81,9 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 SCHEMA_VERSION = 2
+# `durability`: "undelivered" writes only what the broker did not take promptly; "interval" writes
+# every batch and stages the open one every commit interval (module docstring).
+DURABILITY_MODES = ("undelivered", "interval")
 # Seqs reserved per write of `<path>.seq`: at most this many are skipped after a crash.
 SEQ_BLOCK = 1000
 # How long open() waits for another process's lock on the file (a previous daemon still exiting).
@@ -154,14 +168,25 @@ class BufferStats:
     next_seq: int
 
 
+@dataclass(slots=True)
+class _Held:
+    """A sealed batch kept in memory ("undelivered" durability) and when it was sealed (monotonic)."""
+
+    batch: StoredBatch
+    sealed_at: float
+
+
 class Buffer:
-    """Sealed batches and the staged open batch, in one SQLite file. Create it with `Buffer.open()`.
+    """Sealed batches and the staged open batch, in one SQLite file (and, in "undelivered"
+    durability, the batches not yet written in memory). Create it with `Buffer.open()`.
 
     Every method takes an internal lock, so calls may come from any thread; each is short.
     """
 
     def __init__(self, conn: sqlite3.Connection, *, path: Path, max_bytes: int,
-                 clock: Callable[[], float], seq_floor: int = 0, seq_limit: int = 0) -> None:
+                 clock: Callable[[], float], seq_floor: int = 0, seq_limit: int = 0,
+                 durability: str = "interval", hold_s: float = 5.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self._conn = conn
         self._path = path
         self._mark = _mark_path(path)
@@ -183,11 +208,33 @@ class Buffer:
         # writer: the file is locked); updated only after a commit.
         self._pending_bytes = int(conn.execute("SELECT COALESCE(SUM(size), 0) FROM batch").fetchone()[0])
         self._episode: list[int] | None = None  # [batches, readings] dropped in this cap episode
+        self._monotonic = monotonic
+        # Sealed, not yet written ("undelivered"), oldest first; every seq here is above every
+        # seq in the file (held batches are written oldest first, and only while none is held
+        # does a seal go to the file).
+        self._held: dict[int, _Held] = {}
+        self._link_ok = False  # the publisher's last word: connected and delivering
+        self._stalled = False  # a held batch waited past hold_s for its ack: stage, as when down
+        self._has_staged = bool(conn.execute("SELECT EXISTS (SELECT 1 FROM staged)").fetchone()[0])
+        # Called when the flusher should look again (the daemon sets it to `Pipeline.kick`).
+        self.changed: Callable[[], None] = lambda: None
+        (stored,) = conn.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()
+        self._seq_floor = max(self._seq_floor, stored)
+        self._durability = "interval"
+        self._hold_s = hold_s
+        self.set_durability(durability, hold_s=hold_s)
+        # Reserve the next block now rather than in the first seal: the fsync is a start-up cost,
+        # and the next SEQ_BLOCK seals (held ones included) write nothing for it.
+        if self._seq_floor >= self._seq_limit:
+            with contextlib.suppress(_MarkFailed):  # a full disk: the first seal tries again
+                self._reserve(self._seq_floor + SEQ_BLOCK)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, max_bytes: int,
-             clock: Callable[[], float] = time.time) -> Buffer:
+             clock: Callable[[], float] = time.time, durability: str = "interval",
+             hold_s: float = 5.0) -> Buffer:
         """Open or create the buffer file at `path` (parent directory created with mode 0o750).
+        `durability` and `hold_s`: see the module docstring and `set_durability`.
 
         A file that is not a database, or fails `PRAGMA quick_check`, is moved aside to
         `<path>.corrupt-<UTC time>` (with its -wal) and a new buffer starts. The next seq is never
@@ -223,7 +270,8 @@ class Buffer:
                 conn = _connect(p, first_seq=floor)
             except _Corrupt as again:
                 raise BufferStorageError(f"buffer {p}: new file is unreadable too: {_one_line(again)}") from again
-        return cls(conn, path=p, max_bytes=max_bytes, clock=clock, seq_floor=floor, seq_limit=mark or 0)
+        return cls(conn, path=p, max_bytes=max_bytes, clock=clock, seq_floor=floor, seq_limit=mark or 0,
+                   durability=durability, hold_s=hold_s)
 
     @property
     def dropping(self) -> bool:
@@ -245,6 +293,80 @@ class Buffer:
     def path(self) -> Path:
         return self._path
 
+    @property
+    def durability(self) -> str:
+        return self._durability
+
+    def set_durability(self, durability: str, *, hold_s: float) -> None:
+        """Switch modes (a reload): "interval" writes what is held at once. `hold_s` is how long
+        a held batch may wait for its ack before it is written (the commit interval)."""
+        if durability not in DURABILITY_MODES:
+            raise ValueError(f"durability must be one of {', '.join(DURABILITY_MODES)}, got {durability!r}")
+        if hold_s <= 0:
+            raise ValueError(f"hold_s must be positive, got {hold_s}")
+        self._durability, self._hold_s = durability, hold_s
+        if durability == "interval" and self._held:
+            self.persist()
+
+    def set_link(self, ok: bool) -> None:
+        """The publisher's news: True once connected (batches can be delivered), False when the
+        connection failed or the broker refuses batches. On False, what is held is written now
+        and `changed()` tells the pipeline's flusher to stage the open batch from now on."""
+        was, self._link_ok = self._link_ok, ok
+        if not ok:
+            self.persist()
+            if was:
+                self.changed()
+
+    def staging_needed(self) -> bool:
+        """Whether the open batch should be staged every commit interval: always in "interval";
+        in "undelivered" while the link is down, acknowledgements lag behind `hold_s`, or
+        storage refuses writes (`tick` then retries them at that cadence)."""
+        return (self._durability == "interval" or not self._link_ok or self._stalled or self._failing > 0
+                or bool(self._delivered))
+
+    def tick_at(self) -> float | None:
+        """When (monotonic) `tick` must write a held batch: the oldest one's `hold_s` deadline;
+        None when nothing is held, or while storage refuses (`staging_needed` covers that)."""
+        with self._lock:
+            if not self._held or self._failing:
+                return None
+            return next(iter(self._held.values())).sealed_at + self._hold_s
+
+    def tick(self) -> None:
+        """Every commit interval: write the held batches the broker has not acknowledged within
+        `hold_s` (a link that fails silently, a slow PUBACK), and retry the deletes a full disk
+        refused (with the link up, no other write may come for a long time)."""
+        if self._delivered:
+            with self._lock:
+                self._write("ack", lambda conn: True)
+        cutoff = self._monotonic() - self._hold_s
+        with self._lock:  # seals may come from another thread
+            overdue = bool(self._held) and next(iter(self._held.values())).sealed_at <= cutoff
+        if overdue:
+            self._stalled = True
+            self.persist(sealed_before=cutoff)
+
+    def persist(self, *, sealed_before: float | None = None) -> int:
+        """Write the held batches (those sealed before `sealed_before`, monotonic; all by
+        default) in one transaction; return the readings still held unwritten afterwards
+        because storage refused (0 when all is on disk)."""
+        with self._lock:
+            batches = [h.batch for h in self._held.values()
+                       if sealed_before is None or h.sealed_at <= sealed_before]
+            if batches and self._write("seal", lambda conn: self._insert(conn, batches)) is not None:
+                for batch in batches:
+                    del self._held[batch.seq]
+            return sum(h.batch.readings for h in self._held.values())
+
+    def abandon_held(self) -> None:
+        """Forget what is held (at a stop, after `persist` failed and the caller counted the
+        readings as lost): `close` then neither retries nor reports them again."""
+        with self._lock:
+            for held in self._held.values():
+                self._pending_bytes -= len(held.batch.payload)
+            self._held.clear()
+
     def seal(self, encode: Callable[[int], bytes], *, readings: int, first_ts: float) -> int | None:
         """Store a finished batch; return its sequence number, or None if storage refused the write.
 
@@ -254,6 +376,14 @@ class Buffer:
         if it alone exceeds `max_bytes`. If `encode` raises, nothing changes and the error
         propagates. On None, nothing changed: keep the readings and seal again later.
         """
+
+        if self._durability == "undelivered" and self._link_ok and not self._has_staged:
+            held = self._hold(encode, readings=readings, first_ts=first_ts)
+            if held is None or isinstance(held, int):
+                return held
+            # Over max_bytes: write what is held, then the file's cap drops the oldest (below).
+            self.persist()
+            encode = held.__getitem__
 
         def work(conn: sqlite3.Connection) -> tuple[int, int, int, int]:
             (stored,) = conn.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()
@@ -273,15 +403,40 @@ class Buffer:
                 return None
             seq, self._pending_bytes, dropped, dropped_readings = done
             self._seq_floor = seq + 1
-            if dropped:
-                if self._episode is None:
-                    self._episode = [0, 0]
-                    log.warning("buffer %s: over max_bytes=%d, dropping the oldest batches "
-                                "(first: %d batches, %d readings); one summary when it drains",
-                                self._path, self._max_bytes, dropped, dropped_readings)
-                self._episode[0] += dropped
-                self._episode[1] += dropped_readings
+            self._has_staged = False
+            self._note_dropped(dropped, dropped_readings)
             return seq
+
+    def _hold(self, encode: Callable[[int], bytes], *, readings: int,
+              first_ts: float) -> int | dict[int, bytes] | None:
+        """Seal into memory: the seq; None if `<path>.seq` could not be written; or, when the
+        payload would take the pending bytes over max_bytes, {seq: payload} for the file's seal
+        (the same seq: nothing was issued)."""
+        with self._lock:
+            seq = self._seq_floor
+            if seq >= self._seq_limit:
+                try:
+                    self._reserve(seq + SEQ_BLOCK)
+                except _MarkFailed as exc:
+                    self._refused("seal", exc)
+                    return None
+            payload = encode(seq)
+            if self._pending_bytes + len(payload) > self._max_bytes:
+                return {seq: payload}
+            self._held[seq] = _Held(StoredBatch(seq, self._clock(), first_ts, readings, payload), self._monotonic())
+            self._pending_bytes += len(payload)
+            self._seq_floor = seq + 1
+            return seq
+
+    def _note_dropped(self, dropped: int, dropped_readings: int) -> None:
+        if dropped:
+            if self._episode is None:
+                self._episode = [0, 0]
+                log.warning("buffer %s: over max_bytes=%d, dropping the oldest batches "
+                            "(first: %d batches, %d readings); one summary when it drains",
+                            self._path, self._max_bytes, dropped, dropped_readings)
+            self._episode[0] += dropped
+            self._episode[1] += dropped_readings
 
     def stage(self, data: bytes, *, readings: int) -> bool:
         """Append a chunk of the open batch's readings; False if storage refused the write.
@@ -295,7 +450,10 @@ class Buffer:
             return True
 
         with self._lock:
-            return self._write("stage", work) is not None
+            if self._write("stage", work) is None:
+                return False
+            self._has_staged = True
+            return True
 
     def staged(self) -> list[bytes]:
         """The staged chunks, oldest first: the open batch a crash left behind.
@@ -337,6 +495,9 @@ class Buffer:
                         self._quarantine("batch", seq, readings, crc, payload)
                         continue
                     out.append(StoredBatch(seq, created, first_ts, readings, payload))
+            if len(out) < limit and self._held:
+                out.extend(h.batch for seq, h in self._held.items() if seq > after_seq)
+                del out[limit:]
         return out
 
     def ack(self, seq: int) -> bool:
@@ -351,11 +512,22 @@ class Buffer:
         and deleted by the next write that succeeds (any seal, stage or ack). Only if the
         process ends first are they published again, once, at the next start.
         """
-        seqs = list(seqs)
+        with self._lock:
+            on_disk = []
+            for seq in seqs:
+                held = self._held.pop(seq, None)
+                if held is None:
+                    on_disk.append(seq)
+                else:  # never written: nothing to delete
+                    self._pending_bytes -= len(held.batch.payload)
+            self._stalled = False  # the broker acknowledges again
+            if not on_disk:
+                self._episode_check()
+                return True
 
         def work(conn: sqlite3.Connection) -> int:
             freed = 0
-            for seq in seqs:
+            for seq in on_disk:
                 row = conn.execute("DELETE FROM batch WHERE seq = ? RETURNING size", (seq,)).fetchone()
                 freed += row[0] if row else 0
             return self._pending_bytes - freed
@@ -363,8 +535,8 @@ class Buffer:
         with self._lock:
             pending_bytes = self._write("ack", work)
             if pending_bytes is None:
-                marks = ",".join("?" * len(seqs))
-                for seq, size in self._read(f"SELECT seq, size FROM batch WHERE seq IN ({marks})", tuple(seqs)):
+                marks = ",".join("?" * len(on_disk))
+                for seq, size in self._read(f"SELECT seq, size FROM batch WHERE seq IN ({marks})", tuple(on_disk)):
                     if seq not in self._delivered:
                         self._delivered[seq] = size
                         self._pending_bytes -= size
@@ -383,6 +555,9 @@ class Buffer:
                 f"FROM batch {hidden}", params)
             (staged,), = self._read("SELECT COALESCE(SUM(readings), 0) FROM staged")
             meta = dict(self._read("SELECT key, value FROM meta"))
+            for held in self._held.values():
+                batches, readings, size = batches + 1, readings + held.batch.readings, size + len(held.batch.payload)
+                oldest = held.batch.created if oldest is None else min(oldest, held.batch.created)
         return BufferStats(pending_batches=batches, pending_readings=readings, pending_bytes=size,
                            staged_readings=staged, oldest_created=oldest,
                            dropped_batches=meta["dropped_batches"],
@@ -390,8 +565,15 @@ class Buffer:
                            next_seq=max(meta["next_seq"], self._seq_floor))
 
     def close(self) -> None:
-        """Delete what was delivered, checkpoint the WAL into the database file, truncate the
-        WAL, record the exact next seq in `<path>.seq` and close. Idempotent."""
+        """Write what is held in memory, delete what was delivered, checkpoint the WAL into the
+        database file, truncate the WAL, record the exact next seq in `<path>.seq` and close.
+        Idempotent. Held readings that storage refuses are lost: one ERROR line (the daemon
+        calls `persist` first to count them)."""
+        if not self._closed and self._held:
+            lost = self.persist()
+            if lost:
+                log.error("buffer %s: %d undelivered readings could not be written at close (%s) "
+                          "and are lost", self._path, lost, self.failure or "storage refused writes")
         with self._lock:
             if self._closed:
                 return
@@ -502,13 +684,7 @@ class Buffer:
                         conn.execute("ROLLBACK")
                 raise
         except (sqlite3.Error, _MarkFailed) as exc:
-            if isinstance(exc, sqlite3.Error) and _code(exc) not in _TRANSIENT:
-                raise BufferStorageError(f"buffer {self._path}: {what} failed: {_one_line(exc)}") from exc
-            if not self._failing:
-                log.warning("buffer %s: cannot write (%s); the caller keeps its data and retries "
-                            "(logged once until a write succeeds)", self._path, _one_line(exc))
-            self._failing += 1
-            self._failure = _one_line(exc.exc if isinstance(exc, _MarkFailed) else exc)
+            self._refused(what, exc)
             return None
         for seq in delivered:
             del self._delivered[seq]
@@ -518,6 +694,24 @@ class Buffer:
             log.info("buffer %s: writes succeed again after %d failures", self._path, self._failing)
             self._failing = 0
         return result
+
+    def _refused(self, what: str, exc: sqlite3.Error | _MarkFailed) -> None:
+        """A write failed: raise unless storage refuses for now (then log once per streak)."""
+        if isinstance(exc, sqlite3.Error) and _code(exc) not in _TRANSIENT:
+            raise BufferStorageError(f"buffer {self._path}: {what} failed: {_one_line(exc)}") from exc
+        if not self._failing:
+            log.warning("buffer %s: cannot write (%s); the caller keeps its data and retries "
+                        "(logged once until a write succeeds)", self._path, _one_line(exc))
+        self._failing += 1
+        self._failure = _one_line(exc.exc if isinstance(exc, _MarkFailed) else exc)
+
+    def _insert(self, conn: sqlite3.Connection, batches: list[StoredBatch]) -> bool:
+        """Write held batches (inside a transaction); True (`_write` returns None on failure)."""
+        conn.executemany("INSERT INTO batch VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         [(b.seq, b.created, b.first_ts, b.readings, len(b.payload), b.payload, _crc(b.payload))
+                          for b in batches])
+        conn.execute("UPDATE meta SET value = max(value, ?) WHERE key = 'next_seq'", (batches[-1].seq + 1,))
+        return True
 
     def _read(self, sql: str, params: tuple[object, ...] = ()) -> list[Any]:  # rows of SQLite values
         try:

@@ -1,13 +1,16 @@
-"""Access to hardware, injected into drivers: I2C buses (one lock per bus) and the GPIO pin factory.
+"""Access to hardware, injected into drivers: I2C buses (one lock per bus), the GPIO pin factory
+and the kernel's sysfs tree.
 
-Drivers receive a `Hardware` and ask it for `i2c(bus_number)` or `pin_factory`; they never open
-`SMBus(1)` themselves. Tests pass a `Hardware` built on `sensord.testing.FakeI2CBus` and
-gpiozero's `MockFactory`. smbus2 and gpiozero are imported lazily so sensord imports anywhere.
+Drivers receive a `Hardware` and ask it for `i2c(bus_number)`, `pin_factory` or `sysfs`; they never
+open `SMBus(1)` or a file under `/sys` themselves. Tests pass a `Hardware` built on
+`sensord.testing.FakeI2CBus`, gpiozero's `MockFactory` and `sensord.testing.FakeSysfs`. smbus2 and
+gpiozero are imported lazily so sensord imports anywhere.
 """
 
 from __future__ import annotations
 
 import errno
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -72,6 +75,52 @@ class LockedBus:
         return getattr(self.bus, name)
 
 
+class Sysfs:
+    """Read access to the kernel's sysfs under `root` (`/sys` on a Pi): what the drivers of
+    kernel-owned sensors (`iio`, `hwmon`) read. Paths are relative to the root
+    (`"bus/iio/devices"`); a path starting with `/sys/` is taken as that path under the root, so a
+    user's `/sys/...` path works on a fake tree too. Nothing here writes.
+
+    `sensord.testing.FakeSysfs` is a tree in a directory, with injected read errors."""
+
+    def __init__(self, root: str = "/sys") -> None:
+        self.root = root
+
+    def path(self, path: str) -> str:
+        """The file system path of `path` (relative to the root, or `/sys/...`)."""
+        if path == "/sys" or path.startswith("/sys/"):
+            path = path[len("/sys"):]
+        return os.path.join(self.root, path.lstrip("/"))
+
+    def listdir(self, path: str) -> list[str]:
+        """The names in directory `path`, sorted; [] when it is missing."""
+        try:
+            return sorted(os.listdir(self.path(path)))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(self.path(path))
+
+    def read(self, path: str) -> str:
+        """One attribute file's text without the trailing newline. Raises the OSError the kernel
+        gives: the driver's own error (EIO, ETIMEDOUT, ENODATA...) or ENOENT when it is gone."""
+        with open(self.path(path), encoding="ascii", errors="replace") as fh:
+            return fh.read().strip()
+
+    def resolve(self, path: str) -> str | None:
+        """Where the symbolic link (or path) `path` leads, relative to the root (`devices/...`);
+        None when it does not exist or leads outside the root."""
+        full = self.path(path)
+        if not os.path.lexists(full):
+            return None
+        target = os.path.realpath(full)
+        root = os.path.realpath(self.root)
+        if target != root and not target.startswith(root + os.sep):
+            return None
+        return os.path.relpath(target, root)
+
+
 def _open_smbus(number: int) -> I2CBus:
     from smbus2 import SMBus  # lazy: not needed on a laptop or in tests
 
@@ -85,16 +134,18 @@ class Hardware:
     `i2c_factory(n)` opens bus n (default `smbus2.SMBus(n)`); `pin_factory` is a gpiozero pin
     factory (default: gpiozero's own choice, e.g. lgpio on a Pi); `sleep(seconds)` is how drivers
     wait for a conversion (tests pass one that returns at once); `w1_root` is where the kernel's
-    1-Wire devices appear.
+    1-Wire devices appear; `sysfs` reads the kernel's sysfs (IIO and hwmon devices), `/sys` by default.
     """
 
     def __init__(self, *, i2c_factory: Callable[[int], I2CBus] | None = None,
                  pin_factory: Any = None, sleep: Callable[[float], None] = time.sleep,
-                 w1_root: str = "/sys/bus/w1/devices", bus_lock_timeout_s: float = 2.0) -> None:
+                 w1_root: str = "/sys/bus/w1/devices", bus_lock_timeout_s: float = 2.0,
+                 sysfs: Sysfs | None = None) -> None:
         self._i2c_factory = i2c_factory or _open_smbus
         self._pin_factory = pin_factory
         self.sleep = sleep  # drivers wait for conversions with this; tests make it free
         self.w1_root = w1_root
+        self.sysfs = sysfs if sysfs is not None else Sysfs()
         self.bus_lock_timeout_s = bus_lock_timeout_s
         self._buses: dict[int, LockedBus] = {}
         self._guard = threading.Lock()

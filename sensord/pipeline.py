@@ -9,10 +9,15 @@ While the store cannot write (disk full, card gone read-only), readings wait in 
 `memory_max_readings`, the oldest dropped beyond it) and sealing is retried once per
 `commit_interval_s`, a batch of `max_readings` at a time, never once per reading, so reading goes
 on at the configured rate. What is still in memory at a stop is counted by `count_lost()`.
+
+While the clock is not synchronised (`timebase`, sensord.timebase), the open batch is held (not
+sealed) until the sync or `timebase.hold_until`, so its readings get their true time; a batch
+sealed before the sync is flagged `unsynced` on the wire (docs/clock.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -32,6 +37,7 @@ from .encoding import (
 from .filters import ChannelFilters
 from .sensor import Channel, Sample, Sensor, declared_channels
 from .staging import encode_samples, sample_problem
+from .timebase import TimeBase
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +58,20 @@ class Store(Protocol):
         """Keep `data` (samples of the open batch) until the next seal; False when refused."""
         ...
 
+    def staging_needed(self) -> bool:
+        """Whether to stage the open batch every commit interval (the buffer: not while the
+        broker takes every batch promptly, in its "undelivered" durability)."""
+        ...
+
+    def tick_at(self) -> float | None:
+        """When (`time.monotonic()`) `tick` has something to do, or None (the buffer: when its
+        oldest batch held in memory has waited `commit_interval_s` for the broker)."""
+        ...
+
+    def tick(self) -> None:
+        """At `tick_at`, and every commit interval while staging is needed, before staging."""
+        ...
+
 
 class _TooLarge(Exception):
     """An encoded batch is over `max_bytes`: seal it in two halves instead."""
@@ -68,9 +88,11 @@ class Pipeline:
     def __init__(self, store: Store, *, node: str, batcher: Batcher, encoding: str | Encoding = DEFAULT_ENCODING,
                  encodings: Mapping[str, Encoding] | None = None, commit_interval_s: float = 1.0,
                  memory_max_readings: int = MEMORY_MAX_READINGS, on_sealed: Callable[[], None] = lambda: None,
-                 on_samples: Callable[[Sequence[Sample]], None] | None = None, strict: bool = False) -> None:
+                 on_samples: Callable[[Sequence[Sample]], None] | None = None, strict: bool = False,
+                 timebase: TimeBase | None = None) -> None:
         """`on_sealed()` runs after each seal; `on_samples(samples)` gets the samples of each sealed
-        batch (Home Assistant's state message takes the latest values from them)."""
+        batch (Home Assistant's state message takes the latest values from them). `timebase`:
+        whether the samples' times are true yet (default: they are)."""
         self.store = store
         self.node = node
         self.batcher = batcher
@@ -81,12 +103,14 @@ class Pipeline:
         self.on_sealed = on_sealed
         self.on_samples = on_samples
         self.strict = strict
+        self.timebase = timebase or TimeBase.trusted()
         self.filters: dict[str, ChannelFilters] = {}  # sensor name → this generation's filter state
         self.urgent: frozenset[str] = frozenset()
         self.channels: dict[ChannelKey, ChannelInfo] = {}
         self.dropped_in_memory = 0  # readings dropped while the store could not write
         self.seal_retry_at = 0.0  # monotonic; after a refused seal, no new attempt before this
         self._unsealable: set[str] = set()  # channels whose bad values were named
+        self._kicked: Callable[[], None] = lambda: None  # wakes flush_forever to look again
 
     def configure(self, sensors: Sequence[tuple[str, ChannelFilters, Sensor]], *, node: str, batcher: Batcher,
                   encoding: str | Encoding, encodings: Mapping[str, Encoding] | None = None,
@@ -116,7 +140,7 @@ class Pipeline:
         now = time.monotonic()
         # After a refused seal, only the flusher retries (once per commit interval): sealing the
         # whole overgrown batch again for every new reading would starve the reading itself.
-        may_seal = now >= self.seal_retry_at
+        may_seal = now >= self.seal_retry_at and not self.holding()
         due = self.batcher.due_at()
         if may_seal and due is not None and due <= now:
             self.seal()  # the batch is due: this reading opens the next one (the flusher may not have run yet)
@@ -134,8 +158,10 @@ class Pipeline:
         On a refusal the rest stays in memory (bounded), and no seal is tried again for a commit
         interval; the store logs the failure streak once. `final` (at a stop or reload): one
         attempt regardless of that."""
-        if not final and time.monotonic() < self.seal_retry_at:
+        now = time.monotonic()
+        if not final and (now < self.seal_retry_at or self.holding()):
             return False
+        self.timebase.poll()  # a sync since the last read corrects the batch before it is sealed
         samples = self.batcher.pending()
         step = max(1, self.batcher.max_readings)
         for start in range(0, len(samples), step):
@@ -153,15 +179,18 @@ class Pipeline:
         self.batcher.clear()
         return True
 
-    def seal_samples(self, samples: list[Sample]) -> bool:
-        """Seal `samples` as one batch, or several when the payload would pass `max_bytes`."""
+    def seal_samples(self, samples: list[Sample], *, unsynced: bool | None = None) -> bool:
+        """Seal `samples` as one batch, or several when the payload would pass `max_bytes`.
+        `unsynced`: their times are provisional (default: while the clock is not synchronised)."""
+        if unsynced is None:
+            unsynced = not self.timebase.synced
         samples = self._sealable(samples)
         if not samples:
             return True
         max_bytes = self.batcher.max_bytes
 
         def encode(seq: int) -> bytes:
-            payload = self.encode(seq, samples)
+            payload = self.encode(seq, samples, unsynced=unsynced)
             self.batcher.observe(len(samples), len(payload))
             if len(payload) > max_bytes and len(samples) > 1:
                 raise _TooLarge  # the store rolls the seal back; encoded once in the usual case
@@ -171,62 +200,99 @@ class Pipeline:
             seq = self.store.seal(encode, readings=len(samples), first_ts=samples[0].ts)
         except _TooLarge:
             half = len(samples) // 2
-            return self.seal_samples(samples[:half]) and self.seal_samples(samples[half:])
+            return (self.seal_samples(samples[:half], unsynced=unsynced)
+                    and self.seal_samples(samples[half:], unsynced=unsynced))
         if seq is None:
             return False  # storage refused; the store logged it, the samples stay in memory
         if self.on_samples is not None:
             self.on_samples(samples)
         self.on_sealed()
+        self._kicked()  # a batch held in memory has a deadline the flusher must know of
         return True
 
-    def encode(self, seq: int, samples: Sequence[Sample]) -> bytes:
+    def encode(self, seq: int, samples: Sequence[Sample], *, unsynced: bool = False) -> bytes:
         """One batch payload in this generation's encoding (the default one for a batch that
         encoding cannot carry, unless strict)."""
         try:
             return encode_batch(self.node, seq, samples, encoding=self.encoding, channels=self.channels,
-                                encodings=self.encodings)
+                                encodings=self.encodings, unsynced=unsynced)
         except EncodeError as exc:
             if self.strict or getattr(self.encoding, "name", self.encoding) == DEFAULT_ENCODING:
                 raise
             # Never lose readings to a format's limits (e.g. a name SenML cannot carry).
             log.warning("cannot encode a batch as %s (%s); sending it as %s", self.encoding, exc, DEFAULT_ENCODING)
-            return encode_batch(self.node, seq, samples, channels=self.channels)
+            return encode_batch(self.node, seq, samples, channels=self.channels, unsynced=unsynced)
 
     def stage(self) -> None:
         """Write the open batch's new readings to the store's staging area (every commit interval)."""
         chunk = self.batcher.unstaged()
-        if chunk and self.store.stage(encode_samples(chunk), readings=len(chunk)):
+        if chunk and self.store.stage(encode_samples(chunk, frame=self.timebase.frame()), readings=len(chunk)):
             self.batcher.mark_staged()
+
+    def holding(self) -> bool:
+        """Whether the open batch is held for the clock's sync (never past `memory_max_readings`)."""
+        return self.timebase.holding() and len(self.batcher) < self.memory_max_readings
 
     def count_lost(self) -> int:
         """At a stop, after the final seal: the readings that could not be stored and are lost
         (those dropped earlier to bound memory included); staged ones are on disk already."""
         return len(self.batcher.unstaged()) + self.dropped_in_memory
 
+    def kick(self) -> None:
+        """The store's needs changed (the link failed, a batch is held): `flush_forever` looks
+        again now instead of at its next deadline. Call on the event loop."""
+        self._kicked()
+
     async def flush_forever(self) -> None:
-        """Seal the open batch when it is due; stage its new readings every commit interval."""
+        """Seal the open batch when it is due; tick the store when it asks (`tick_at`) and, while
+        it wants the open batch staged, every commit interval, staging its new readings then.
+
+        Sleeps until the next of those deadlines, or until `kick()`: no fixed-period timer, so
+        with a link that delivers an idle node wakes only to seal."""
         import asyncio  # here: `sensord check` imports this module (filtered_channels) and not asyncio
 
         batcher = self.batcher
+        kicked = asyncio.Event()
+        self._kicked = kicked.set
         commit_s = self.commit_interval_s
         next_stage = time.monotonic() + commit_s
-        while True:
-            now = time.monotonic()
-            due = batcher.due_at()
-            if due is not None and len(batcher) >= batcher.max_readings:
-                due = now  # full, yet not sealed: storage refused it
-            if due is not None:
-                due = max(due, self.seal_retry_at)  # storage refused: retry at the next commit interval
-            if due is not None and due <= now:
-                if self.seal():
-                    continue
-                due = self.seal_retry_at
-            if next_stage <= now:
-                if not self.seal_retry_at:  # while seals are refused, their retries are the writes
-                    self.stage()
-                next_stage = now + commit_s
-            wake = min(next_stage, due if due is not None else next_stage)
-            await asyncio.sleep(max(0.0, wake - time.monotonic()))
+        try:
+            while True:
+                kicked.clear()
+                now = time.monotonic()
+                due = batcher.due_at()
+                if due is not None and len(batcher) >= batcher.max_readings:
+                    due = now  # full, yet not sealed: storage refused it
+                if due is not None:
+                    due = max(due, self.seal_retry_at)  # storage refused: retry at the next commit interval
+                    if self.holding():
+                        due = max(due, self.timebase.hold_until)
+                if due is not None and due <= now:
+                    if self.seal():
+                        continue
+                    due = self.seal_retry_at
+                store_at = self.store.tick_at()
+                # Readings held for the clock's sync cannot be delivered yet: staged as if the link failed.
+                periodic = self.store.staging_needed() or self.holding()
+                if (periodic and next_stage <= now) or (store_at is not None and store_at <= now):
+                    if self.holding():
+                        self.timebase.poll()  # a sensor read seldom must not keep the sync unnoticed
+                    self.store.tick()
+                    # While seals are refused, their retries are the writes.
+                    if not self.seal_retry_at and (self.store.staging_needed() or self.holding()):
+                        self.stage()
+                    next_stage = now + commit_s
+                    continue  # the tick may have changed what the store needs
+                if not periodic:
+                    next_stage = max(next_stage, now)  # staging resumes at most one interval late
+                wakes = [t for t in (due, store_at, next_stage if periodic else None) if t is not None]
+                if wakes:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(kicked.wait(), max(0.0, min(wakes) - time.monotonic()))
+                else:
+                    await kicked.wait()
+        finally:
+            self._kicked = lambda: None
 
     def _sealable(self, samples: list[Sample]) -> list[Sample]:
         """`samples` less those no encoding can carry, each channel named once per run: the

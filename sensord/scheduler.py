@@ -5,6 +5,9 @@ push later reads back. A read that raises or times out is logged once per failur
 retried with capped exponential backoff; each sensor has its own worker thread, so a hung sensor
 never delays the others. Readings leave through `sink(samples)`, called on the event loop.
 
+Grid, backoff and each read's instant are monotonic: a step of the wall clock neither bursts nor
+stalls reads. The instant becomes `Sample.ts` when the read returns (sensord.timebase).
+
 What a plugin hands over (`read()`'s list, `emit()`'s) is checked here, where it leaves the
 plugin (`ReadingCheck`): values become exactly `bool`, `int` or `float` (`sensor.clean_value`),
 a reading with no value (None, NaN, ±inf) is dropped and logged once per streak, and a bad one
@@ -36,6 +39,7 @@ from .config import SensorSpec
 from .errors import ReadTimeout, SensorError
 from .sensor import BadValue, Reading, Sensor, brief_repr, clean_value
 from .sensor import Sample as _Sample
+from .timebase import TimeBase
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +54,8 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """The real clocks: monotonic for scheduling, wall clock for stamps."""
+    """The real clocks: monotonic for scheduling and stamping, wall clock to map stamps to (through
+    a `TimeBase`)."""
 
     def monotonic(self) -> float:
         return time.monotonic()
@@ -268,13 +273,16 @@ class Scheduler:
     def __init__(self, sensors: Sequence[tuple[SensorSpec, Sensor]], *, sink: Sink,
                  clock: Clock | None = None, backoff_max_s: float = 300.0,
                  schedule: MutableMapping[str, NextRead] | None = None,
-                 plugins: dict[str, str] | None = None) -> None:
+                 plugins: dict[str, str] | None = None, timebase: TimeBase | None = None) -> None:
         """`schedule`: each sensor's next due read, kept up to date here; pass the map of the
         previous generation's scheduler so a reload does not read every sensor at once.
-        `plugins`: sensor type → plugin name, to name the plugin in messages about its values."""
+        `plugins`: sensor type → plugin name, to name the plugin in messages about its values.
+        `timebase`: maps a read's monotonic instant to its wall time when the read returns (the
+        daemon's knows whether the clock is synchronised); default: the clock's wall time as is."""
         self._sensors = list(sensors)
         self._sink = sink
         self._clock: Clock = clock or SystemClock()
+        self._time = timebase or TimeBase.trusted(monotonic=self._clock.monotonic, wall=self._clock.time)
         self._backoff_max_s = backoff_max_s
         self._schedule: MutableMapping[str, NextRead] = schedule if schedule is not None else {}
         self._plugins = plugins or {}
@@ -335,7 +343,9 @@ class Scheduler:
                 await clock.sleep_until(due)
             # A resumed schedule may be due later; a watching sensor must see edges from the start.
             eager = False
-            stamp = clock.time()
+            # Mapped to wall time only when the read has returned, right before the sink: a clock
+            # sync noticed meanwhile corrects the open batch and this stamp alike.
+            instant = clock.monotonic()
             try:
                 if not opened:
                     # Opening here, not before the loop: a sensor that is unplugged at start-up
@@ -348,7 +358,7 @@ class Scheduler:
                                             "watch")
                     if due > clock.monotonic():
                         await clock.sleep_until(due)
-                        stamp = clock.time()
+                        instant = clock.monotonic()
                 result = await call_with_timeout(sensor, worker, sensor.read, spec.timeout_s, "read")
             except Exception as exc:  # a driver may raise anything; isolate it
                 stats.failures += 1
@@ -366,6 +376,7 @@ class Scheduler:
                 stats.failures = 0
             stats.reads += 1
             readings = check(result)
+            stamp = self._time.stamp(instant)
             self._sink([_Sample(spec.name, r.quantity, r.value, r.unit, stamp) for r in readings])
             nxt = max(tick + 1, self._next_tick(start, interval, clock.monotonic()))
             stats.skipped_ticks += max(0, nxt - tick - 1)
@@ -380,16 +391,17 @@ class Scheduler:
                       loop: asyncio.AbstractEventLoop) -> Callable[[list[Reading]], None]:
         """What a watching sensor calls from its own thread (gpiozero's callback thread)."""
 
-        def deliver(pushed: object, stamp: float) -> None:
+        def deliver(pushed: object, instant: float) -> None:
             readings = check(pushed, "emit()")
             self.stats[spec.name].pushes += 1
             if readings:
+                stamp = self._time.stamp(instant)  # on the loop, as for reads (see _loop)
                 self._sink([_Sample(spec.name, r.quantity, r.value, r.unit, stamp) for r in readings])
 
         def emit(readings: list[Reading]) -> None:
-            stamp = self._clock.time()  # stamped at the edge, not when the loop gets to it
+            instant = self._clock.monotonic()  # the edge's instant, not when the loop gets to it
             with contextlib.suppress(RuntimeError):  # loop closed: the daemon is exiting
-                loop.call_soon_threadsafe(deliver, readings, stamp)
+                loop.call_soon_threadsafe(deliver, readings, instant)
 
         return emit
 

@@ -5,6 +5,11 @@ encodings are in `sensord.encoding`). The daemon stages the samples of the open 
 commit interval (`Buffer.stage`) and, after a crash, reads them back (`Buffer.staged`) and seals
 them. `sample_problem` tells whether every encoding can carry a sample: `decode_samples` drops
 the samples that fail it, and the daemon checks again before it seals. Pure, no I/O.
+
+A chunk staged before the clock was synchronised starts with its time frame, an object
+`{"clock": "unsynced", "boot": <boot id>, "offset": <s>}` (`TimeBase.frame()`): its times are
+`monotonic + offset` of that boot, so a restart in the same boot can correct them
+(`decode_chunk`); an older sensord skips the object as one malformed row.
 """
 
 from __future__ import annotations
@@ -12,34 +17,50 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .errors import DecodeError
 from .sensor import INT_MAX, INT_MIN, Sample, brief_repr
 
-__all__ = ["decode_samples", "encode_samples", "sample_problem"]
+__all__ = ["decode_chunk", "decode_samples", "encode_samples", "sample_problem"]
 
 
-def encode_samples(samples: Sequence[Sample]) -> bytes:
-    """Staging format for the open batch on disk: exact, simple, not sent anywhere.
+def encode_samples(samples: Sequence[Sample], *, frame: Mapping[str, object] | None = None) -> bytes:
+    """Staging format for the open batch on disk: exact, simple, not sent anywhere. `frame`: the
+    time frame of provisional stamps (`TimeBase.frame()`), written first.
 
     Never raises: a value JSON cannot hold (which the scheduler lets through none of) is staged as
     its repr, a lone surrogate as its escape, and `decode_samples` drops such samples by name."""
-    return json.dumps([[s.sensor, s.quantity, s.value, s.unit, s.ts] for s in samples], separators=(",", ":"),
-                      ensure_ascii=False, default=brief_repr).encode("utf-8", "backslashreplace")
+    rows: list[object] = [dict(frame)] if frame else []
+    rows += [[s.sensor, s.quantity, s.value, s.unit, s.ts] for s in samples]
+    return json.dumps(rows, separators=(",", ":"), ensure_ascii=False,
+                      default=brief_repr).encode("utf-8", "backslashreplace")
 
 
 def decode_samples(data: bytes, *, dropped: list[str] | None = None) -> list[Sample]:
-    """The samples of a staging chunk (`encode_samples`). DecodeError (one line) if `data` is not
-    a chunk. A sample that is malformed or fails `sample_problem` (a value no encoding carries,
-    staged by an older sensord that did not check values) is a DecodeError too, unless `dropped`
-    is given: then it is skipped and a short description appended there."""
+    """The samples of a staging chunk (`encode_samples`), their times as staged. DecodeError (one
+    line) if `data` is not a chunk. A sample that is malformed or fails `sample_problem` (a value
+    no encoding carries, staged by an older sensord that did not check values) is a DecodeError
+    too, unless `dropped` is given: then it is skipped and a short description appended there."""
+    return decode_chunk(data, dropped=dropped)[1]
+
+
+def decode_chunk(data: bytes, *, dropped: list[str] | None = None) -> tuple[dict[str, Any] | None, list[Sample]]:
+    """The time frame of a staging chunk (None: its times are true ones) and its samples, as
+    `decode_samples` gives them."""
     try:
         rows = json.loads(data)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise DecodeError(f"staged chunk: invalid JSON ({str(exc).splitlines()[0][:120]})") from None
     if not isinstance(rows, list):
         raise DecodeError(f"staged chunk: {type(rows).__name__}, expected a list of samples")
+    frame = None
+    if rows and isinstance(rows[0], dict) and rows[0].get("clock") == "unsynced":
+        frame, rows = rows[0], rows[1:]
+        offset = frame.get("offset")
+        if not isinstance(offset, int | float) or isinstance(offset, bool) or not math.isfinite(offset):
+            raise DecodeError(f"staged chunk: time frame {brief_repr(frame)} has no finite offset")
     samples = []
     for i, row in enumerate(rows):
         sample = None
@@ -54,7 +75,7 @@ def decode_samples(data: bytes, *, dropped: list[str] | None = None) -> list[Sam
             raise DecodeError(f"staged chunk: sample {i}: {problem}")
         else:
             dropped.append(problem or "")
-    return samples
+    return frame, samples
 
 
 def sample_problem(sample: Sample) -> str | None:

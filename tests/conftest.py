@@ -3,6 +3,7 @@ come from sensord's own pytest plugin (`sensord.testing.pytest_plugin`, entry po
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,10 @@ if TYPE_CHECKING:
     from daemon_harness import Node
 
     from sensord.testing.broker import Mosquitto
+
+# The host's clock is not what the tests are about: every `sensord run` they start (in this process
+# or a child) takes the clock as synchronised unless a test says otherwise (tests/test_clock*.py).
+os.environ["SENSORD_CLOCK_SYNC"] = "none"
 
 # pytester runs the plugin's fixtures in an inner pytest session (tests/testing/test_pytest_plugin.py).
 pytest_plugins = ["pytester"]

@@ -41,6 +41,7 @@ def test_the_instructions_bench_runs_the_daemons_pipeline(tmp_path: Path) -> Non
     reads = instructions.make_reads(120)
     assert len(reads) == 120 and all(len(r) == 10 for r in reads)
     assert instructions.inner(1200, True, tmp_path) == 2
+    assert instructions.inner(1200, True, tmp_path, "undelivered") == 2
     assert instructions.inner(1200, False, tmp_path) == 0
 
 

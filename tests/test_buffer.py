@@ -460,3 +460,198 @@ def test_log_lines_stay_single_line_with_a_multi_line_sqlite_message(
     # SQLite's own wording differs by version (3.40: "Page 3: ...", 3.46: "Tree 3 page 3: ...").
     assert re.search(r"\*\*\* in database main \*\*\* / [^/]*btreeInitPage\(\) returns error code 11", warning)
     assert "\n" not in warning
+
+
+# -- "undelivered" durability: held in memory while the link delivers ---------------------------
+
+
+class Monotonic:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def open_held(path: Path, max_bytes: int = 1_000_000, monotonic: Monotonic | None = None) -> Buffer:
+    buf = Buffer.open(path, max_bytes=max_bytes, clock=clock, durability="undelivered", hold_s=5.0)
+    if monotonic is not None:
+        buf._monotonic = monotonic
+    return buf
+
+
+def batch_rows(buf: Buffer) -> list[int]:
+    return [seq for (seq,) in buf._conn.execute("SELECT seq FROM batch ORDER BY seq")]
+
+
+def test_undelivered_holds_batches_in_memory_while_the_link_delivers(path: Path) -> None:
+    with open_held(path) as buf:
+        assert seal(buf) == S + 1  # the link is not known to work yet: written
+        assert buf.staging_needed()
+        buf.set_link(True)
+        assert not buf.staging_needed()
+        wal = Path(f"{path}-wal").stat().st_size
+        assert [seal(buf) for _ in range(3)] == [S + 2, S + 3, S + 4]
+        assert batch_rows(buf) == [S + 1]  # the three are held
+        assert Path(f"{path}-wal").stat().st_size == wal  # not one byte written for them
+        assert [b.seq for b in buf.peek()] == [S + 1, S + 2, S + 3, S + 4]  # file first, then memory
+        assert [b.seq for b in buf.peek(2, after_seq=S + 1)] == [S + 2, S + 3]
+        stats = buf.stats()
+        assert (stats.pending_batches, stats.pending_readings, stats.pending_bytes) == (4, 12, 400)
+        assert buf.ack_many([S + 2, S + 3])
+        assert Path(f"{path}-wal").stat().st_size == wal  # acknowledged from memory: no delete written
+        assert [b.seq for b in buf.peek()] == [S + 1, S + 4]
+        assert buf.stats().pending_bytes == buf._pending_bytes == 200
+    # close wrote the one still held
+    with open_buffer(path) as buf:
+        assert [b.seq for b in buf.peek()] == [S + 1, S + 4]
+        assert seal(buf) == S + 5
+
+
+def test_a_batch_not_acknowledged_within_hold_s_is_written_and_staging_resumes(path: Path) -> None:
+    mono = Monotonic()
+    with open_held(path, monotonic=mono) as buf:
+        buf.set_link(True)
+        first = seal(buf)
+        mono.now += 3
+        second = seal(buf)
+        buf.tick()
+        assert batch_rows(buf) == [] and not buf.staging_needed()
+        mono.now += 2  # the first has waited hold_s for its PUBACK: a link failing silently?
+        buf.tick()
+        assert batch_rows(buf) == [first]
+        assert buf.staging_needed()  # stage the open batch too, until the broker acknowledges again
+        assert [b.seq for b in buf.peek()] == [first, second]
+        buf.ack(first)
+        assert not buf.staging_needed()
+        mono.now += 5
+        buf.tick()
+        assert batch_rows(buf) == [second]
+
+
+def test_a_failed_link_writes_what_is_held_and_later_seals_go_to_the_file(path: Path) -> None:
+    with open_held(path) as buf:
+        buf.set_link(True)
+        held = [seal(buf), seal(buf)]
+        buf.set_link(False)
+        assert batch_rows(buf) == held
+        assert buf.staging_needed()
+        assert buf.stage(b"chunk", readings=1)
+        buf.set_link(True)
+        # Staged chunks are in the file: the seal that takes their readings must delete them in
+        # the same transaction, so it goes to the file too (never held while chunks are staged).
+        third = seal(buf)
+        assert batch_rows(buf) == [*held, third] and buf.staged() == []
+        fourth = seal(buf)
+        assert batch_rows(buf) == [*held, third]  # held again
+        assert [b.seq for b in buf.peek()] == [*held, third, fourth]
+
+
+def test_over_max_bytes_what_is_held_is_written_and_the_oldest_dropped(path: Path) -> None:
+    with open_held(path, max_bytes=1000) as buf:
+        buf.set_link(True)
+        seqs = [seal(buf, size=300) for _ in range(4)]  # the fourth would pass 1000 bytes
+        assert batch_rows(buf) == seqs[1:]
+        stats = buf.stats()
+        assert stats.dropped_batches == 1 and stats.pending_bytes == 900
+        assert [b.seq for b in buf.peek()] == seqs[1:]
+
+
+def test_interval_durability_writes_what_is_held_at_once(path: Path) -> None:
+    with open_held(path) as buf:
+        buf.set_link(True)
+        seqs = [seal(buf), seal(buf)]
+        buf.set_durability("interval", hold_s=1.0)
+        assert batch_rows(buf) == seqs and buf.staging_needed()
+        assert seal(buf) == seqs[-1] + 1 and len(batch_rows(buf)) == 3
+        with pytest.raises(ValueError, match="durability must be one of"):
+            buf.set_durability("never", hold_s=1.0)
+
+
+def test_held_batches_that_storage_refuses_stay_held_and_close_names_the_loss(
+        path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    buf = open_held(path)
+    buf.set_link(True)
+    seal(buf, size=20_000, readings=7)
+    conn = buf._conn
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+    buf.set_link(False)  # the write fails: still held, still handed out
+    assert buf.persist() == 7 and len(buf.peek()) == 1 and buf.storage_failing
+    buf.close()
+    assert "7 undelivered readings could not be written at close" in caplog.text
+
+
+def test_a_crash_while_batches_are_held_never_reuses_their_seqs(path: Path) -> None:
+    script = textwrap.dedent("""
+        import os, signal, sys
+        from sensord.buffer import Buffer
+        buf = Buffer.open(sys.argv[1], max_bytes=1_000_000, clock=lambda: 0.0, durability="undelivered")
+        buf.set_link(True)
+        for _ in range(3):
+            buf.seal(lambda seq: b"batch-%d" % seq, readings=2, first_ts=1.0)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, timeout=30)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    with Buffer.open(path, max_bytes=1_000_000, clock=lambda: 0.0) as buf:
+        assert buf.peek() == []  # held only: lost with the process (the mode's documented cost)
+        assert seal(buf) == 1 + buffer_module.SEQ_BLOCK  # 1-3 went out: never issued again
+
+
+_held_op = st.one_of(
+    _op,
+    st.tuples(st.just("link"), st.booleans(), st.just(0)),
+    st.tuples(st.just("tick"), st.integers(0, 6), st.just(0)),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_held_op, max_size=30))
+def test_random_operations_keep_the_invariants_with_batches_held(ops: list[tuple[str, int, int]]) -> None:
+    max_bytes = 1000
+    mono = Monotonic()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "buffer.db"
+        buf = open_held(path, max_bytes, mono)
+        sealed: dict[int, int] = {}  # seq -> readings
+        acked: set[int] = set()
+        staged: list[bytes] = []
+        try:
+            for op, a, b in ops:
+                if op == "seal":
+                    seq = seal(buf, size=a, readings=b)
+                    assert seq == max(sealed, default=S) + 1
+                    sealed[seq] = b
+                    staged.clear()
+                elif op == "ack":
+                    chosen = [batch.seq for batch in buf.peek()][a::b]
+                    assert buf.ack_many(chosen)
+                    acked.update(chosen)
+                elif op == "stage":
+                    assert buf.stage(bytes([a]) * a, readings=b)
+                    staged.append(bytes([a]) * a)
+                elif op == "link":
+                    buf.set_link(bool(a))
+                elif op == "tick":
+                    mono.now += a
+                    buf.tick()
+                else:
+                    buf.close()
+                    buf = open_held(path, max_bytes, mono)
+                pending = [batch.seq for batch in buf.peek(limit=1000)]
+                dropped = set(sealed) - acked - set(pending)
+                stats = buf.stats()
+                on_disk = batch_rows(buf)
+                assert pending == sorted(pending) and set(pending) <= set(sealed) - acked
+                assert not set(on_disk) & set(buf._held)
+                assert not buf._held or not on_disk or max(on_disk) < min(buf._held)
+                assert stats.dropped_batches == len(dropped)
+                assert stats.dropped_readings == sum(sealed[s] for s in dropped)
+                assert not dropped or not pending or max(dropped) < min(pending)
+                assert stats.pending_bytes <= max_bytes or stats.pending_batches == 1
+                assert stats.pending_bytes == buf._pending_bytes
+                assert stats.next_seq == max(sealed, default=S) + 1
+                assert buf.staged() == staged
+        finally:
+            buf.close()

@@ -123,18 +123,22 @@ def test_blackholed_link_will_fires_and_data_survives(broker: Mosquitto, nodes: 
         assert_gapless(counter_values(rows, sensor))
 
 
-def test_kill_9_loses_at_most_the_commit_window(broker: Mosquitto, nodes: list[Node], tmp_path: Path) -> None:
+@pytest.mark.parametrize("durability", ["undelivered", "interval"])
+def test_kill_9_loses_at_most_the_commit_window(broker: Mosquitto, nodes: list[Node], tmp_path: Path,
+                                                durability: str) -> None:
     commit_s = 0.5
-    # No broker reachable for the first run: everything is in the buffer when it dies.
-    cfg = write_config(tmp_path / "s.toml", port=1,
-                       sensors=1, max_age_s=0.4, commit_interval_s=commit_s)
+    # No broker reachable for the first run: everything is in the buffer when it dies (in both
+    # modes: "undelivered" holds nothing in memory while the link is down).
+    cfg = write_config(tmp_path / "s.toml", port=1, sensors=1, max_age_s=0.4, commit_interval_s=commit_s,
+                       buffer_extra=f'durability = "{durability}"')
     node = start(nodes, cfg)
     time.sleep(2.0)
     killed_at = time.time()
     node.kill9()
     with closing(sqlite3.connect(tmp_path / "buffer.db")) as db:
         assert db.execute("pragma integrity_check").fetchone() == ("ok",)
-    write_config(tmp_path / "s.toml", port=broker.port, sensors=1, max_age_s=0.4, commit_interval_s=commit_s)
+    write_config(tmp_path / "s.toml", port=broker.port, sensors=1, max_age_s=0.4, commit_interval_s=commit_s,
+                 buffer_extra=f'durability = "{durability}"')
     with Subscription(broker, "sensord/n1/data") as sub:
         node = start(nodes, cfg)
         sub.wait_for(lambda msgs: any(r["ts"] > killed_at for r in readings(msgs)), 10)
@@ -146,6 +150,51 @@ def test_kill_9_loses_at_most_the_commit_window(broker: Mosquitto, nodes: list[N
     taken_before_window = int((killed_at - commit_s - min(r["ts"] for r in first_run)) / 0.1)
     assert len(values) >= taken_before_window > 5
     assert "recovered" in node.log() or len(values) > 0
+
+
+@pytest.mark.parametrize("durability", ["undelivered", "interval"])
+def test_a_delivering_link_writes_nothing_to_the_buffer_file_unless_interval_is_asked(
+        broker: Mosquitto, nodes: list[Node], tmp_path: Path, durability: str) -> None:
+    cfg = write_config(tmp_path / "s.toml", port=broker.port, sensors=1, max_age_s=0.2, commit_interval_s=0.2,
+                       buffer_extra=f'durability = "{durability}"')
+    wal = tmp_path / "buffer.db-wal"
+    with Subscription(broker, "sensord/n1/data") as sub:
+        node = start(nodes, cfg)
+        n_readings(sub, 5)  # connected: from here on the broker acknowledges every batch
+        before = wal.stat().st_size, (tmp_path / "buffer.db").stat().st_mtime_ns
+        batches = len(sub.messages)
+        sub.wait_for(lambda msgs: len(msgs) >= batches + 8, 10)  # 8 batches, some 8 commit intervals
+        after = wal.stat().st_size, (tmp_path / "buffer.db").stat().st_mtime_ns
+        assert node.stop()[0] == 0
+    if durability == "undelivered":
+        assert after == before  # no seal, no ack, no staged chunk written
+    else:
+        assert after[0] > before[0]  # every batch sealed into the WAL, its readings staged first
+    assert_gapless(counter_values(readings(sub.messages), "c0"))
+
+
+def test_when_the_link_fails_what_is_pending_is_on_disk_within_the_commit_interval(
+        broker: Mosquitto, nodes: list[Node], tmp_path: Path) -> None:
+    commit_s = 0.3
+    cfg = write_config(tmp_path / "s.toml", port=broker.port, sensors=1, max_age_s=1.0, commit_interval_s=commit_s)
+    with Subscription(broker, "sensord/n1/data") as sub:
+        node = start(nodes, cfg)
+        n_readings(sub, 5)  # held in memory and acknowledged from there, until ...
+        broker.kill()
+        wait_until(lambda: "lost" in node.log(), 5, "the node noticing the broker is gone")
+        time.sleep(3 * commit_s)  # the held batches at once, the open batch within a commit interval
+        killed_at = time.time()
+        node.kill9()
+        broker.restart()
+        node = start(nodes, cfg)
+        sub.wait_for(lambda msgs: any(r["ts"] > killed_at for r in readings(msgs)), 15)
+        assert node.stop()[0] == 0
+    rows = readings(sub.messages)
+    values = counter_values([r for r in rows if r["ts"] < killed_at], "c0")
+    assert_gapless(values)
+    # Everything read up to a commit interval before the kill survived it.
+    taken_before_window = int((killed_at - commit_s - min(r["ts"] for r in rows)) / 0.1)
+    assert len(values) >= taken_before_window > 10
 
 
 def test_buffer_cap_drops_oldest_and_counts(nodes: list[Node], tmp_path: Path) -> None:

@@ -287,7 +287,8 @@ def test_compact_is_plain_cbor() -> None:
 @pytest.mark.parametrize(("payload", "message"), [
     (b"", "not a sensord batch: empty payload"),
     (b"\xff\xfe", "not a sensord batch: unknown header 0xfffe"),
-    (b"\xd9\xd5\xb1\x87\x02", "unsupported compact batch version 2 (this sensord reads version 1)"),
+    (b"\xd9\xd5\xb1\x87\x03", "unsupported compact batch version 3 (this sensord reads versions 1 and 2)"),
+    (b"\xd9\xd5\xb1\x87\x02", "compact batch version 2: expected 8 fields, found 7"),
     (b"\xd9\xd5\xb1\x87\x01\x64bar", "truncated payload: expected 4 bytes at offset 6, found 3"),
     (b"\xd9\xd5\xb1\x87\x01\x5b\xff\xff\xff\xff\xff\xff\xff\xff", "truncated payload: expected 18446744073709551615"),
     (b"\x9b\x00\x00\x00\x01\x00\x00\x00\x00", "truncated payload: item at offset 0 declares 4294967296 elements"),

@@ -63,8 +63,12 @@ def test_the_fake_node_announces_every_channel_with_its_class_unit_and_precision
     assert (pir.platform, pir.device_class) == ("binary_sensor", "motion")
     diagnostics = [e for e in entities if e.diagnostic]
     assert [e.name for e in diagnostics] == ["backlog", "readings dropped", "last delivery", "uptime"]
+    # iio and hwmon sensors with their channels in the config are announced before they open.
+    porch, battery = by_name["porch humidity"], by_name["battery voltage"]
+    assert (porch.device_class, porch.unit, porch.precision) == ("humidity", "%", None)  # IIO: resolution unknown
+    assert (battery.device_class, battery.unit, battery.precision) == ("voltage", "V", 3)  # hwmon: whole mV
     # Every sensor channel of the config and the diagnostics, each once.
-    assert len({e.component_id for e in entities}) == len({e.key for e in entities}) == len(entities) == 34
+    assert len({e.component_id for e in entities}) == len({e.key for e in entities}) == len(entities) == 39
 
 
 def test_every_built_in_mapping_is_one_home_assistant_accepts() -> None:

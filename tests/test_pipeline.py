@@ -13,6 +13,7 @@ from sensord.batch import Batcher
 from sensord.buffer import Buffer
 from sensord.daemon import Daemon
 from sensord.encoding import decode
+from sensord.filters import ChannelFilters
 from sensord.pipeline import Pipeline
 from sensord.sensor import Sample
 
@@ -115,3 +116,96 @@ def test_readings_that_cannot_be_stored_at_a_stop_are_counted_in_one_error_line(
                      f"{tmp_path / 'buffer.db'}) and are lost (20 of them dropped earlier to bound memory)")
     assert daemon._lost == 270
     daemon.buffer.close()
+
+
+class _RecordingStore:
+    """A store that says whether it wants the open batch staged, and records what it is asked."""
+
+    def __init__(self, *, wants_staging: bool) -> None:
+        self.wants_staging = wants_staging
+        self.ticks = 0
+        self.asked = 0  # how often the flusher looked: once per wake-up
+        self.staged: list[int] = []
+
+    def seal(self, encode: object, *, readings: int, first_ts: float) -> int | None:
+        return 1
+
+    def stage(self, data: bytes, *, readings: int) -> bool:
+        self.staged.append(readings)
+        return True
+
+    def staging_needed(self) -> bool:
+        self.asked += 1
+        return self.wants_staging
+
+    def tick_at(self) -> float | None:
+        return None
+
+    def tick(self) -> None:
+        self.ticks += 1
+
+
+@pytest.mark.parametrize("wants_staging", [False, True])
+def test_the_flusher_ticks_the_store_and_stages_only_when_it_asks(wants_staging: bool) -> None:
+    """Asked to stage: every commit interval. Not asked, and no batch due: the flusher sleeps."""
+    import asyncio
+
+    store = _RecordingStore(wants_staging=wants_staging)
+    pipeline = Pipeline(store, node="n1", batcher=Batcher(max_age_s=3600, max_readings=10_000),
+                        commit_interval_s=0.01)
+    pipeline.filters["c0"] = ChannelFilters.passthrough()
+
+    async def run() -> None:
+        task = asyncio.create_task(pipeline.flush_forever())
+        for i in range(6):
+            pipeline.add([Sample("c0", "value", float(i), "", T + i)])
+            await asyncio.sleep(0.012)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(run())
+    if wants_staging:
+        assert store.ticks >= 3  # once per commit interval
+        assert store.staged and sum(store.staged) + len(pipeline.batcher.unstaged()) == 6
+    else:
+        assert store.ticks == 0 and store.staged == [] and len(pipeline.batcher) == 6  # in memory only
+        assert store.asked == 1  # it looked once and slept through 7 commit intervals
+
+
+def test_the_flusher_writes_a_held_batch_at_its_deadline_and_stages_once_the_link_fails(tmp_path: Path) -> None:
+    import asyncio
+
+    buffer = Buffer.open(tmp_path / "buffer.db", max_bytes=1 << 20, durability="undelivered", hold_s=0.05)
+    pipeline = Pipeline(buffer, node="n1", batcher=Batcher(max_age_s=3600, max_readings=3), commit_interval_s=0.05)
+    pipeline.filters["c0"] = ChannelFilters.passthrough()
+    buffer.changed = pipeline.kick
+    buffer.set_link(True)
+
+    def on_disk() -> tuple[int, int]:
+        return (buffer._conn.execute("SELECT COUNT(*) FROM batch").fetchone()[0],
+                buffer._conn.execute("SELECT COALESCE(SUM(readings), 0) FROM staged").fetchone()[0])
+
+    async def run() -> list[tuple[int, int]]:
+        task = asyncio.create_task(pipeline.flush_forever())
+        await asyncio.sleep(0)
+        seen = []
+        for i in range(3):  # a full batch: sealed by add(), held in memory
+            pipeline.add([Sample("c0", "value", float(i), "", T + i)])
+        seen.append(on_disk())
+        await asyncio.sleep(0.15)  # no PUBACK within hold_s: written at its deadline
+        seen.append(on_disk())
+        buffer.ack(buffer.peek()[0].seq)  # the broker acknowledges again
+        pipeline.add([Sample("c0", "value", 3.0, "", T + 3)])
+        await asyncio.sleep(0.1)
+        seen.append(on_disk())  # the open batch is not staged while the link delivers
+        buffer.set_link(False)  # the flusher is kicked: it stages at once
+        await asyncio.sleep(0.01)
+        seen.append(on_disk())
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return seen
+
+    try:
+        assert asyncio.run(run()) == [(0, 0), (1, 0), (0, 0), (0, 1)]
+    finally:
+        buffer.close()

@@ -52,6 +52,9 @@ BUILTIN = [
     ("current", "A", "A", 0, 0.012345678), ("power", "W", "W", 0, 0.04), ("distance", "m", "m", 0, 1.234),
     ("uptime", "s", "s", 0, 86400), ("load_1m", "", None, 0, 0.42), ("count", "", None, 0, 17),
     ("pulses", "", None, 0, 3),
+    # The iio and hwmon types' units (plugins/iio.py TYPES, plugins/hwmon.py TYPES).
+    ("resistance", "Ω", "Ohm", 0, 47000), ("fan_speed", "rpm", "1/min", 0, 1830),
+    ("conductivity", "S/m", "S/m", 0, 1.413), ("oxygen", "%", "/", -2, 20.9), ("uv_index", "", None, 0, 3),
 ]
 
 
@@ -70,6 +73,16 @@ def test_builtin_table_covers_every_declared_unit() -> None:
     declared = declared_units()
     assert {("humidity", "%"), ("pressure", "hPa"), ("memory_used", "%"), ("carbon_dioxide", "ppm")} <= declared
     assert declared <= {(q, u) for q, u, *_ in BUILTIN}, declared - {(q, u) for q, u, *_ in BUILTIN}
+
+
+def test_kernel_sensor_units_are_in_the_table() -> None:
+    from sensord_plugins import hwmon, iio
+
+    declared = {(q, u) for q, u, _ in [*iio.TYPES.values(), *iio.MODIFIED.values()]}
+    declared |= {(q, u) for q, u, *_ in hwmon.TYPES.values()}
+    covered = {u for _, u, *_ in BUILTIN}
+    # Not registered, sent with sensord_u: Wh (a secondary unit), µg/m³ (its kg/m3 needs 10**-9).
+    assert {u for _, u in declared} - covered == {"Wh", "µg/m³"}
 
 
 def test_the_registry_list_in_the_code_is_the_rfcs() -> None:

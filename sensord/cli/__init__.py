@@ -344,6 +344,16 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
             for device in list_devices(hardware.w1_root):
                 print(sensor_block(f"ds18b20_{device[3:]}", "ds18b20", {"device": device}))
+        from ..sysfs import KernelSensor
+
+        for cls in host.sensor_types.values():
+            if issubclass(cls, KernelSensor):
+                found_here = cls.detect(hardware)
+                if found_here:
+                    print(f"## {cls.kind} devices in {hardware.sysfs.path(cls.class_dir)}: "
+                          f"{startup.counted(len(found_here), 'device')}\n")
+                for name, keys in found_here:
+                    print(sensor_block(name, cls.type_name, keys))
     finally:
         hardware.close()
     return EX_OK

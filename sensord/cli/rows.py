@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 
 
 def reading_rows(batch: Batch) -> list[dict[str, object]]:
-    """One JSON-ready object per reading, as `sensord listen` and `sensord decode` print them."""
+    """One JSON-ready object per reading, as `sensord listen` and `sensord decode` print them;
+    `"unsynced": true` when the sender's clock was not synchronised (the time is not the true one)."""
+    extra = {"unsynced": True} if batch.unsynced else {}
     return [{"node": batch.node, "sensor": s.sensor, "quantity": s.quantity, "value": s.value, "unit": s.unit,
-             "ts": s.ts, "seq": batch.seq} for s in batch.samples]
+             "ts": s.ts, "seq": batch.seq, **extra} for s in batch.samples]

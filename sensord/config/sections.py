@@ -86,6 +86,10 @@ class BufferConfig:
     path: str = "/var/lib/sensord/buffer.db"
     max_bytes: int = field_range(64 * 1024 * 1024, ge=64 * 1024)
     commit_interval_s: float = field_range(5.0, gt=0)
+    # What reaches the SD card: "undelivered" (only what the broker did not acknowledge within
+    # commit_interval_s, or everything while the link is down) or "interval" (every reading,
+    # within commit_interval_s, whatever the link does). See sensord.buffer.
+    durability: Literal["undelivered", "interval"] = "undelivered"
 
     def __post_init__(self) -> None:
         if not self.path:
@@ -106,6 +110,20 @@ class HomeAssistantConfig:
         if not prefix or prefix.startswith("/") or prefix.endswith("/") or set(prefix) & {"+", "#", "\0"}:
             raise ValueError(f"discovery_prefix: expected a topic without wildcards or leading or trailing '/' "
                              f"(Home Assistant's default is \"homeassistant\"), found {show(prefix)}")
+
+
+@dataclass(frozen=True)
+class ClockConfig:
+    """Whether the wall clock is synchronised (sensord.timebase, docs/clock.md): where to learn
+    it, and how long to hold batches for it so that their readings get their true time."""
+
+    sync_source: Literal["auto", "kernel", "timesyncd", "none"] = "auto"
+    sync_file: str = "/run/systemd/timesync/synchronized"
+    sync_wait_s: float = field_range(300.0, ge=0)
+
+    def __post_init__(self) -> None:
+        if not self.sync_file.startswith("/"):
+            raise ValueError(f"sync_file: expected an absolute path, found {show(self.sync_file)}")
 
 
 @dataclass(frozen=True)
@@ -145,6 +163,7 @@ class Config:
     plugins: PluginsConfig = field(default_factory=PluginsConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     homeassistant: HomeAssistantConfig = field(default_factory=HomeAssistantConfig)
+    clock: ClockConfig = field(default_factory=ClockConfig)
     sensors: tuple[SensorSpec, ...] = ()
 
     @property
@@ -156,6 +175,7 @@ class Config:
 SECTIONS: dict[str, type] = {
     "node": NodeConfig, "mqtt": MqttConfig, "batch": BatchConfig, "buffer": BufferConfig,
     "plugins": PluginsConfig, "hardware": HardwareConfig, "homeassistant": HomeAssistantConfig,
+    "clock": ClockConfig,
 }
 #: The keys every `[[sensor]]` table may have; the rest are the sensor type's `Config` options.
 SENSOR_KEYS = ("name", "type", "interval_s", "enabled", "timeout_s", "filters", "channel_filters", "urgent")

@@ -92,8 +92,9 @@ def decode(payload: bytes, encodings: Mapping[str, Encoding] = ENCODINGS) -> Bat
 
 def encode_batch(node: str, seq: int, samples: Sequence[Sample], *, encoding: str | Encoding = DEFAULT_ENCODING,
                  channels: Mapping[ChannelKey, ChannelInfo] | None = None,
-                 encodings: Mapping[str, Encoding] = ENCODINGS) -> bytes:
+                 encodings: Mapping[str, Encoding] = ENCODINGS, unsynced: bool = False) -> bytes:
     """`samples` as one batch payload. `channels` gives each (sensor, quantity) its resolution
-    (see `channel_info`); without it, compact still finds the decimals values are written with."""
+    (see `channel_info`); without it, compact still finds the decimals values are written with.
+    `unsynced`: the times come from a clock not synchronised yet, and the payload says so."""
     codec = get_encoding(encoding, encodings) if isinstance(encoding, str) else encoding
-    return codec.encode(BatchData(node, seq, samples, channels or {}))
+    return codec.encode(BatchData(node, seq, samples, channels or {}, unsynced))

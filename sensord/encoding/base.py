@@ -24,11 +24,15 @@ ChannelKey = tuple[str, str]
 
 @dataclass(frozen=True)
 class Batch:
-    """A decoded batch: samples sorted by time (stable: each channel keeps its own order)."""
+    """A decoded batch: samples sorted by time (stable: each channel keeps its own order).
+
+    `unsynced`: the sender's clock was not synchronised when it sealed the batch, so the times are
+    what that clock said, possibly far off (docs/clock.md)."""
 
     node: str
     seq: int
     samples: list[Sample]
+    unsynced: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +49,16 @@ class ChannelInfo:
 
 @dataclass(frozen=True)
 class BatchData:
-    """A batch to encode: node, sequence number, samples in order, and per-channel info."""
+    """A batch to encode: node, sequence number, samples in order, and per-channel info.
+
+    `unsynced`: the times come from a clock not synchronised yet; an encoding must say so in the
+    payload (a consumer must not take them for true times) or refuse the batch (EncodeError)."""
 
     node: str
     seq: int
     samples: Sequence[Sample]
     channels: Mapping[ChannelKey, ChannelInfo] = field(default_factory=dict)
+    unsynced: bool = False
 
 
 @runtime_checkable

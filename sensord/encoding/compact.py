@@ -21,6 +21,10 @@ from .base import MAX_READINGS, Batch, BatchData, Series, budget, check_header, 
 TAG = 0xD5B1  # 54705, unregistered (first-come-first-served range); the first three bytes: d9 d5 b1
 MAGIC = b"\xd9\xd5\xb1"
 VERSION = 1
+#: Version 1 with an 8th field, a map of batch properties (`{"unsynced": true}`): written only for
+#: a batch that has one, so that a decoder that knows only version 1 refuses it rather than
+#: taking its times for true ones.
+VERSION_PROPS = 2
 CONTENT_TYPE = "application/vnd.sensord.compact+cbor; v=1"
 
 KIND_INT, KIND_SCALED, KIND_BOOL, KIND_FLOAT, KIND_MIXED = range(5)
@@ -234,7 +238,10 @@ class CompactEncoding:
             names = [strings.setdefault(text, len(strings)) for text in (s.sensor, s.quantity, s.unit)]
             packed = pack(_time_stream([ms - t0 * 1000 for ms in s.ms]))
             channels.append([*names, times.setdefault(packed, len(times)), *_column(s)])
-        body = [VERSION, batch.node, batch.seq, t0, list(strings), list(times), channels]
+        body: list[Any] = [VERSION, batch.node, batch.seq, t0, list(strings), list(times), channels]
+        if batch.unsynced:
+            body[0] = VERSION_PROPS
+            body.append({"unsynced": True})
         return cbor.dumps(cbor.Tag(TAG, body))
 
     def decode(self, payload: bytes) -> Batch:
@@ -246,15 +253,24 @@ class CompactEncoding:
         if major != 4:
             raise DecodeError(f"compact batch: expected an array at offset {at}")
         version = reader.item() if length else None
-        if version != VERSION:
-            raise DecodeError(f"unsupported compact batch version {version!r} (this sensord reads version {VERSION})")
-        if length != 7:
-            raise DecodeError(f"compact batch version 1: expected 7 fields, found {length}")
+        if version not in (VERSION, VERSION_PROPS):
+            raise DecodeError(f"unsupported compact batch version {version!r} (this sensord reads versions "
+                              f"{VERSION} and {VERSION_PROPS})")
+        fields = 7 if version == VERSION else 8
+        if length != fields:
+            raise DecodeError(f"compact batch version {version}: expected {fields} fields, found {length}")
         node, seq, t0, strings, times, channels = (reader.item() for _ in range(6))
+        props = reader.item() if version == VERSION_PROPS else {}
         if reader.pos != len(payload):
             raise DecodeError(f"trailing bytes: {len(payload) - reader.pos} bytes after the end of the batch "
                               f"at offset {reader.pos}")
-        return Batch(_text(node, "node"), _int(seq, "seq"), ordered(_columns(_int(t0, "t0"), strings, times, channels)))
+        if not isinstance(props, dict):
+            raise _fail(f"properties are {type(props).__name__}, expected a map")
+        unsynced = props.get("unsynced", False)
+        if not isinstance(unsynced, bool):
+            raise _fail(f"property unsynced is {type(unsynced).__name__}, expected a boolean")
+        return Batch(_text(node, "node"), _int(seq, "seq"), ordered(_columns(_int(t0, "t0"), strings, times, channels)),
+                     unsynced)
 
 
 def _fail(message: str) -> DecodeError:

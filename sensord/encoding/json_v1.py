@@ -43,7 +43,9 @@ class JsonEncoding:
                                       {"s": s.sensor, "q": s.quantity, "u": s.unit, "t": [], "v": []})
             entry["t"].append(round((s.ts - t0) * 1000))
             entry["v"].append(s.value)
-        doc = {"v": 1, "node": batch.node, "seq": batch.seq, "t0": t0, "series": list(series.values())}
+        doc: dict[str, Any] = {"v": 1, "node": batch.node, "seq": batch.seq, "t0": t0, "series": list(series.values())}
+        if batch.unsynced:
+            doc["unsynced"] = True
         try:
             return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
         except ValueError as exc:  # a lone surrogate, an integer beyond 4300 digits
@@ -91,7 +93,10 @@ def _batch(doc: Any) -> Batch:
     seq = doc["seq"]
     if not isinstance(seq, int) or isinstance(seq, bool):
         raise DecodeError(f"seq {_short(seq)} is not an integer")
-    return Batch(str(doc["node"]), seq, samples)
+    unsynced = doc.get("unsynced", False)
+    if not isinstance(unsynced, bool):
+        raise DecodeError(f"unsynced {_short(unsynced)} is not a boolean")
+    return Batch(str(doc["node"]), seq, samples, unsynced)
 
 
 def _name(value: object) -> str:

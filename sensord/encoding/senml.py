@@ -42,6 +42,10 @@ from .base import Batch, BatchData, budget, check_header, check_value, ordered, 
 SEQ_LABEL = "sensord_seq"
 #: Extension label with sensord's own unit, where `u` alone would not give it back (see UNIT_MAP).
 UNIT_LABEL = "sensord_u"
+#: Must-understand extension (RFC 8428 §4.4: the trailing `_`) in the first record of a batch
+#: whose times come from a clock not synchronised yet: a reader that does not know it rejects the
+#: pack instead of taking those times for true ones.
+UNSYNCED_LABEL = "sensord_unsynced_"
 #: RFC 8428 §4.5.1: the characters a resolved name may have.
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-:./_]*")
 _CBOR_LABELS = {"bn": -2, "bt": -3, "bu": -4, "bv": -5, "n": 0, "u": 1, "v": 2, "vs": 3, "vb": 4, "t": 6}
@@ -61,10 +65,12 @@ REGISTERED_UNITS = frozenset({
     "B", "VA", "VAs", "var", "vars", "J/m", "kg/m3", "deg",
 })
 #: sensord unit -> (SenML unit, n): the SenML value is the sensord value times 10**n.
-UNIT_MAP = {"°C": ("Cel", 0), "%": ("/", -2), "hPa": ("Pa", 2), "ppm": ("/", -6)}
+UNIT_MAP = {"°C": ("Cel", 0), "%": ("/", -2), "hPa": ("Pa", 2), "ppm": ("/", -6), "Ω": ("Ohm", 0),
+            "rpm": ("1/min", 0)}
 #: How a record without `sensord_u` is read back: SenML unit -> (sensord unit, n). A unit not
 #: here reads back as itself, which keeps batches sealed before the mapping (`%`, `°C`, `hPa`).
-_UNIT_BACK = {"Cel": ("°C", 0), "%RH": ("%", 0), "/": ("%", -2), "Pa": ("hPa", 2)}
+_UNIT_BACK = {"Cel": ("°C", 0), "%RH": ("%", 0), "/": ("%", -2), "Pa": ("hPa", 2), "Ohm": ("Ω", 0),
+              "1/min": ("rpm", 0)}
 
 
 def senml_unit(quantity: str, unit: str) -> tuple[str | None, int]:
@@ -198,6 +204,8 @@ def _records(batch: BatchData, labels: dict[str, Any], *, json_out: bool) -> lis
             record[labels["bn"]] = f"{batch.node}/"
             record[labels["bt"]] = _seconds(base_ms)
             record[SEQ_LABEL] = batch.seq
+            if batch.unsynced:
+                record[UNSYNCED_LABEL] = True
         record[labels["n"]] = where
         n = 0
         if s.unit:
@@ -232,6 +240,7 @@ def _parse(records: object, labels: dict[str, Any], flavor: str, unknown: Callab
     bn, bt, bu, bv = "", 0.0, "", 0.0
     node: str | None = None
     seq: int | None = None
+    unsynced = False
     columns: dict[tuple[str, str, str], tuple[list[int], list[Value]]] = {}
     used = 0
     for i, record in enumerate(records):
@@ -239,7 +248,7 @@ def _parse(records: object, labels: dict[str, Any], flavor: str, unknown: Callab
         if not isinstance(record, dict):
             raise DecodeError(f"{where}: expected a map, found {type(record).__name__}")
         for label in record:
-            if unknown(label):
+            if label != UNSYNCED_LABEL and unknown(label):
                 raise DecodeError(f"{where}: unknown label {label!r} that readers must understand")
         bn = _get(record, labels["bn"], str, where, bn)
         bt = _get(record, labels["bt"], float, where, bt)
@@ -247,6 +256,7 @@ def _parse(records: object, labels: dict[str, Any], flavor: str, unknown: Callab
         bv = _get(record, labels["bv"], float, where, bv)
         if SEQ_LABEL in record:
             seq = _get(record, SEQ_LABEL, int, where, 0)
+        unsynced = _get(record, UNSYNCED_LABEL, bool, where, unsynced)
         name = bn + _get(record, labels["n"], str, where, "")
         parts = name.split("/", 2)
         if len(parts) != 3:
@@ -271,7 +281,7 @@ def _parse(records: object, labels: dict[str, Any], flavor: str, unknown: Callab
         values.append(value)
     if node is None or seq is None:
         raise DecodeError(f"{flavor}: not a sensord batch: no record carries the node name and {SEQ_LABEL}")
-    return Batch(node, seq, ordered((s, q, u, t, v) for (s, q, u), (t, v) in columns.items()))
+    return Batch(node, seq, ordered((s, q, u, t, v) for (s, q, u), (t, v) in columns.items()), unsynced)
 
 
 def _get(record: dict[Any, Any], label: Any, kind: type, where: str, default: Any) -> Any:

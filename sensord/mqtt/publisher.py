@@ -167,6 +167,7 @@ class Publisher:
         self._failing = False
         self._failing_permanent = False
         self.backoff.reset()
+        self.buffer.set_link(True)
         await self.link.publish(self.topics.status, ONLINE, qos=1, retain=True)
         if not (self.duty and self._meta_sent):
             await self._publish_meta()
@@ -224,6 +225,7 @@ class Publisher:
                 log.info("the broker takes the batches again")
                 self._refusing = False
                 self.backoff.reset()
+                self.buffer.set_link(True)
             self._set_status()
         self._set_status()
         if self._finishing:
@@ -285,6 +287,7 @@ class Publisher:
             await self._on_refusal(exc)
             return
         was_connected, self.connected = self.connected, False
+        self.buffer.set_link(False)  # what the buffer holds in memory goes to disk now
         self._stop_reader()
         with contextlib.suppress(Exception):
             await self.link.disconnect()
@@ -315,6 +318,7 @@ class Publisher:
     async def _on_refusal(self, exc: BrokerRefused) -> None:
         """The broker took the connection but not the batch: keep both, back off, send it again.
         Logged once per streak (ERROR when only a change on the broker or in the config helps)."""
+        self.buffer.set_link(False)
         if not self._refusing:
             pending = self.buffer.stats().pending_readings
             log.log(logging.WARNING if exc.transient else logging.ERROR,

@@ -1,11 +1,12 @@
 """Test helpers for sensord drivers and plugins: a fake I2C bus with chip models, mock GPIO pins, a
-virtual clock, a real mosquitto broker (`Mosquitto`, `make_test_pki`) with a paho subscriber to
-watch it (`Subscription`, `Message`), a TCP proxy to cut or stall links (`TcpProxy`), an
-in-memory broker for fast tests of the MQTT stage (`FakeBroker`), a harness that runs one sensor
-through scheduler, filters and encoder on virtual time without MQTT (`run_sensor`,
-`HarnessResult`), and a pytest plugin (fixtures `fake_i2c_bus`, `mock_pin_factory`, `mock_pins`,
-`fake_hardware`, `fake_clock`, `sensor_harness`, `mqtt_broker`, `mqtt_broker_factory`,
-`fake_mqtt_broker`) that is active once sensord is installed.
+virtual clock, a fake sysfs tree for the kernel's IIO and hwmon devices (`FakeSysfs`), a real
+mosquitto broker (`Mosquitto`, `make_test_pki`) with a paho subscriber to watch it (`Subscription`,
+`Message`), a TCP proxy to cut or stall links (`TcpProxy`), an in-memory broker for fast tests of
+the MQTT stage (`FakeBroker`), a harness that runs one sensor through scheduler, filters and
+encoder on virtual time without MQTT (`run_sensor`, `HarnessResult`), and a pytest plugin
+(fixtures `fake_i2c_bus`, `mock_pin_factory`, `mock_pins`, `fake_sysfs`, `fake_hardware`,
+`fake_clock`, `sensor_harness`, `mqtt_broker`, `mqtt_broker_factory`, `fake_mqtt_broker`) that is
+active once sensord is installed.
 
 The names below are imported on first use: pytest imports this package at start-up (the plugin
 lives in it) in every project that has sensord installed, so importing it must cost nothing.
@@ -27,12 +28,14 @@ if TYPE_CHECKING:
     from .mqtt_client import Message, Subscription
     from .pins import MockPins, fake_hardware, mock_pin_factory
     from .proxy import TcpProxy
+    from .sysfs import FakeSysfs
 
 __all__ = [
     "EREMOTEIO",
     "FakeBroker",
     "FakeClock",
     "FakeI2CBus",
+    "FakeSysfs",
     "HarnessResult",
     "I2CDeviceModel",
     "Message",
@@ -53,6 +56,7 @@ _MODULE_OF = {
     "FakeBroker": "fake_mqtt",
     "FakeClock": "clock",
     "FakeI2CBus": "i2c",
+    "FakeSysfs": "sysfs",
     "HarnessResult": "harness",
     "I2CDeviceModel": "i2c",
     "Message": "mqtt_client",

@@ -26,6 +26,11 @@ class FakeClock:
     def time(self) -> float:
         return self.now + self._offset
 
+    def step(self, seconds: float) -> None:
+        """Step the wall clock by `seconds` (NTP's first sync, `date -s`); monotonic time, and
+        so every sleeper, is not affected."""
+        self._offset += seconds
+
     def advance(self, seconds: float) -> None:
         """Move time forward without waking anybody (a read that takes `seconds`)."""
         self.now += seconds

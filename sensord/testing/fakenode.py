@@ -1,7 +1,7 @@
 """A whole fake node for `--fake` and `[hardware] fake = true`: on I2C bus 1 one of each chip model
 the plugins register (`sensord_register_device_models`: the built-in drivers' first, then the
-third-party ones, in load order), gpiozero mock pins, and a 1-Wire tree with one DS18B20 reading
-21.5 °C."""
+third-party ones, in load order), gpiozero mock pins, a 1-Wire tree with one DS18B20 reading
+21.5 °C, and a sysfs tree with IIO and hwmon devices (`sensord.testing.sysfs.fake_node_sysfs`)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ def fake_node_hardware(host: PluginHost | None = None) -> Hardware:
     from sensord.plugins import collect_device_models, get_plugin_manager
 
     from .pins import fake_hardware
+    from .sysfs import fake_node_sysfs
 
     models = collect_device_models(host if host is not None else get_plugin_manager(entry_points=False))
     w1_root = Path(tempfile.mkdtemp(prefix="sensord-fake-w1-"))
@@ -50,7 +51,7 @@ def fake_node_hardware(host: PluginHost | None = None) -> Hardware:
         for advance in clocked:
             advance(seconds)
 
-    return fake_hardware(bus, w1_root=str(w1_root), sleep=sleep)
+    return fake_hardware(bus, w1_root=str(w1_root), sleep=sleep, sysfs=fake_node_sysfs())
 
 
 def fake_node_bus(models: Iterable[type[I2CDeviceModel]]) -> FakeI2CBus:

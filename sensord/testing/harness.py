@@ -281,6 +281,15 @@ class _OneBatch:
     def stage(self, data: bytes, *, readings: int) -> bool:
         return True
 
+    def staging_needed(self) -> bool:
+        return False
+
+    def tick_at(self) -> float | None:
+        return None
+
+    def tick(self) -> None:
+        pass
+
 
 def _whole_run_batcher() -> Batcher:
     """A batch that is never due, never full: sealed once, when the run is over."""

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from sensord.hardware import Hardware
+from sensord.hardware import Hardware, Sysfs
 
 from .i2c import FakeI2CBus
 
@@ -105,8 +105,9 @@ class MockPins:
 
 def fake_hardware(i2c_buses: Mapping[int, FakeI2CBus] | FakeI2CBus | None = None,
                   pin_factory: Any = None, sleep: Callable[[float], None] | None = None,
-                  w1_root: str | None = None) -> Hardware:
-    """A `Hardware` on fake I2C buses and a `MockFactory`, to hand to a `Sensor`.
+                  w1_root: str | None = None, sysfs: Sysfs | None = None) -> Hardware:
+    """A `Hardware` on fake I2C buses and a `MockFactory`, to hand to a `Sensor`; its sysfs is
+    `sysfs` (a `sensord.testing.FakeSysfs`), or one in a fresh empty directory, never the host's.
 
     `i2c_buses` maps bus numbers to buses; a single `FakeI2CBus` is bus 1, None gives an empty
     bus 1. Opening another bus number fails like `SMBus(n)` does when /dev/i2c-n is missing.
@@ -127,8 +128,12 @@ def fake_hardware(i2c_buses: Mapping[int, FakeI2CBus] | FakeI2CBus | None = None
     if pin_factory is None:
         pin_factory = mock_pin_factory()
     # Tests never really sleep: pass a model's `advance` (or a recorder) to see the waits.
+    if sysfs is None:
+        from .sysfs import FakeSysfs
+
+        sysfs = FakeSysfs()
     hardware = Hardware(i2c_factory=open_bus, pin_factory=pin_factory,
-                        sleep=sleep if sleep is not None else (lambda _s: None))
+                        sleep=sleep if sleep is not None else (lambda _s: None), sysfs=sysfs)
     if w1_root is not None:
         hardware.w1_root = w1_root
     return hardware

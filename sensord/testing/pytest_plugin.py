@@ -1,7 +1,9 @@
 """sensord's pytest plugin, registered under the `pytest11` entry point.
 
 Fixtures for driver and plugin tests: `fake_i2c_bus`, `mock_pin_factory`, `mock_pins`,
-`fake_hardware` (a `Hardware` on the first two), `fake_clock`, and `sensor_harness`
+`fake_sysfs` (an empty `sensord.testing.FakeSysfs` tree under the test's `tmp_path`: add IIO and
+hwmon devices, inject read errors), `fake_hardware` (a `Hardware` on the first two and
+`fake_sysfs`), `fake_clock`, and `sensor_harness`
 (`sensord.testing.run_sensor` on that `fake_hardware` and `fake_clock`: a sensor through
 scheduler, filters and encoder on virtual time, without MQTT).
 
@@ -29,12 +31,13 @@ import pytest
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
+    from pathlib import Path
 
     from gpiozero.pins.mock import MockFactory
 
     from sensord.hardware import Hardware
     from sensord.sensor import Sensor, SensorConfig
-    from sensord.testing import FakeBroker, FakeClock, FakeI2CBus, HarnessResult, MockPins, Mosquitto
+    from sensord.testing import FakeBroker, FakeClock, FakeI2CBus, FakeSysfs, HarnessResult, MockPins, Mosquitto
 
 
 @pytest.fixture
@@ -68,11 +71,20 @@ def mock_pins(mock_pin_factory: MockFactory) -> MockPins:
 
 
 @pytest.fixture
-def fake_hardware(fake_i2c_bus: FakeI2CBus, mock_pin_factory: MockFactory) -> Iterator[Hardware]:
-    """A `Hardware` whose bus 1 is `fake_i2c_bus` and whose pin factory is `mock_pin_factory`."""
+def fake_sysfs(tmp_path: Path) -> FakeSysfs:
+    """An empty `FakeSysfs` in `tmp_path / "sys"`: `add_iio()`, `add_hwmon()`, `fail()`, `remove()`."""
+    from sensord.testing.sysfs import FakeSysfs
+
+    return FakeSysfs(tmp_path / "sys")
+
+
+@pytest.fixture
+def fake_hardware(fake_i2c_bus: FakeI2CBus, mock_pin_factory: MockFactory, fake_sysfs: FakeSysfs) -> Iterator[Hardware]:
+    """A `Hardware` whose bus 1 is `fake_i2c_bus`, whose pin factory is `mock_pin_factory` and
+    whose sysfs is `fake_sysfs`."""
     from sensord.testing.pins import fake_hardware as make_hardware
 
-    hardware = make_hardware(fake_i2c_bus, pin_factory=mock_pin_factory)
+    hardware = make_hardware(fake_i2c_bus, pin_factory=mock_pin_factory, sysfs=fake_sysfs)
     yield hardware
     hardware.close()
 

@@ -135,6 +135,42 @@ def test_disk_full_at_sigterm_every_reading_is_stored_or_counted(
     assert lost >= 0.5 * sensors * 1.0 / interval_s  # the second on a full disk
 
 
+def test_disk_full_while_batches_wait_in_memory_for_a_puback_counts_them_at_sigterm(
+        tmp_path: Path, tiny_disk: TinyDisk, mqtt_broker: Mosquitto, nodes: list[Node]) -> None:
+    """"undelivered" durability: a blackholed link sends no PUBACK, the held batches cannot be
+    written (full disk): a stop counts them in one ERROR line and exits 74; nothing delivered
+    before is lost or sent twice after the restart."""
+    with TcpProxy(mqtt_broker.host, mqtt_broker.port) as proxy, \
+            Subscription(mqtt_broker, "sensord/n1/data") as sub:
+        cfg = config_on(tiny_disk, tmp_path, port=proxy.listen_port, sensors=2, interval_s=0.05, max_age_s=0.2,
+                        commit_interval_s=0.3, stop_timeout_s=0.3)
+        node = Node(cfg).start()
+        nodes.append(node)
+        sub.wait_for(lambda msgs: len(readings(msgs)) >= 10, 10)  # held in memory, acknowledged there
+        tiny_disk.fill()
+        proxy.blackhole()  # no PUBACK: the held batches are due for the disk after 0.3 s, which is full
+        time.sleep(1.0)
+        code, _ = node.stop()
+        assert code == 74
+        errors = [line for line in node.log().splitlines() if line.startswith("ERROR")]
+        assert len(errors) == 1, errors
+        prefix = "ERROR sensord.daemon: stopping: "
+        assert errors[0].startswith(prefix) and "undelivered readings could not be written (database or disk " \
+            "is full" in errors[0], errors
+        assert int(errors[0][len(prefix):].split()[0]) >= 2 * 0.5 / 0.05  # the held batches of the last second
+        delivered = len(sub.messages)
+        tiny_disk.free()
+        proxy.restore()
+        node = Node(cfg).start()
+        nodes.append(node)
+        sub.wait_for(lambda msgs: len(msgs) > delivered + 2, 10)
+        assert node.stop()[0] == 0
+    assert set(seq_counts(sub.messages).values()) == {1}  # no batch twice
+    rows = readings(sub.messages[:delivered])
+    for sensor in ("c0", "c1"):
+        assert_gapless(counter_values(rows, sensor))
+
+
 def _first_seen(messages: list[Message]) -> tuple[int, list[int]]:
     """A consumer that drops repeats by seq, as the docs advise: (readings dropped, seqs in order)."""
     seen: set[int] = set()
