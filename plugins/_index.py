@@ -11,6 +11,8 @@ SENSOR_TYPES: dict[str, tuple[str, ...]] = {
     "distance": ("distance",),
     "ds18b20": ("ds18b20",),
     "htu21d": ("htu21d",),
+    "hwmon": ("hwmon",),
+    "iio": ("iio",),
     "ina219": ("ina219",),
     "lm75": ("lm75",),
     "motion": ("motion",),
