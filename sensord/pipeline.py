@@ -13,10 +13,12 @@ on at the configured rate. What is still in memory at a stop is counted by `coun
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from .batch import Batcher
 from .encoding import (
@@ -87,6 +89,7 @@ class Pipeline:
         self.dropped_in_memory = 0  # readings dropped while the store could not write
         self.seal_retry_at = 0.0  # monotonic; after a refused seal, no new attempt before this
         self._unsealable: set[str] = set()  # channels whose bad values were named
+        self._kick: Callable[[], None] | None = None  # wakes flush_forever(): a deadline appeared
 
     def configure(self, sensors: Sequence[tuple[str, ChannelFilters, Sensor]], *, node: str, batcher: Batcher,
                   encoding: str | Encoding, encodings: Mapping[str, Encoding] | None = None,
@@ -122,8 +125,13 @@ class Pipeline:
             self.seal()  # the batch is due: this reading opens the next one (the flusher may not have run yet)
             may_seal = now >= self.seal_retry_at
         passed = self.filters[sensor].apply(samples)
-        if passed and (self.batcher.add(passed) or sensor in self.urgent) and may_seal:
+        if not passed:
+            return passed
+        fresh = not self.batcher.has_unstaged()  # the first reading to stage (and maybe of the batch)
+        if (self.batcher.add(passed) or sensor in self.urgent) and may_seal:
             self.seal()
+        if fresh and self._kick is not None:
+            self._kick()
         return passed
 
     # -- out --------------------------------------------------------------------------------------
@@ -204,29 +212,46 @@ class Pipeline:
         return len(self.batcher.unstaged()) + self.dropped_in_memory
 
     async def flush_forever(self) -> None:
-        """Seal the open batch when it is due; stage its new readings every commit interval."""
+        """Seal the open batch when it is due; stage new readings at most one commit interval
+        after they arrived, and at most once per commit interval. Sleeps until the next of those
+        deadlines, or until `add()` brings the first reading not yet staged (which may open a
+        batch): no timer runs while there is nothing to write.
+
+        A reading that comes a commit interval or more after the last stage is staged at once,
+        in the same wake-up as the read that brought it (a node reading once a minute writes as
+        often as before, but does not wake again a commit interval later to do it); readings
+        that come faster are written together, one commit interval after the last stage."""
         import asyncio  # here: `sensord check` imports this module (filtered_channels) and not asyncio
 
+        loop = asyncio.get_running_loop()
         batcher = self.batcher
         commit_s = self.commit_interval_s
-        next_stage = time.monotonic() + commit_s
-        while True:
-            now = time.monotonic()
-            due = batcher.due_at()
-            if due is not None and len(batcher) >= batcher.max_readings:
-                due = now  # full, yet not sealed: storage refused it
-            if due is not None:
-                due = max(due, self.seal_retry_at)  # storage refused: retry at the next commit interval
-            if due is not None and due <= now:
-                if self.seal():
-                    continue
-                due = self.seal_retry_at
-            if next_stage <= now:
-                if not self.seal_retry_at:  # while seals are refused, their retries are the writes
-                    self.stage()
-                next_stage = now + commit_s
-            wake = min(next_stage, due if due is not None else next_stage)
-            await asyncio.sleep(max(0.0, wake - time.monotonic()))
+        staged_at = -math.inf
+        try:
+            while True:
+                now = time.monotonic()
+                due = batcher.due_at()
+                if due is not None and len(batcher) >= batcher.max_readings:
+                    due = now  # full, yet not sealed: storage refused it
+                if due is not None:
+                    due = max(due, self.seal_retry_at)  # storage refused: retry at the next commit interval
+                if due is not None and due <= now:
+                    if self.seal():
+                        continue
+                    due = self.seal_retry_at
+                stage_at = staged_at + commit_s if batcher.has_unstaged() else None
+                if stage_at is not None and stage_at <= now:
+                    if not self.seal_retry_at:  # while seals are refused, their retries are the writes
+                        self.stage()
+                    staged_at = now
+                    stage_at = now + commit_s if batcher.has_unstaged() else None
+                deadlines = [t for t in (due, stage_at) if t is not None]
+                kicked: asyncio.Future[None] = loop.create_future()
+                self._kick = functools.partial(_resolve, kicked)
+                # asyncio.wait, not wait_for: Python 3.11's wait_for can swallow the cancel that ends this task.
+                await asyncio.wait({kicked}, timeout=max(0.0, min(deadlines) - time.monotonic()) if deadlines else None)
+        finally:
+            self._kick = None
 
     def _sealable(self, samples: list[Sample]) -> list[Sample]:
         """`samples` less those no encoding can carry, each channel named once per run: the
@@ -251,6 +276,11 @@ class Pipeline:
             log.warning("the buffer cannot store and %d readings wait in memory: dropping the oldest "
                         "beyond that until it stores again", self.memory_max_readings)
         self.dropped_in_memory += dropped
+
+
+def _resolve(future: Any) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def filtered_channels(chains: ChannelFilters, sensor: Sensor) -> list[Channel]:
