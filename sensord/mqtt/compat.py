@@ -34,7 +34,7 @@ PINGRESP is a keepalive late. As paho never updates its time of the last packet 
 process's main reason to wake (60 times a minute). `Connection` stops it (its `loop_misc` reports
 "not connected", which ends the library's loop at its first call) and offers `idle_s()` and
 `ping()` instead: `sensord.mqtt.keepalive` sleeps until the keepalive is really due. Neither
-paho version does anything else in `loop_misc` (1.6.1 and 2.1/2.2: keepalive and ping timeout
+paho version does anything else in `loop_misc` (read in 1.6.1 and 2.2: keepalive and ping timeout
 only; QoS retries happen on reconnect, not on a timer). paho's own bound on the CONNACK wait
 (the keepalive) went with it: `open()` has its own timeouts.
 """
@@ -237,7 +237,7 @@ class Connection:
         self._paho.loop_misc = lambda: paho_client.MQTT_ERR_NO_CONN
         # paho's `_last_msg_out` cannot say when a packet last went out: `_packet_write` returns
         # as soon as its queue is empty, before the line that stamps it, so it stays at the
-        # connect time (paho 1.6.1, 2.1, 2.2) and paho pings every keepalive however busy the
+        # connect time (read in paho 1.6.1 and 2.2) and paho pings every keepalive however busy the
         # link is. Stamp every write to the socket instead (the last write of a packet ends it).
         sock_send = self._paho._sock_send
 
