@@ -69,6 +69,10 @@ class Batcher:
         """Samples not yet written to the buffer's staging area."""
         return self._samples[self._staged:]
 
+    def has_unstaged(self) -> bool:
+        """Whether some samples are not yet written to the staging area."""
+        return len(self._samples) > self._staged
+
     def mark_staged(self) -> None:
         self._staged = len(self._samples)
 

@@ -370,7 +370,8 @@ class Buffer:
     def seal(self, encode: Callable[[int], bytes], *, readings: int, first_ts: float) -> int | None:
         """Store a finished batch; return its sequence number, or None if storage refused the write.
 
-        In one transaction: allocate the next sequence number, call `encode(seq)` for the payload,
+        In one transaction: write the batches held in memory (their seqs are older: the file
+        stays in seq order), allocate the next sequence number, call `encode(seq)` for the payload,
         insert the batch, delete the staged chunks (the batch now holds them), and drop the oldest
         batches while pending payload bytes exceed `max_bytes`. The new batch itself is kept even
         if it alone exceeds `max_bytes`. If `encode` raises, nothing changes and the error
@@ -382,10 +383,12 @@ class Buffer:
             if held is None or isinstance(held, int):
                 return held
             # Over max_bytes: write what is held, then the file's cap drops the oldest (below).
-            self.persist()
             encode = held.__getitem__
+        earlier: list[StoredBatch] = []
 
         def work(conn: sqlite3.Connection) -> tuple[int, int, int, int]:
+            if earlier:
+                self._insert(conn, earlier)
             (stored,) = conn.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()
             seq = max(stored, self._seq_floor)
             if seq >= self._seq_limit:
@@ -398,9 +401,12 @@ class Buffer:
             return (seq, *self._enforce_cap(conn, seq, self._pending_bytes + len(payload)))
 
         with self._lock:
+            earlier.extend(h.batch for h in self._held.values())
             done = self._write("seal", work)
             if done is None:
                 return None
+            for batch in earlier:
+                del self._held[batch.seq]
             seq, self._pending_bytes, dropped, dropped_readings = done
             self._seq_floor = seq + 1
             self._has_staged = False

@@ -17,11 +17,12 @@ sealed before the sync is flagged `unsynced` on the wire (docs/clock.md).
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from .batch import Batcher
 from .encoding import (
@@ -146,8 +147,13 @@ class Pipeline:
             self.seal()  # the batch is due: this reading opens the next one (the flusher may not have run yet)
             may_seal = now >= self.seal_retry_at
         passed = self.filters[sensor].apply(samples)
-        if passed and (self.batcher.add(passed) or sensor in self.urgent) and may_seal:
+        if not passed:
+            return passed
+        fresh = not self.batcher.has_unstaged()  # the first reading to stage (and maybe of the batch)
+        if (self.batcher.add(passed) or sensor in self.urgent) and may_seal:
             self.seal()
+        if fresh:
+            self._kicked()  # a deadline may have appeared: the batch's age, a stage
         return passed
 
     # -- out --------------------------------------------------------------------------------------
@@ -244,21 +250,25 @@ class Pipeline:
         self._kicked()
 
     async def flush_forever(self) -> None:
-        """Seal the open batch when it is due; tick the store when it asks (`tick_at`) and, while
-        it wants the open batch staged, every commit interval, staging its new readings then.
+        """Seal the open batch when it is due; tick the store when it asks (`tick_at`: a batch
+        held in memory waited too long for its PUBACK); while the store wants the open batch
+        staged (or the batch is held for the clock's sync), stage new readings at most one commit
+        interval after they arrived and at most once per commit interval.
 
-        Sleeps until the next of those deadlines, or until `kick()`: no fixed-period timer, so
-        with a link that delivers an idle node wakes only to seal."""
+        Sleeps until the next of those deadlines, or until `kick()` (the link failed, a batch
+        was sealed) or `add()` brings the first reading not yet staged: no timer runs while there
+        is nothing to do. A reading that comes a commit interval or more after the last stage is
+        staged at once, in the wake-up of the read that brought it."""
         import asyncio  # here: `sensord check` imports this module (filtered_channels) and not asyncio
 
+        loop = asyncio.get_running_loop()
         batcher = self.batcher
-        kicked = asyncio.Event()
-        self._kicked = kicked.set
         commit_s = self.commit_interval_s
-        next_stage = time.monotonic() + commit_s
+        ticked_at = -math.inf  # the last stage (or clock poll, or store tick), monotonic
         try:
             while True:
-                kicked.clear()
+                kicked: asyncio.Future[None] = loop.create_future()
+                self._kicked = functools.partial(_resolve, kicked)
                 now = time.monotonic()
                 due = batcher.due_at()
                 if due is not None and len(batcher) >= batcher.max_readings:
@@ -271,26 +281,25 @@ class Pipeline:
                     if self.seal():
                         continue
                     due = self.seal_retry_at
+                holding = self.holding()
+                # Readings held for the clock's sync cannot be delivered yet: staged as if the link
+                # failed, and the sync source asked each commit interval (a sensor read seldom).
+                staging = self.store.staging_needed() or holding
+                stage_at = ticked_at + commit_s if staging and batcher.has_unstaged() else None
+                poll_at = ticked_at + commit_s if holding else None
                 store_at = self.store.tick_at()
-                # Readings held for the clock's sync cannot be delivered yet: staged as if the link failed.
-                periodic = self.store.staging_needed() or self.holding()
-                if (periodic and next_stage <= now) or (store_at is not None and store_at <= now):
-                    if self.holding():
-                        self.timebase.poll()  # a sensor read seldom must not keep the sync unnoticed
+                if any(t is not None and t <= now for t in (stage_at, poll_at, store_at)):
+                    if holding:
+                        self.timebase.poll()
                     self.store.tick()
                     # While seals are refused, their retries are the writes.
                     if not self.seal_retry_at and (self.store.staging_needed() or self.holding()):
                         self.stage()
-                    next_stage = now + commit_s
+                    ticked_at = now
                     continue  # the tick may have changed what the store needs
-                if not periodic:
-                    next_stage = max(next_stage, now)  # staging resumes at most one interval late
-                wakes = [t for t in (due, store_at, next_stage if periodic else None) if t is not None]
-                if wakes:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(kicked.wait(), max(0.0, min(wakes) - time.monotonic()))
-                else:
-                    await kicked.wait()
+                deadlines = [t for t in (due, stage_at, poll_at, store_at) if t is not None]
+                # asyncio.wait, not wait_for: Python 3.11's wait_for can swallow the cancel that ends this task.
+                await asyncio.wait({kicked}, timeout=max(0.0, min(deadlines) - time.monotonic()) if deadlines else None)
         finally:
             self._kicked = lambda: None
 
@@ -317,6 +326,11 @@ class Pipeline:
             log.warning("the buffer cannot store and %d readings wait in memory: dropping the oldest "
                         "beyond that until it stores again", self.memory_max_readings)
         self.dropped_in_memory += dropped
+
+
+def _resolve(future: Any) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def filtered_channels(chains: ChannelFilters, sensor: Sensor) -> list[Channel]:

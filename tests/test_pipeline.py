@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -209,3 +211,41 @@ def test_the_flusher_writes_a_held_batch_at_its_deadline_and_stages_once_the_lin
         assert asyncio.run(run()) == [(0, 0), (1, 0), (0, 0), (0, 1)]
     finally:
         buffer.close()
+
+
+def test_the_flusher_sleeps_while_there_is_nothing_to_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 13: no fixed-period timer. It wakes for a reading to stage or a batch to seal, and a
+    # reading that comes a commit interval after the last write is staged in the read's own wake-up.
+    cfg = write_config(tmp_path / "s.toml", port=1883, sensors=1, max_age_s=3600, commit_interval_s=0.1)
+    daemon = Daemon(str(cfg), startup.load(str(cfg), entry_points=False))
+    daemon.buffer = Buffer.open(tmp_path / "buffer.db", max_bytes=1 << 20)
+    pipeline = _pipeline(daemon, Batcher(max_age_s=3600, max_readings=1000))
+    passes: list[float] = []  # one per turn of the flusher's loop
+    due_at = pipeline.batcher.due_at
+    monkeypatch.setattr(pipeline.batcher, "due_at", lambda: passes.append(time.monotonic()) or due_at())
+    staged: list[int] = []
+    stage = daemon.buffer.stage
+    monkeypatch.setattr(daemon.buffer, "stage", lambda data, *, readings: staged.append(readings) or stage(
+        data, readings=readings))
+
+    async def main() -> None:
+        flusher = asyncio.create_task(pipeline.flush_forever())
+        await asyncio.sleep(0.3)
+        assert len(passes) == 1  # parked with no deadline at all
+        pipeline.add([Sample("c0", "value", 1.0, "", T)])
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert staged == [1]  # at once: nothing was written for a commit interval
+        pipeline.add([Sample("c0", "value", 2.0, "", T + 0.01)])
+        await asyncio.sleep(0.01)
+        assert staged == [1]  # too soon after the last write: it waits for the commit interval
+        await asyncio.sleep(0.2)
+        assert staged == [1, 1]
+        turns = len(passes)
+        await asyncio.sleep(0.3)
+        assert len(passes) == turns  # the batch is due in an hour: nothing before that
+        flusher.cancel()
+        await asyncio.gather(flusher, return_exceptions=True)
+
+    asyncio.run(asyncio.wait_for(main(), 10))
+    daemon.buffer.close()

@@ -25,6 +25,18 @@ back to `asyncio_mqtt` 0.16 (Debian bookworm). What differs, read from both libr
 Both await PUBACK on a QoS 1 publish, take `will=Will(topic, payload, qos, retain, properties)` and
 MQTT 5 `properties=`, and keep the paho client in `client._client` and the connection state in the
 futures `client._connected` / `client._disconnected`, which this module relies on to fill the gaps.
+
+Keepalive: both libraries start a task at the socket's opening that calls paho's `loop_misc()`
+once a second (aiomqtt's `_misc_loop`), for paho's keepalive check alone: it sends PINGREQ when
+no packet went out *or none came in* for the keepalive interval, and drops the connection when a
+PINGRESP is a keepalive late. As paho never updates its time of the last packet out (see
+`_wrap_keepalive`), that is a PINGREQ every keepalive however much is published. On an idle node that task is the
+process's main reason to wake (60 times a minute). `Connection` stops it (its `loop_misc` reports
+"not connected", which ends the library's loop at its first call) and offers `idle_s()` and
+`ping()` instead: `sensord.mqtt.keepalive` sleeps until the keepalive is really due. Neither
+paho version does anything else in `loop_misc` (read in 1.6.1 and 2.2: keepalive and ping timeout
+only; QoS retries happen on reconnect, not on a timer). paho's own bound on the CONNACK wait
+(the keepalive) went with it: `open()` has its own timeouts.
 """
 
 from __future__ import annotations
@@ -36,6 +48,7 @@ import importlib
 import importlib.metadata
 import logging
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
@@ -143,8 +156,11 @@ class Connection:
         self._messages: AsyncIterator[Any] | None = None
         self._stack = contextlib.AsyncExitStack()
         self._refused: dict[int, int] = {}  # message id -> PUBACK failure reason code
+        self._pingresp: asyncio.Future[None] | None = None
+        self._sent_at = time.monotonic()  # the last write to the socket (CONNECT comes after this)
         self._wrap_paho()
         self._wrap_puback()
+        self._wrap_keepalive()
 
     def _wrap_paho(self) -> None:
         # Both libraries turn a failed socket connect into `MqttError(str(exc)) from None`; keep the
@@ -169,21 +185,16 @@ class Connection:
         # library notices before its timeout, so end the wait on the close.
         on_disconnect = self._paho.on_disconnect
 
-        def closed_early(keepalive: bool) -> None:
+        def closed_early() -> None:
             connected = self._client._connected
             if self._opening and not connected.done():
-                # paho itself gives up on a CONNACK after the keepalive interval: a silent broker.
-                failure = (Failure("no_connack", f"no CONNACK within the keepalive ({self._paho._keepalive} s)")
-                           if keepalive else Failure("closed", "the broker closed the connection before CONNACK"))
-                connected.set_exception(failure)
+                connected.set_exception(Failure("closed", "the broker closed the connection before CONNACK"))
 
         def wrapped(*args: Any) -> None:
-            keepalive = False
             with contextlib.suppress(Exception):  # paho re-raises callback errors
                 self._close_reason = _close_reason(args)
-                keepalive = _keepalive_expired(args)
             on_disconnect(*args)
-            loop.call_soon_threadsafe(closed_early, keepalive)
+            loop.call_soon_threadsafe(closed_early)
 
         self._paho.on_disconnect = wrapped
 
@@ -220,6 +231,51 @@ class Connection:
             return handle(cmd)
 
         self._paho._handle_pubackcomp = pubackcomp
+
+    def _wrap_keepalive(self) -> None:
+        # The library's once-a-second task ends at its first call (see the module docstring).
+        self._paho.loop_misc = lambda: paho_client.MQTT_ERR_NO_CONN
+        # paho's `_last_msg_out` cannot say when a packet last went out: `_packet_write` returns
+        # as soon as its queue is empty, before the line that stamps it, so it stays at the
+        # connect time (read in paho 1.6.1 and 2.2) and paho pings every keepalive however busy the
+        # link is. Stamp every write to the socket instead (the last write of a packet ends it).
+        sock_send = self._paho._sock_send
+
+        def sent(buf: Any) -> Any:
+            written = sock_send(buf)
+            if written:
+                self._sent_at = time.monotonic()
+            return written
+
+        self._paho._sock_send = sent
+        handle = self._paho._handle_pingresp
+
+        def pingresp() -> Any:  # runs in the event loop: the library reads the socket there
+            rc = handle()
+            if self._pingresp is not None and not self._pingresp.done():
+                self._pingresp.set_result(None)
+            return rc
+
+        self._paho._handle_pingresp = pingresp
+
+    def idle_s(self) -> float:
+        """Seconds since the last bytes were written to the broker."""
+        return time.monotonic() - self._sent_at
+
+    async def ping(self, timeout_s: float) -> None:
+        """Send PINGREQ and wait for the PINGRESP: `Failure("timeout")` when none comes within
+        `timeout_s`, `Failure("lost")` when the connection ends meanwhile."""
+        if not self.is_open:
+            raise self._lost_failure()
+        answered = self._pingresp = asyncio.get_running_loop().create_future()
+        try:
+            if self._paho._send_pingreq() != paho_client.MQTT_ERR_SUCCESS:
+                raise Failure("lost", "cannot send PINGREQ")
+            await self._guard(answered, timeout_s)
+        finally:
+            self._pingresp = None
+            if not answered.done():
+                answered.cancel()
 
     @property
     def _lost(self) -> asyncio.Future[Any]:
@@ -402,14 +458,6 @@ async def _within(call: Awaitable[T], timeout_s: float) -> T:
         if task.cancelled() or task.exception() is not None:
             raise TimeoutError
     return task.result()  # finished, or finished just as the time ran out
-
-
-def _keepalive_expired(args: tuple[Any, ...]) -> bool:
-    """Whether paho's on_disconnect reports that paho closed the socket itself, having heard
-    nothing from the broker for the keepalive interval."""
-    if _GEN2:  # (client, userdata, DisconnectFlags, ReasonCode, properties); 0x8D "Keep alive timeout"
-        return not args[2].is_disconnect_packet_from_server and code_of(args[3]) == 0x8D
-    return isinstance(args[2], int) and args[2] == paho_client.MQTT_ERR_KEEPALIVE
 
 
 def _close_reason(args: tuple[Any, ...]) -> str:

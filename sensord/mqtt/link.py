@@ -16,6 +16,7 @@ untrusted certificate) at ERROR. Password-file and TLS-file problems are `Config
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
@@ -39,6 +40,7 @@ from ..errors import (
     ConfigError,
 )
 from .compat import DISCONNECT_WITH_WILL, LIBRARY, Connection, Failure, PacketTypes, properties
+from .keepalive import Clock, MonotonicClock, keep_alive
 
 __all__ = ["LIBRARY", "Backoff", "ConnectionFactory", "MqttLink", "Received", "Transport", "Will",
            "make_tls_context", "read_password_file", "v5_probe_s"]
@@ -79,6 +81,10 @@ class Transport(Protocol):
     def messages(self) -> AsyncIterator[tuple[str, bytes, bool]]: ...
 
     async def wait_closed(self) -> None: ...
+
+    def idle_s(self) -> float: ...
+
+    async def ping(self, timeout_s: float) -> None: ...
 
     async def close(self, timeout_s: float, reason_code: int | None = None) -> None: ...
 
@@ -233,13 +239,18 @@ class MqttLink:
 
     def __init__(self, *, config: MqttConfig, client_id: str, will: Will | None = None,
                  session_expiry_s: int | None = None, timeout_s: float = 30.0,
-                 logger: logging.Logger | None = None, connection_factory: ConnectionFactory = Connection) -> None:
+                 logger: logging.Logger | None = None, connection_factory: ConnectionFactory = Connection,
+                 clock: Clock | None = None) -> None:
         """`client_id` should stay the same across restarts (the session and the will delay hang on
         it). `session_expiry_s` (MQTT 5) keeps the session on the broker that long after a
         disconnect; it is raised to `will.delay_s` when that is longer. `timeout_s` is the default
         for every wait on the broker. Reads the password file and the TLS files now, so their
         ConfigErrors come at start-up. `connection_factory` makes each network connection: the
-        MQTT library's by default, an in-memory one in tests (`sensord.testing.fake_mqtt`)."""
+        MQTT library's by default, an in-memory one in tests (`sensord.testing.fake_mqtt`).
+
+        Keepalive (`sensord.mqtt.keepalive`): PINGREQ only when nothing went out for
+        `keepalive_s`; no PINGRESP within `timeout_s` drops the connection, which `wait_closed()`
+        then reports. `clock` times it (a `FakeClock` in tests)."""
         self._config = config
         self._client_id = client_id
         self._will = will
@@ -254,6 +265,9 @@ class MqttLink:
         self._mqtt5_confirmed = False  # a CONNACK to MQTT 5 came from this broker
         self._connection_factory = connection_factory
         self._conn: Transport | None = None
+        self._clock: Clock = clock or MonotonicClock()
+        self._keeper: asyncio.Task[None] | None = None
+        self._expired: tuple[Transport, str] | None = None  # a connection the keepalive gave up on, and why
 
     @property
     def protocol(self) -> Literal["5", "3.1.1"]:
@@ -297,7 +311,18 @@ class MqttLink:
                                   "and content type", self._where, failure.detail or failure.kind)
         if self._mqtt5:
             self._mqtt5_confirmed = True
+        self._keeper = asyncio.create_task(self._keep_alive(self._conn), name="mqtt keepalive")
         self._log.debug("connected to %s as %r (MQTT %s)", self._where, self._client_id, self.protocol)
+
+    async def _keep_alive(self, conn: Transport) -> None:
+        try:
+            reason = await keep_alive(conn, keepalive_s=self._config.keepalive_s, answer_s=self._timeout_s,
+                                      clock=self._clock)
+        except Failure:
+            return  # lost otherwise: wait_closed() says why
+        self._log.debug("%s: %s; dropping the connection", self._where, reason)
+        self._expired = (conn, reason)
+        conn.abort()
 
     async def _open(self, mqtt5: bool, timeout_s: float, *, probe: bool = False) -> Transport:
         will = self._will
@@ -364,6 +389,8 @@ class MqttLink:
         except Failure as failure:
             if self._conn is conn:
                 raise self._error(failure, "", 0) from None
+        if self._expired is not None and self._expired[0] is conn and self._conn is conn:
+            raise self._error(Failure("lost", self._expired[1]), "", 0)
 
     async def disconnect(self, *, send_will: bool = False, timeout_s: float | None = None) -> None:
         """Close the connection; without `send_will` the broker discards the will (MQTT 5 §3.14.4).
@@ -371,12 +398,19 @@ class MqttLink:
         With `send_will=True` the broker publishes the will: after `will.delay_s` under MQTT 5,
         at once under 3.1.1 (see the class docstring). Never raises; a no-op when not connected."""
         conn, self._conn = self._conn, None
+        self._stop_keepalive()
         if conn is None:
             return
         if send_will and not self._mqtt5:
             conn.abort()
         await conn.close(timeout_s or self._timeout_s, DISCONNECT_WITH_WILL if send_will else None)
         self._log.debug("disconnected from %s%s", self._where, " with will" if send_will else "")
+
+    def _stop_keepalive(self) -> None:
+        if self._keeper is not None:
+            self._keeper.cancel()
+            self._keeper = None
+        self._expired = None
 
     async def __aenter__(self) -> Self:
         await self.connect()

@@ -19,9 +19,14 @@ Faults are injected, not hoped for:
   `broker.lose_pubacks(prefix)` (no PUBACK: the publish times out), `broker.hold_pubacks(prefix)`
   (no PUBACK until `release()`: a publish that hangs), `broker.allow()` undoes all three.
 - `broker.drop()`: every connection is lost (the broker went away); wills are published.
+- keepalive: `broker.ignore_pings()` (PINGREQ gets no PINGRESP, as behind a dead link), `broker.allow()`
+  answers them again; `pings` records the client id of each PINGREQ.
 
 Time: a wait that would last until one of the link's timeouts lasts `timeout_s * time_scale` (by
-default a thousandth) of real time, so a 30 s PUBACK timeout costs 30 ms.
+default a thousandth) of real time, so a 30 s PUBACK timeout costs 30 ms. Keepalive runs on
+`clock` (`monotonic()` and `sleep_until()`, as `sensord.testing.clock.FakeClock`): give the broker
+and the `MqttLink` the same `FakeClock` to test it on virtual time. Without one, the idle time a
+connection reports is real time, so a link's keepalive never comes due in a fast test.
 
 Records: `connects` (each CONNECT: client id, protocol, will, properties), `silences` (the
 seconds each connect to a silent broker waited for its CONNACK), `attempts` (every
@@ -38,6 +43,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -98,8 +104,11 @@ class _Rule:
 class FakeBroker:
     """Plays the broker for every `FakeConnection` it makes; see the module docstring."""
 
-    def __init__(self, *, time_scale: float = 0.001) -> None:
+    def __init__(self, *, time_scale: float = 0.001, clock: Clock | None = None) -> None:
         self.time_scale = time_scale
+        self.clock = clock
+        self.pings: list[str] = []  # client id of each PINGREQ
+        self._ignore_pings = False
         self.connects: list[Connect] = []
         self.attempts: list[Message] = []
         self.published: list[Message] = []
@@ -160,9 +169,15 @@ class FakeBroker:
         self._released.set()
 
     def allow(self) -> None:
-        """Take every publish again (ends `refuse_topic`, `lose_pubacks`, `hold_pubacks`)."""
+        """Take every publish again (ends `refuse_topic`, `lose_pubacks`, `hold_pubacks`) and
+        answer pings again (ends `ignore_pings`)."""
         self.release()
         self._rules.clear()
+        self._ignore_pings = False
+
+    def ignore_pings(self) -> None:
+        """Never answer PINGREQ: the client's ping times out, as behind a blackholed link."""
+        self._ignore_pings = True
 
     def drop(self) -> None:
         """Lose every open connection, as when the broker dies; their wills are published."""
@@ -251,6 +266,37 @@ class FakeConnection:
         self._open = False
         self._subscriptions: list[str] = []
         self._inbox: asyncio.Queue[Message | None] = asyncio.Queue()
+        self._sent_at = self._now()  # the last packet to the broker
+
+    def _now(self) -> float:
+        clock = self.broker.clock
+        return clock.monotonic() if clock is not None else time.monotonic()
+
+    def idle_s(self) -> float:
+        return self._now() - self._sent_at
+
+    async def ping(self, timeout_s: float) -> None:
+        if not self.is_open:
+            raise self._lost_failure()
+        broker = self.broker
+        self._sent_at = self._now()
+        broker.pings.append(self.client_id)
+        broker._changed_now()
+        if not broker._ignore_pings:
+            return
+        if broker.clock is None:
+            await self._until_lost(timeout_s * broker.time_scale)
+        else:
+            timer = asyncio.ensure_future(broker.clock.sleep_until(self._sent_at + timeout_s))
+            lost = asyncio.ensure_future(asyncio.shield(self._lost))
+            try:
+                await asyncio.wait({timer, lost}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                timer.cancel()
+                lost.cancel()
+            if not self.is_open:
+                raise self._lost_failure()
+        raise self._failure("timeout")
 
     def _failure(self, kind: str, detail: str = "", **kwargs: Any) -> Exception:
         from sensord.mqtt.compat import Failure
@@ -278,17 +324,15 @@ class FakeConnection:
         if kind == "closed":
             raise self._failure("closed", "the broker closed the connection before CONNACK")
         if kind == "silent":
-            # As the library does: paho gives up on a CONNACK after the keepalive interval.
             probe_s = connack_timeout(0.0) if connack_timeout is not None else math.inf
-            wait_s = min(timeout_s, probe_s, self.keepalive_s)
+            wait_s = min(timeout_s, probe_s)
             broker.silences.append(wait_s)
             await asyncio.sleep(wait_s * broker.time_scale)
-            if wait_s == self.keepalive_s < min(timeout_s, probe_s):
-                raise self._failure("no_connack", f"no CONNACK within the keepalive ({self.keepalive_s} s)")
             if connack_timeout is not None:
                 raise self._failure("no_connack", f"no CONNACK within {wait_s:.3g} s of the connection")
             raise self._failure("timeout", "no CONNACK")
         self._open = True
+        self._sent_at = self._now()
         if self.will is not None:
             held = broker.pending_wills.pop(self.client_id, None)  # back within the will delay
             del held
@@ -299,6 +343,7 @@ class FakeConnection:
         if not self.is_open:
             raise self._lost_failure()
         broker = self.broker
+        self._sent_at = self._now()
         message = Message(self.client_id, topic, bytes(payload), qos, retain, _prop(props, "ContentType"))
         broker.attempts.append(message)
         broker._changed_now()
@@ -329,6 +374,7 @@ class FakeConnection:
             raise self._lost_failure()
 
     async def subscribe(self, topics: list[tuple[str, int]], timeout_s: float) -> None:
+        self._sent_at = self._now()
         self._subscriptions += [t for t, _ in topics]
         for message in self.broker.retained.values():
             if any(_matches(f, message.topic) for f, _ in topics):
@@ -392,6 +438,7 @@ class FakeConnection:
 
 
 if TYPE_CHECKING:  # mypy checks that a FakeConnection is what MqttLink takes
+    from sensord.mqtt.keepalive import Clock
     from sensord.mqtt.link import Transport
 
     def _is_a_transport(conn: FakeConnection) -> Transport:
