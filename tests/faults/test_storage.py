@@ -147,6 +147,7 @@ def test_disk_full_while_batches_wait_in_memory_for_a_puback_counts_them_at_sigt
         node = Node(cfg).start()
         nodes.append(node)
         sub.wait_for(lambda msgs: len(readings(msgs)) >= 10, 10)  # held in memory, acknowledged there
+        before_fill = {decode(m.payload).seq for m in sub.messages}
         tiny_disk.fill()
         proxy.blackhole()  # no PUBACK: the held batches are due for the disk after 0.3 s, which is full
         time.sleep(1.0)
@@ -165,7 +166,11 @@ def test_disk_full_while_batches_wait_in_memory_for_a_puback_counts_them_at_sigt
         nodes.append(node)
         sub.wait_for(lambda msgs: len(msgs) > delivered + 2, 10)
         assert node.stop()[0] == 0
-    assert set(seq_counts(sub.messages).values()) == {1}  # no batch twice
+    # A batch sealed before the first connect is in the file; if its acknowledgement came just
+    # after the fill, its delete failed and it goes out once more at the restart (documented
+    # at-least-once). Nothing else twice.
+    repeated = {seq for seq, n in seq_counts(sub.messages).items() if n > 1}
+    assert repeated <= before_fill and set(seq_counts(sub.messages).values()) <= {1, 2}, repeated
     rows = readings(sub.messages[:delivered])
     for sensor in ("c0", "c1"):
         assert_gapless(counter_values(rows, sensor))
