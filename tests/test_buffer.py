@@ -285,10 +285,19 @@ _op = st.one_of(
 @settings(max_examples=40, deadline=None)
 @given(st.lists(_op, max_size=25))
 def test_random_operations_keep_the_invariants(ops: list[tuple[str, int, int]]) -> None:
+    check_random_operations(ops, held=False)
+
+
+def check_random_operations(ops: list[tuple[str, int, int]], *, held: bool) -> None:
+    """Run `ops` on a buffer ("interval" durability, or "undelivered" with `held`, where "link"
+    and "tick" ops apply) and check the invariants after each: seqs, order, the cap's counts,
+    the cached pending bytes, the staged chunks; with `held`, no seq both held and in the file
+    and every held seq above every seq in the file."""
     max_bytes = 1000
+    mono = Monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "buffer.db"
-        buf = open_buffer(path, max_bytes)
+        buf = open_held(path, max_bytes, mono) if held else open_buffer(path, max_bytes)
         sealed: dict[int, int] = {}  # seq -> readings
         acked: set[int] = set()
         staged: list[bytes] = []
@@ -306,13 +315,21 @@ def test_random_operations_keep_the_invariants(ops: list[tuple[str, int, int]]) 
                 elif op == "stage":
                     assert buf.stage(bytes([a]) * a, readings=b)
                     staged.append(bytes([a]) * a)
+                elif op == "link":
+                    buf.set_link(bool(a))
+                elif op == "tick":
+                    mono.now += a
+                    buf.tick()
                 else:
                     buf.close()
-                    buf = open_buffer(path, max_bytes)
+                    buf = open_held(path, max_bytes, mono) if held else open_buffer(path, max_bytes)
                 pending = [batch.seq for batch in buf.peek(limit=1000)]
                 dropped = set(sealed) - acked - set(pending)
                 stats = buf.stats()
                 assert pending == sorted(pending) and set(pending) <= set(sealed) - acked
+                on_disk = batch_rows(buf)
+                assert not set(on_disk) & set(buf._held)
+                assert not buf._held or not on_disk or max(on_disk) < min(buf._held)
                 assert stats.dropped_batches == len(dropped)
                 assert stats.dropped_readings == sum(sealed[s] for s in dropped)
                 assert not dropped or not pending or max(dropped) < min(pending)
@@ -609,52 +626,7 @@ _held_op = st.one_of(
 @settings(max_examples=60, deadline=None)
 @given(st.lists(_held_op, max_size=30))
 def test_random_operations_keep_the_invariants_with_batches_held(ops: list[tuple[str, int, int]]) -> None:
-    max_bytes = 1000
-    mono = Monotonic()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "buffer.db"
-        buf = open_held(path, max_bytes, mono)
-        sealed: dict[int, int] = {}  # seq -> readings
-        acked: set[int] = set()
-        staged: list[bytes] = []
-        try:
-            for op, a, b in ops:
-                if op == "seal":
-                    seq = seal(buf, size=a, readings=b)
-                    assert seq == max(sealed, default=S) + 1
-                    sealed[seq] = b
-                    staged.clear()
-                elif op == "ack":
-                    chosen = [batch.seq for batch in buf.peek()][a::b]
-                    assert buf.ack_many(chosen)
-                    acked.update(chosen)
-                elif op == "stage":
-                    assert buf.stage(bytes([a]) * a, readings=b)
-                    staged.append(bytes([a]) * a)
-                elif op == "link":
-                    buf.set_link(bool(a))
-                elif op == "tick":
-                    mono.now += a
-                    buf.tick()
-                else:
-                    buf.close()
-                    buf = open_held(path, max_bytes, mono)
-                pending = [batch.seq for batch in buf.peek(limit=1000)]
-                dropped = set(sealed) - acked - set(pending)
-                stats = buf.stats()
-                on_disk = batch_rows(buf)
-                assert pending == sorted(pending) and set(pending) <= set(sealed) - acked
-                assert not set(on_disk) & set(buf._held)
-                assert not buf._held or not on_disk or max(on_disk) < min(buf._held)
-                assert stats.dropped_batches == len(dropped)
-                assert stats.dropped_readings == sum(sealed[s] for s in dropped)
-                assert not dropped or not pending or max(dropped) < min(pending)
-                assert stats.pending_bytes <= max_bytes or stats.pending_batches == 1
-                assert stats.pending_bytes == buf._pending_bytes
-                assert stats.next_seq == max(sealed, default=S) + 1
-                assert buf.staged() == staged
-        finally:
-            buf.close()
+    check_random_operations(ops, held=True)
 
 
 def test_a_seal_that_goes_to_the_file_writes_what_is_held_first_so_the_order_stays(path: Path) -> None:
