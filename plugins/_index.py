@@ -23,4 +23,5 @@ SENSOR_TYPES: dict[str, tuple[str, ...]] = {
     "sim": ("sim",),
     "system": ("system",),
     "tmp102": ("tmp102",),
+    "veml7700": ("veml7700",),
 }
