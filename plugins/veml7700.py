@@ -72,7 +72,9 @@ _GAIN_FACTOR = {"1": 1.0, "2": 2.0, "1/8": 0.125, "1/4": 0.25}
 _IT_CODE = {25: 0b1100, 50: 0b1000, 100: 0b0000, 200: 0b0001, 400: 0b0010, 800: 0b0011}
 
 # Resolution table: lx per count at the highest sensitivity, gain 2 and 800 ms; it doubles with
-# every halving of gain or integration time (2.1504 lx at gain 1/8 and 25 ms).
+# every halving of gain or integration time (2.1504 lx at gain 1/8 and 25 ms). The current
+# datasheet revision gives 0.0042 (range up to about 140 klx); older revisions and the
+# application note gave 0.0036 (120 klx), so readings from drivers using that are 14 % lower.
 _FINEST_LUX = 0.0042
 _SATURATED = 0xFFFF
 _OSCILLATOR_MARGIN = 1.1
