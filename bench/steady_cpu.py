@@ -29,6 +29,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from delivery import config  # noqa: E402  (bench/ is the script's directory)
+
 from sensord.testing.broker import Mosquitto  # noqa: E402
 
 CHANNELS = 10
@@ -48,12 +50,9 @@ def thread_ns(pid: int) -> dict[str, int]:
 
 def one_run(seconds: float, warmup: float, interval_s: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, Mosquitto() as broker:
-        chans = ", ".join(f'"ch{i}"' for i in range(CHANNELS))
-        cfg = Path(tmp, "node.toml")
-        cfg.write_text(f'[node]\nid = "bench"\n[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n'
-                       f'[batch]\nmax_age_s = 60\n[buffer]\npath = "{Path(tmp, "buffer.db")}"\n'
-                       f'[plugins]\ndirs = []\n[[sensor]]\nname = "s0"\ntype = "sim"\ninterval_s = {interval_s}\n'
-                       f'signal = "sine"\nchannels = [{chans}]\nseed = 0\n')
+        # The delivery bench's node (scenario 1): one sim sensor with CHANNELS sine channels.
+        cfg = config(Path(tmp, "node.toml"), port=broker.port, sensors=1, channels=CHANNELS,
+                     interval_s=interval_s, max_age_s=60)
         proc = subprocess.Popen([sys.executable, "-m", "sensord", "run", "-c", str(cfg)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
         try:
