@@ -17,6 +17,7 @@ SENSOR_TYPES: dict[str, tuple[str, ...]] = {
     "lm75": ("lm75",),
     "motion": ("motion",),
     "pulse_counter": ("pulse_counter",),
+    "scd30": ("scd30",),
     "scd4x": ("scd4x",),
     "sht3x": ("sht3x",),
     "sht4x": ("sht4x",),

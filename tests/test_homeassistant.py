@@ -54,6 +54,8 @@ def test_the_fake_node_announces_every_channel_with_its_class_unit_and_precision
     assert (by_name["attic pressure"].device_class, by_name["attic pressure"].unit) == ("pressure", "hPa")
     assert (by_name["office_co2 carbon_dioxide"].device_class, by_name["office_co2 carbon_dioxide"].precision) == \
         ("carbon_dioxide", 0)
+    co2 = by_name["bedroom_co2 carbon_dioxide"]  # SCD30: floats, shown to 0.1 ppm
+    assert (co2.device_class, co2.unit, co2.precision) == ("carbon_dioxide", "ppm", 1)
     rain = by_name["rain total"]
     assert (rain.device_class, rain.unit, rain.state_class) == ("precipitation", "mm", "total_increasing")
     assert by_name["rain count"].state_class == "total_increasing"
@@ -70,7 +72,7 @@ def test_the_fake_node_announces_every_channel_with_its_class_unit_and_precision
     desk = by_name["desk illuminance"]
     assert (desk.device_class, desk.unit, desk.precision) == ("illuminance", "lx", 1)  # VEML7700: 0.2688 lx steps
     # Every sensor channel of the config and the diagnostics, each once.
-    assert len({e.component_id for e in entities}) == len({e.key for e in entities}) == len(entities) == 40
+    assert len({e.component_id for e in entities}) == len({e.key for e in entities}) == len(entities) == 43
 
 
 def test_every_built_in_mapping_is_one_home_assistant_accepts() -> None:
