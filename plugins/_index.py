@@ -19,6 +19,7 @@ SENSOR_TYPES: dict[str, tuple[str, ...]] = {
     "pulse_counter": ("pulse_counter",),
     "scd30": ("scd30",),
     "scd4x": ("scd4x",),
+    "sgp40": ("sgp40",),
     "sht3x": ("sht3x",),
     "sht4x": ("sht4x",),
     "sim": ("sim",),

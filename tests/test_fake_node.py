@@ -26,6 +26,8 @@ PHYSICAL_RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("pressure", "hPa"): (300.0, 1100.0),  # BMP280/BME280 operating range
     ("illuminance", "lx"): (0.0, math.inf),
     ("carbon_dioxide", "ppm"): (0.0, 40000.0),  # SCD4x output range
+    ("voc_raw", ""): (0.0, 65535.0),  # SGP40: 16-bit SRAW ticks
+    ("voc_index", ""): (1.0, 500.0),  # Sensirion's VOC index scale
     ("voltage", "V"): (0.0, 26.0),  # INA219 bus voltage
     ("current", "A"): (-3.2, 3.2),  # INA219: ±320 mV across the default 0.1 Ω shunt
     ("power", "W"): (0.0, 26.0 * 3.2),
@@ -86,7 +88,7 @@ def detect_check_read(tmp_path: Path, env: dict[str, str] | None = None) -> tupl
 def test_detected_config_checks_and_reads_in_range(tmp_path: Path) -> None:
     sensors, rows = detect_check_read(tmp_path)
     assert {s["type"] for s in sensors} >= {"bme280", "bmp280", "sht3x", "sht4x", "aht20", "htu21d", "ina219",
-                                            "veml7700", "ads1115", "scd4x", "scd30", "ds18b20", "iio", "hwmon"}
+                                            "veml7700", "ads1115", "scd4x", "scd30", "sgp40", "ds18b20", "iio", "hwmon"}
     assert {s["device"] for s in sensors if s["type"] in ("iio", "hwmon")} == {"dht11", "si7020", "cpu_thermal",
                                                                              "ina219"}
     assert {r["quantity"] for r in rows} >= {"temperature", "humidity", "pressure", "carbon_dioxide", "voltage",
