@@ -164,6 +164,16 @@ def test_detect_fake_prints_pasteable_toml() -> None:
     assert "address = 0x76" in out.stdout  # hex, as datasheets write it
 
 
+def test_detect_fake_bus_3_has_the_chips_bus_1_had_no_room_for() -> None:
+    import tomllib
+
+    out = sensord_cmd("detect", "--fake", "--bus", "3")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("## I2C bus 3 (fake: the chip models bus 1 had no room for): 1 chip\n")
+    chips = [s for s in tomllib.loads(out.stdout)["sensor"] if "address" in s]
+    assert chips == [{"name": "bme680_77", "type": "bme680", "interval_s": 60, "bus": 3, "address": 0x77}]
+
+
 def test_detect_missing_bus_is_one_clear_line() -> None:
     out = sensord_cmd("detect", "--bus", "97")
     assert out.returncode == 1
@@ -175,7 +185,7 @@ def test_read_every_builtin_type_on_fake_hardware(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     by_sensor = {r["sensor"]: r for r in rows}
-    assert len(by_sensor) == 21
+    assert len(by_sensor) == 22
     assert {r["quantity"] for r in rows} >= {"temperature", "humidity", "pressure", "illuminance", "voltage",
                                               "current", "power", "carbon_dioxide", "contact", "motion", "count"}
     assert by_sensor["tank"]["value"] == 21.5
@@ -185,6 +195,8 @@ def test_read_every_builtin_type_on_fake_hardware(tmp_path: Path) -> None:
     assert values["desk", "illuminance"] == (pytest.approx(250.0, abs=0.2688), "lx")  # VEML7700Model's default
     assert values["bedroom_co2", "carbon_dioxide"] == (439.1, "ppm")  # SCD30Model: the read_measurement example
     assert values["living_voc", "voc_raw"] == (30000, "")  # SGP40Model's default SRAW
+    assert values["lounge", "gas_resistance"] == (20467, "Ω")  # BME680Model's worked example, on bus 3
+    assert values["lounge", "temperature"] == (19.31, "°C")
 
 
 SIM = '[[sensor]]\nname = "a"\ntype = "sim"\ninterval_s = 1\n'

@@ -56,6 +56,8 @@ def test_the_fake_node_announces_every_channel_with_its_class_unit_and_precision
         ("carbon_dioxide", 0)
     co2 = by_name["bedroom_co2 carbon_dioxide"]  # SCD30: floats, shown to 0.1 ppm
     assert (co2.device_class, co2.unit, co2.precision) == ("carbon_dioxide", "ppm", 1)
+    gas = by_name["lounge gas_resistance"]  # BME680: Home Assistant has no device class for Ω
+    assert (gas.device_class, gas.unit, gas.state_class, gas.precision) == (None, "Ω", "measurement", 0)
     voc = by_name["living_voc voc_index"]  # SGP40 with Sensirion's algorithm (the test extra installs it)
     assert (voc.device_class, voc.unit, voc.precision) == ("aqi", None, 0)
     rain = by_name["rain total"]
@@ -74,7 +76,7 @@ def test_the_fake_node_announces_every_channel_with_its_class_unit_and_precision
     desk = by_name["desk illuminance"]
     assert (desk.device_class, desk.unit, desk.precision) == ("illuminance", "lx", 1)  # VEML7700: 0.2688 lx steps
     # Every sensor channel of the config and the diagnostics, each once.
-    assert len({e.component_id for e in entities}) == len({e.key for e in entities}) == len(entities) == 45
+    assert len({e.component_id for e in entities}) == len({e.key for e in entities}) == len(entities) == 49
 
 
 def test_every_built_in_mapping_is_one_home_assistant_accepts() -> None:

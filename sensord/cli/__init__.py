@@ -329,13 +329,16 @@ def cmd_detect(args: argparse.Namespace) -> int:
         hardware = Hardware()
     try:
         try:
-            bus = hardware.i2c(1 if args.fake else args.bus)
+            bus = hardware.i2c(args.bus)
         except OSError as exc:
             print(f"sensord: cannot open /dev/i2c-{args.bus}: {exc.strerror or exc} (is I2C enabled, "
                   f"e.g. with raspi-config, and are you in group i2c?)", file=sys.stderr)
             return EX_FAIL
         found = identify(bus, scan(bus), host.sensor_types.values(), sleep=hardware.sleep)
-        kind = " (fake: one of each built-in and plugin chip model)" if args.fake else ""
+        kind = ""
+        if args.fake:
+            kind = (" (fake: one of each built-in and plugin chip model)" if args.bus == 1
+                    else " (fake: the chip models bus 1 had no room for)")
         print(f"## I2C bus {args.bus}{kind}: {startup.counted(len(found), 'chip')}\n")
         for chip in found:
             print(toml_block(chip, suggest_name(chip), bus=args.bus))

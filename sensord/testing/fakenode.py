@@ -1,6 +1,7 @@
 """A whole fake node for `--fake` and `[hardware] fake = true`: on I2C bus 1 one of each chip model
 the plugins register (`sensord_register_device_models`: the built-in drivers' first, then the
-third-party ones, in load order), gpiozero mock pins, a 1-Wire tree with one DS18B20 reading
+third-party ones, in load order; a chip that bus 1 has no room for goes on bus 3, see
+`fake_node_buses`), gpiozero mock pins, a 1-Wire tree with one DS18B20 reading
 21.5 °C, and a sysfs tree with IIO and hwmon devices (`sensord.testing.sysfs.fake_node_sysfs`)."""
 
 from __future__ import annotations
@@ -42,33 +43,55 @@ def fake_node_hardware(host: PluginHost | None = None) -> Hardware:
     atexit.register(shutil.rmtree, w1_root, ignore_errors=True)
     (w1_root / DS18B20_ID).mkdir()
     (w1_root / DS18B20_ID / "w1_slave").write_text(_W1_SLAVE)
-    bus = fake_node_bus(models)
+    buses = fake_node_buses(models)
     # Models that keep virtual time (conversion delays) see a driver's waits; nothing really sleeps.
-    advances = [getattr(m, "advance", None) for m in bus.devices.values()]
+    advances = [getattr(m, "advance", None) for bus in buses.values() for m in bus.devices.values()]
     clocked = [advance for advance in advances if callable(advance)]
 
     def sleep(seconds: float) -> None:
         for advance in clocked:
             advance(seconds)
 
-    return fake_hardware(bus, w1_root=str(w1_root), sleep=sleep, sysfs=fake_node_sysfs())
+    return fake_hardware(buses, w1_root=str(w1_root), sleep=sleep, sysfs=fake_node_sysfs())
 
 
-def fake_node_bus(models: Iterable[type[I2CDeviceModel]]) -> FakeI2CBus:
-    """A `FakeI2CBus` with one of each model, built with `address=` alone, in the order given: at
-    its `DEFAULT_ADDRESS`, or when another model took that at the next free address above it,
-    wrapping from 0x77 to 0x03 (`next_free_address`); a model with no free address is left out.
-    Chips that share a default (TMP102, LM75 and ADS1115 at 0x48) take the addresses above it,
-    which their address pins also select."""
-    bus = FakeI2CBus()
+#: The fake node's second I2C bus, for chips whose every address is taken on bus 1: as a Pi owner
+#: wires a third chip of the BME family to a software I2C bus (`dtoverlay=i2c-gpio,bus=3`).
+SECOND_BUS = 3
+
+
+def fake_node_buses(models: Iterable[type[I2CDeviceModel]]) -> dict[int, FakeI2CBus]:
+    """Buses 1 and `SECOND_BUS` with one of each model, built with `address=` alone, in the order
+    given, on bus 1 at its `DEFAULT_ADDRESS` if that is free. Otherwise a model that lists
+    `ADDRESSES` (the addresses its chip can be strapped to: a BME680's 0x76 and 0x77) takes the
+    first of them free on bus 1, or failing that goes on bus 3, at the first of them free there;
+    any other model takes the next free address above its default, wrapping from 0x77 to 0x03
+    (`next_free_address`). A model with no place is left out. Chips that share a default
+    (TMP102, LM75 and ADS1115 at 0x48) take the addresses above it, which their address pins also
+    select."""
+    buses = {1: FakeI2CBus(), SECOND_BUS: FakeI2CBus(number=SECOND_BUS)}
     for cls in models:
         # Every model class has a DEFAULT_ADDRESS (the kit's test checks it); the base class does not declare one.
-        address = next_free_address(cls.DEFAULT_ADDRESS, bus.devices)  # type: ignore[attr-defined]
+        default: int = cls.DEFAULT_ADDRESS  # type: ignore[attr-defined]
+        strappable: tuple[int, ...] = getattr(cls, "ADDRESSES", ())
+        bus, address = buses[1], None
+        if strappable:
+            for bus in buses.values():
+                address = next((a for a in (default, *strappable) if a not in bus.devices), None)
+                if address is not None:
+                    break
+        else:
+            address = next_free_address(default, bus.devices)
         if address is None:
             log.debug("no free address for %s", cls.__name__)
             continue
         bus.attach(cls(address=address), address)
-    return bus
+    return buses
+
+
+def fake_node_bus(models: Iterable[type[I2CDeviceModel]]) -> FakeI2CBus:
+    """Bus 1 of `fake_node_buses(models)`."""
+    return fake_node_buses(models)[1]
 
 
 def next_free_address(default: int, taken: Iterable[int], *, first: int = 0x03, last: int = 0x77) -> int | None:

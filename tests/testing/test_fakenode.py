@@ -16,7 +16,7 @@ from sensord.config import parse_config
 from sensord.detect import identify, scan, suggest_name, toml_block
 from sensord.plugins import collect_device_models, get_plugin_manager
 from sensord.testing import FakeI2CBus, I2CDeviceModel, RegisterMapDevice
-from sensord.testing.fakenode import fake_node_bus
+from sensord.testing.fakenode import SECOND_BUS, fake_node_bus, fake_node_buses
 
 
 def built_in_models() -> list[type[Any]]:
@@ -63,6 +63,28 @@ def test_fake_bus_places_models_in_order_and_leaves_out_one_with_no_free_address
     full = fake_node_bus([*fillers, ThermoModel])
     assert len(full.devices) == 0x78 - 0x03
     assert not any(isinstance(m, ThermoModel) for m in full.devices.values())
+
+
+def test_a_model_with_addresses_takes_a_free_one_or_goes_on_the_second_bus() -> None:
+    class ThermoModel(RegisterMapDevice):
+        DEFAULT_ADDRESS = 0x76
+
+    class BoschLikeModel(RegisterMapDevice):
+        DEFAULT_ADDRESS = 0x77
+        ADDRESSES = (0x76, 0x77)
+
+    buses = fake_node_buses([ThermoModel, BoschLikeModel, BoschLikeModel, BoschLikeModel, BoschLikeModel])
+    assert SECOND_BUS == 3 and buses[3].number == 3
+    assert {a: type(m).__name__ for a, m in buses[1].devices.items()} == {0x76: "ThermoModel", 0x77: "BoschLikeModel"}
+    assert sorted(buses[3].devices) == [0x76, 0x77]  # the fourth has no place: left out
+    assert buses[3].devices[0x76].address == 0x76  # built with address=
+    assert fake_node_bus([ThermoModel, BoschLikeModel]).devices.keys() == {0x76, 0x77}
+
+
+def test_the_built_in_bme680_goes_on_the_second_bus() -> None:
+    buses = fake_node_buses(built_in_models())
+    assert {a: type(m).__name__ for a, m in buses[SECOND_BUS].devices.items()} == {0x77: "BME680Model"}
+    assert {type(m).__name__ for m in buses[1].devices.values()} >= {"BMP280Model", "BME280Model"}
 
 
 def test_fake_bus_with_the_built_in_models() -> None:
