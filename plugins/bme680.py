@@ -19,8 +19,8 @@ expect it to drift for the first minutes (hours, on a new sensor).
 
 Wiring (I2C, enabled with `dtparam=i2c_arm=on`): VIN/VCC to 3.3 V (header pin 1), GND to pin 6,
 SDA to GPIO2 (pin 3), SCL to GPIO3 (pin 5). CSB high (or open on most breakouts) selects I2C.
-Address: SDO to GND gives 0x76, SDO to VDDIO gives 0x77 (§6.2.1); Adafruit's and Bosch's boards
-strap 0x77, Pimoroni's 0x76.
+Address: SDO to GND gives 0x76, SDO to VDDIO gives 0x77 (§6.2); Adafruit's boards strap 0x77,
+Pimoroni's 0x76.
 
 Datasheet: BME680, BST-BME680-DS001 (revision 1.0, July 2017),
 https://www.bosch-sensortec.com/media/boschsensortec/downloads/datasheets/bst-bme680-ds001.pdf
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Registers (§5.2, Table 20 memory map).
+# Registers (§5.2, the memory map; §5.3, the register descriptions).
 _REG_STATUS = 0x1D  # meas_status_0 (§5.3.5): new_data_0<7>, gas_measuring<6>, measuring<5>
 _NEW_DATA, _GAS_MEASURING, _MEASURING = 0x80, 0x40, 0x20
 _REG_FIELD0 = 0x1D  # field 0: meas_status_0 .. gas_r_lsb (0x2B), read in one burst (§5.3.5)
@@ -89,7 +89,7 @@ _REG_CALIB_2, _CALIB_2_LEN = 0xE1, 14  # 0xE1..0xEE: par_h1..par_h7, par_t1, par
 _REG_CALIB_3, _CALIB_3_LEN = 0x00, 5  # 0x00..0x04: res_heat_val, res_heat_range, range_switching_error
 _SKIPPED_20BIT = 0x80000  # a skipped (or never run) temperature/pressure conversion
 
-_STARTUP_S = 0.010  # after a soft reset; §1.2 gives 2 ms start-up, Bosch's API waits 10 ms
+_STARTUP_S = 0.010  # after a soft reset, as Bosch's API waits
 _POLL_S = 0.005
 _POLLS = 20
 _AMBIENT_DEFAULT_C = 25.0
@@ -350,7 +350,7 @@ class BME680(I2CSensor):
 
     def _write(self, register: int, value: int) -> None:
         # One register per write: the chip takes a multi-byte I2C write as register/value pairs
-        # (§6.2.1), not as consecutive registers.
+        # (§6.2), not as consecutive registers.
         self.transfer(lambda bus: bus.write_byte_data(self.address, register, value))
 
     @classmethod

@@ -4,7 +4,7 @@ Registers as on the chip: chip id 0x61 at 0xD0, variant id 0x00 at 0xF0, calibra
 0x8A..0xA0, 0xE1..0xEE and 0x00..0x04, soft reset by 0xB6 to 0xE0, the gas set-points
 (idac_heat_x 0x50.., res_heat_x 0x5A.., gas_wait_x 0x64..), ctrl_gas_0/1 (0x70, 0x71), ctrl_hum
 (0x72), ctrl_meas (0x74) and field 0 (0x1D..0x2B). A multi-byte write is taken as
-register/value pairs, as the chip does (§6.2.1), not as consecutive registers.
+register/value pairs, as the chip does (§6.2), not as consecutive registers.
 
 Writing mode forced to ctrl_meas runs one TPHG cycle: meas_status_0 (0x1D) shows `measuring`
 (and `gas_measuring` when run_gas is set) for `busy_reads` reads of it, then `new_data_0`, the
@@ -131,7 +131,7 @@ class BME680Model(RegisterMapDevice):
     """A BME680 on a fake bus: forced TPHG cycles, status polling, the gas flags."""
 
     DEFAULT_ADDRESS = 0x77
-    #: The addresses SDO selects (§6.2.1): where the fake node may put one (`fake_node_buses`).
+    #: The addresses SDO selects (§6.2): where the fake node may put one (`fake_node_buses`).
     ADDRESSES = (0x76, 0x77)
     CHIP_ID = 0x61
 
@@ -187,7 +187,7 @@ class BME680Model(RegisterMapDevice):
     # -- the bus ----------------------------------------------------------------------------
 
     def write(self, register: int, data: bytes) -> None:
-        # §6.2.1: a multi-byte write is register/value pairs, not an auto-incremented run.
+        # §6.2: a multi-byte write is register/value pairs, not an auto-incremented run.
         pairs = [(register, data[0])] if data else []
         pairs += list(zip(data[1::2], data[2::2], strict=False))
         for reg, value in pairs:
