@@ -23,5 +23,6 @@ SENSOR_TYPES: dict[str, tuple[str, ...]] = {
     "sim": ("sim",),
     "system": ("system",),
     "tmp102": ("tmp102",),
+    "tsl2591": ("tsl2591",),
     "veml7700": ("veml7700",),
 }
