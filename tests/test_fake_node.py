@@ -87,8 +87,8 @@ def detect_check_read(tmp_path: Path, env: dict[str, str] | None = None) -> tupl
 def test_detected_config_checks_and_reads_in_range(tmp_path: Path) -> None:
     sensors, rows = detect_check_read(tmp_path)
     assert {s["type"] for s in sensors} >= {"bme280", "bmp280", "sht3x", "sht4x", "aht20", "htu21d", "ina219",
-                                            "veml7700", "tsl2591", "ads1115", "scd4x", "ds18b20", "iio",
-                                            "hwmon"}
+                                            "veml7700", "tsl2591", "bmp388", "bmp390", "ads1115", "scd4x",
+                                            "ds18b20", "iio", "hwmon"}
     assert {s["device"] for s in sensors if s["type"] in ("iio", "hwmon")} == {"dht11", "si7020", "cpu_thermal",
                                                                              "ina219"}
     assert {r["quantity"] for r in rows} >= {"temperature", "humidity", "pressure", "carbon_dioxide", "voltage",

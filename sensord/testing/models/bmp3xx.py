@@ -84,6 +84,8 @@ class BMP388Model(RegisterMapDevice):
     """A BMP388 on a fake bus: forced mode, status and error registers, por_detected."""
 
     DEFAULT_ADDRESS = 0x77
+    #: SDO high or low (§5.2): on the fake node, where a BMP280 and a BME280 hold both, bus 3.
+    ADDRESSES = (0x77, 0x76)
     CHIP_ID = 0x50
 
     def __init__(self, *, address: int | None = None, chip_id: int | None = None,
