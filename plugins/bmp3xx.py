@@ -3,14 +3,15 @@ and `bmp390`.
 
 Wiring (I2C, enabled with `dtparam=i2c_arm=on`): VIN/VCC to 3.3 V (header pin 1), GND to pin 6,
 SDA to GPIO2 (pin 3), SCL to GPIO3 (pin 5). CSB high (or open on most breakouts) selects I2C.
-Address: SDO to GND gives 0x76, SDO to VDDIO gives 0x77 (BMP388 datasheet §5.2); most breakouts
+Address: SDO to GND gives 0x76, SDO to VDDIO gives 0x77 (datasheet, I2C interface); most breakouts
 pull SDO up (0x77), `sensord detect` tells. The two chips share the register map and the
 compensation; the chip id at register 0x00 tells them apart (0x50 BMP388, 0x60 BMP390), and a
 config naming the other type gets an error saying which one is there.
 
-Each read starts one forced-mode measurement (§3.3.2: PWR_CTRL with press_en, temp_en and mode
-forced), waits the conversion time of §3.9.2 (234 µs + 392 µs + 2^osr_p x 2020 µs for pressure
-+ 163 µs + 2^osr_t x 2020 µs for temperature: 4.8 ms at x1/x1, 130 ms at x32/x32), polls the
+Each read starts one forced-mode measurement (§3.3, power modes: PWR_CTRL with press_en, temp_en
+and mode forced), waits the conversion time by the datasheet's measurement-time formula (234 µs
++ 392 µs + 2^osr_p x 2020 µs for pressure + 163 µs + 2^osr_t x 2020 µs for temperature: 4.8 ms
+at x1/x1, 130 ms at x32/x32), polls the
 status register (0x03) until drdy_press and drdy_temp are set, checks the error register (0x02:
 fatal_err, cmd_err, conf_err), burst-reads the six data registers (0x04-0x09, pressure then
 temperature, 24 bits each, least significant byte first) and compensates them with the
@@ -19,16 +20,16 @@ datasheet's floating-point formulas (§9.2, §9.3) from the calibration NVM (NVM
 A fatal error makes the driver soft-reset and reconfigure the chip before failing that read;
 a power-on reset behind its back (EVENT.por_detected) makes it rewrite its settings first.
 
-The IIR filter (§3.4.3) smooths pressure across measurements; in forced mode each read is one
+The IIR filter (§3.4) smooths pressure across measurements; in forced mode each read is one
 filter step, so coefficient 3 at a 60 s interval follows a change over a few minutes. The
-datasheet's setting for weather monitoring (§3.5, Table 10) is x1/x1 without the filter, the
+datasheet's recommended setting for weather monitoring is x1/x1 without the filter, the
 defaults here.
 
 Datasheets: BMP388 BST-BMP388-DS001,
 https://www.bosch-sensortec.com/media/boschsensortec/downloads/datasheets/bst-bmp388-ds001.pdf;
 BMP390 BST-BMP390-DS002,
 https://www.bosch-sensortec.com/media/boschsensortec/downloads/datasheets/bst-bmp390-ds002.pdf
-(the same sections).
+(the same sections; the register map is §4, the compensation formulas §9).
 
 Example::
 
@@ -67,18 +68,18 @@ from ._bosch import chip_id_in, describe_ids, poll_register, soft_reset
 if TYPE_CHECKING:
     from sensord.testing import I2CDeviceModel
 
-# Registers (BMP388 datasheet §4.2, Table 24; the BMP390's map is the same).
+# Registers (BMP388 datasheet §4, register map; the BMP390's map is the same).
 _REG_CHIP_ID = 0x00
-_REG_ERR = 0x02  # §4.3.2: fatal_err bit 0, cmd_err bit 1, conf_err bit 2 (the last two clear on read)
-_REG_STATUS = 0x03  # §4.3.3: cmd_rdy bit 4, drdy_press bit 5, drdy_temp bit 6
-_REG_DATA = 0x04  # DATA_0..DATA_5: pressure xlsb, lsb, msb, then temperature (§4.3.4, §4.3.5)
-_REG_EVENT = 0x10  # §4.3.7: por_detected bit 0, cleared on read
-_REG_PWR_CTRL = 0x1B  # §4.3.16: press_en bit 0, temp_en bit 1, mode bits 5:4
-_REG_OSR = 0x1C  # §4.3.17: osr_p bits 2:0, osr_t bits 5:3
-_REG_CONFIG = 0x1F  # §4.3.19: iir_filter bits 3:1
-_REG_NVM = 0x31  # NVM_PAR_T1..NVM_PAR_P11 (§9.1, Table 32)
+_REG_ERR = 0x02  # ERR_REG: fatal_err bit 0, cmd_err bit 1, conf_err bit 2 (the last two clear on read)
+_REG_STATUS = 0x03  # STATUS: cmd_rdy bit 4, drdy_press bit 5, drdy_temp bit 6
+_REG_DATA = 0x04  # DATA_0..DATA_5: pressure xlsb, lsb, msb, then temperature
+_REG_EVENT = 0x10  # EVENT: por_detected bit 0, cleared on read
+_REG_PWR_CTRL = 0x1B  # PWR_CTRL: press_en bit 0, temp_en bit 1, mode bits 5:4
+_REG_OSR = 0x1C  # OSR: osr_p bits 2:0, osr_t bits 5:3
+_REG_CONFIG = 0x1F  # CONFIG: iir_filter bits 3:1
+_REG_NVM = 0x31  # NVM_PAR_T1..NVM_PAR_P11 (§9.1)
 _NVM_LEN = 21
-_REG_CMD = 0x7E  # §4.3.20: 0xB6 soft reset
+_REG_CMD = 0x7E  # CMD: 0xB6 soft reset
 
 _ERR_BITS = ((0x01, "fatal_err"), (0x02, "cmd_err"), (0x04, "conf_err"))
 _STATUS_CMD_RDY = 0x10
@@ -87,9 +88,9 @@ _EVENT_POR = 0x01
 _PWR_FORCED = 0x01 | 0x02 | 0b01 << 4  # press_en, temp_en, mode forced
 _IIR_CODE = {0: 0, 1: 1, 3: 2, 7: 3, 15: 4, 31: 5, 63: 6, 127: 7}
 
-BMP388_ID = 0x50  # BMP388 §4.3.1
-BMP390_ID = 0x60  # BMP390 §4.3.1
-_STARTUP_S = 0.002  # §2, Table 2: start-up time 2 ms after power-on and soft reset
+BMP388_ID = 0x50  # CHIP_ID of the BMP388
+BMP390_ID = 0x60  # CHIP_ID of the BMP390
+_STARTUP_S = 0.002  # start-up time (electrical specification): 2 ms, after power-on and soft reset
 _POLL_S = 0.001
 _POLLS = 20  # status polls before giving up: the conversion time already passed once
 
@@ -102,8 +103,8 @@ class BMP3Config(I2CConfig):
     """`[[sensor]]` keys of types `bmp388` and `bmp390`."""
 
     address: int = field_range(0x77, ge=0x76, le=0x77)
-    oversampling_pressure: Oversampling = 1  # §3.5, Table 10: x1 for weather monitoring
-    oversampling_temperature: Oversampling = 1  # x1 up to x8 on pressure, x2 above (Table 10)
+    oversampling_pressure: Oversampling = 1  # x1 for weather monitoring (recommended settings)
+    oversampling_temperature: Oversampling = 1  # x1 up to x8 on pressure, x2 above (same table)
     iir_filter: IIRFilter = 0
 
 
@@ -127,7 +128,7 @@ class Calibration:
     par_p11: float
 
 
-# §9.1, Table 32: NVM_PAR_x little-endian at 0x31.., u16 T1 T2, s8 T3, s16 P1 P2, s8 P3 P4,
+# §9.1: NVM_PAR_x little-endian at 0x31.., u16 T1 T2, s8 T3, s16 P1 P2, s8 P3 P4,
 # u16 P5 P6, s8 P7 P8, s16 P9, s8 P10 P11.
 _NVM_FORMAT = "<HHbhhbbHHbbhbb"
 # PAR_x = (NVM_PAR_x - offset) / 2**exponent (the offset is 2**14 for P1 and P2 only).
@@ -164,14 +165,15 @@ def compensate_pressure(uncomp_press: int, t_lin: float, cal: Calibration) -> fl
 
 
 def measurement_time_s(oversampling_pressure: int, oversampling_temperature: int) -> float:
-    """The conversion time of one forced measurement of both (§3.9.2), from the oversampling
-    factors: 234 µs + (392 µs + osr_p x 2020 µs) + (163 µs + osr_t x 2020 µs)."""
+    """The conversion time of one forced measurement of both, by the datasheet's measurement-time
+    formula, from the oversampling factors: 234 µs + (392 µs + osr_p x 2020 µs) + (163 µs + osr_t
+    x 2020 µs)."""
     us = 234 + 392 + oversampling_pressure * 2020 + 163 + oversampling_temperature * 2020
     return us / 1e6
 
 
 def osr_code(samples: int) -> int:
-    """Register code of an oversampling factor: x1 → 0, x2 → 1, ... x32 → 5 (§4.3.17)."""
+    """Register code of an oversampling factor: x1 → 0, x2 → 1, ... x32 → 5 (OSR register)."""
     return samples.bit_length() - 1
 
 

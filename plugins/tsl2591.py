@@ -21,11 +21,12 @@ block, and computes lux. A channel at the largest count of the integration time 
 the gain or shorten the integration time.
 
 Lux: the datasheet gives no equation ("lux is derived using an empirical formula"). sensord
-uses the form ams publishes for its two-diode light sensors (e.g. the TSL2571/TSL2572 datasheets'
-"Lux Equation", and ams's design note DN40): counts per lux CPL = ATIME_ms x AGAIN / (GA x DF),
+uses the form ams publishes for its two-diode light sensors (e.g. the TSL2572 datasheet's "Lux
+Equation"; ams's design note DN40 uses the same counts per lux for its colour sensors): counts
+per lux CPL = ATIME_ms x AGAIN / (GA x DF),
 Lux1 = (C0 - B x C1) / CPL, Lux2 = (C x C0 - D x C1) / CPL, lux = max(Lux1, Lux2, 0). For the
 TSL2591 the coefficients B = 1.64, C = 0.59, D = 0.86 and GA x DF = 408 (LUX_DF) are those of
-the first open driver (Adafruit's, 2013); ams has not published TSL2591 coefficients, so treat
+the first open driver (Adafruit's); ams has not published TSL2591 coefficients, so treat
 the result as an approximation and calibrate against a lux meter where it matters. The gain
 factors are the typical ones every open driver uses (1, 25, 428, 9876); the datasheet's
 operating characteristics allow a spread of several percent around them.

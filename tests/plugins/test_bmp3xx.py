@@ -1,5 +1,5 @@
 """The `bmp388` and `bmp390` drivers: the §9 floating-point compensation against a real chip's
-calibration and readings, the conversion time of §3.9.2, and the whole driver on a fake chip,
+calibration and readings, the measurement-time formula, and the whole driver on a fake chip,
 with the error register, the status bits and a power-on reset behind its back."""
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def test_pressure_falls_and_temperature_rises_with_the_raw_values() -> None:
 @pytest.mark.parametrize(("osr_p", "osr_t", "seconds"), [
     (1, 1, 0.004829), (8, 1, 0.018969), (32, 2, 0.069469), (32, 32, 0.130069)])
 def test_measurement_time(osr_p: int, osr_t: int, seconds: float) -> None:
-    # §3.9.2: 234 µs + (392 µs + 2^osr_p x 2020 µs) + (163 µs + 2^osr_t x 2020 µs).
+    # The datasheet's measurement time: 234 µs + (392 µs + 2^osr_p x 2020 µs) + (163 µs + 2^osr_t x 2020 µs).
     assert measurement_time_s(osr_p, osr_t) == pytest.approx(seconds)
 
 

@@ -2,16 +2,16 @@
 
 The chips as their datasheets describe them (BMP388 BST-BMP388-DS001, BMP390 BST-BMP390-DS002;
 one register map): chip id at 0x00 (0x50, 0x60), ERR_REG 0x02 (fatal_err bit 0; cmd_err bit 1
-and conf_err bit 2 clear when read), STATUS 0x03 (cmd_rdy bit 4, drdy_press bit 5, drdy_temp
-bit 6), data 0x04-0x09 (pressure then temperature, 24 bits, least significant byte first; reading
+and conf_err bit 2 clear when read), STATUS 0x03 (cmd_rdy bit 4, drdy_press bit 5, drdy_temp bit
+6), data 0x04-0x09 (pressure then temperature, 24 bits, least significant byte first; reading
 them clears the drdy bits), EVENT 0x10 (por_detected bit 0, set by a reset, cleared when read),
 PWR_CTRL 0x1B, OSR 0x1C, ODR 0x1D, CONFIG 0x1F, the calibration NVM at 0x31-0x45 and CMD 0x7E.
 Writing 0xB6 to CMD soft-resets the registers; another command sets cmd_err. A write of PWR_CTRL
 with mode forced (01 or 10) starts a measurement of the enabled quantities, which takes the
-conversion time of §3.9.2 on `clock` (at once without one), then sets drdy_press and drdy_temp,
-fills the data registers and falls back to sleep mode. An OSR with a code above 5 (x32) or an
-IIR code above 7 cannot be written (CONFIG bits 3:1 hold only 0-7); such an OSR sets conf_err.
-Writes to registers the map does not have are NACKed, so driver bugs show.
+conversion time of the datasheet's measurement-time formula on `clock` (at once without one),
+then sets drdy_press and drdy_temp, fills the data registers and falls back to sleep mode. An
+OSR with a code above 5 (x32) sets conf_err. Writes to registers the map does not have are
+NACKed, so driver bugs show.
 
 Set `temperature_c` and `pressure_pa`: the model finds raw ADC values that give them, inverting
 the datasheet's floating-point compensation (§9.2, §9.3) by bisection. Or set `raw_temperature`
@@ -75,7 +75,7 @@ def pressure_float(raw: float, t_lin: float, par: tuple[float, ...]) -> float:
 
 
 def conversion_s(osr_p: int, osr_t: int, *, press: bool = True, temp: bool = True) -> float:
-    """§3.9.2: the conversion time for the OSR codes of the enabled quantities."""
+    """The datasheet's measurement-time formula: the conversion time for the OSR codes of the enabled quantities."""
     us = 234 + (392 + 2**osr_p * 2020 if press else 0) + (163 + 2**osr_t * 2020 if temp else 0)
     return us / 1e6
 
@@ -84,7 +84,7 @@ class BMP388Model(RegisterMapDevice):
     """A BMP388 on a fake bus: forced mode, status and error registers, por_detected."""
 
     DEFAULT_ADDRESS = 0x77
-    #: SDO high or low (§5.2): on the fake node, where a BMP280 and a BME280 hold both, bus 3.
+    #: SDO high or low: on the fake node, where a BMP280 and a BME280 hold both, bus 3.
     ADDRESSES = (0x77, 0x76)
     CHIP_ID = 0x50
 
@@ -117,7 +117,7 @@ class BMP388Model(RegisterMapDevice):
         return 0.0 if self._clock is None else self._clock()
 
     def _reset_registers(self) -> None:
-        # §4.2, Table 24: reset values; the data registers read 0 until a measurement.
+        # Register map (§4): reset values; the data registers read 0 until a measurement.
         self.poke(_CHIP_ID, [self._chip_id, 0x01, 0x00, _CMD_RDY])
         self.poke(_DATA, bytes(6))
         self.poke(_EVENT, _EVENT_POR)
@@ -193,7 +193,7 @@ class BMP388Model(RegisterMapDevice):
         if temp_en:
             self.poke(_DATA + 3, raw_t.to_bytes(3, "little"))
             self.regs[_STATUS] |= _DRDY_TEMP
-        self.regs[_PWR_CTRL] &= 0x0F  # mode back to sleep (§3.3.2)
+        self.regs[_PWR_CTRL] &= 0x0F  # mode back to sleep (§3.3)
 
 
 
