@@ -58,7 +58,9 @@ from typing import TYPE_CHECKING, Any
 
 import sensord
 from sensord import Channel, I2CConfig, I2CSensor, Reading, Sensor, field_range
-from sensord.i2c import Oversampling, osrs_code, signed, trunc_div
+from sensord.i2c import signed
+
+from ._bosch import Oversampling, chip_id_in, osrs_code, soft_reset, trunc_div
 
 if TYPE_CHECKING:
     from sensord.testing import I2CDeviceModel
@@ -80,8 +82,7 @@ _REG_CTRL_MEAS = 0x74  # §5.3.1.3, 5.3.2.2-3: osrs_t<7:5>, osrs_p<4:2>, mode<1:
 _MODE_FORCED = 0b01
 _REG_ID = 0xD0  # §5.3.4: chip_id
 _CHIP_ID = 0x61
-_REG_RESET = 0xE0  # §5.3.4: 0xB6 resets
-_RESET_VALUE = 0xB6
+_REG_RESET = 0xE0  # §5.3.4: writing 0xB6 (`_bosch.SOFT_RESET`) resets
 _GAS_VALID, _HEAT_STAB = 0x20, 0x10  # gas_r_lsb (0x2B) bits (§5.3.5.5, §5.3.5.6)
 # Calibration blocks (Bosch's BME68x API: coefficient areas 1, 2 and 3).
 _REG_CALIB_1, _CALIB_1_LEN = 0x8A, 23  # 0x8A..0xA0: par_t2, par_t3, par_p1..par_p10
@@ -269,8 +270,7 @@ class BME680(I2CSensor):
         chip_id = self.transfer(lambda bus: bus.read_byte_data(self.address, _REG_ID))
         if chip_id != _CHIP_ID:
             raise self.error(f"chip id 0x{chip_id:02x}, expected 0x{_CHIP_ID:02x}{_other_chip_hint(chip_id)}")
-        self._write(_REG_RESET, _RESET_VALUE)
-        self.hardware.sleep(_STARTUP_S)
+        soft_reset(self, _REG_RESET, _STARTUP_S)
         cal = parse_calibration(self._read_block(_REG_CALIB_1, _CALIB_1_LEN),
                                 self._read_block(_REG_CALIB_2, _CALIB_2_LEN),
                                 self._read_block(_REG_CALIB_3, _CALIB_3_LEN))
@@ -357,11 +357,7 @@ class BME680(I2CSensor):
     def identify(cls, bus: Any, address: int, *,
                  sleep: Callable[[float], None] = time.sleep) -> dict[str, Any] | None:
         """The `[[sensor]]` keys when the chip id register (0xD0) holds 0x61."""
-        try:
-            chip_id = bus.read_byte_data(address, _REG_ID)
-        except OSError:
-            return None
-        return {"type": cls.type_name, "address": address} if chip_id == _CHIP_ID else None
+        return {"type": cls.type_name, "address": address} if chip_id_in(bus, address, _REG_ID, [_CHIP_ID]) else None
 
 
 def _other_chip_hint(chip_id: int) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from .errors import SensorError
 from .hardware import NACK_ERRNOS, LockedBus, retry_nack
@@ -102,23 +102,6 @@ def swap16(word: int) -> int:
 def signed(value: int, bits: int) -> int:
     """The value of a `bits`-wide two's complement number."""
     return value - (1 << bits) if value & (1 << (bits - 1)) else value
-
-
-def trunc_div(a: int, b: int) -> int:
-    """C's integer division, which truncates toward zero (Python's // floors), as the integer
-    compensation code of datasheets (Bosch's) divides."""
-    q = abs(a) // abs(b)
-    return q if (a < 0) == (b < 0) else -q
-
-
-#: Bosch's oversampling factors (BME280, BMP280, BME680): samples averaged per measurement.
-Oversampling = Literal[1, 2, 4, 8, 16]
-
-
-def osrs_code(samples: int) -> int:
-    """Bosch's osrs_x register code of an oversampling factor: skipped (0) → 0, ×1 → 1, ×2 → 2,
-    ×4 → 3, ×8 → 4, ×16 → 5 (BME280 §5.4.5, BME680 §5.3.2)."""
-    return samples.bit_length()
 
 
 def read_bytes(bus: Any, address: int, length: int) -> bytes:

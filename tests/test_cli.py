@@ -157,21 +157,15 @@ def test_detect_fake_prints_pasteable_toml() -> None:
     assert out.returncode == 0, out.stderr
     doc = tomllib.loads(out.stdout)
     types = {s["type"] for s in doc["sensor"]}
-    assert {"bme280", "bmp280", "sht3x", "sht4x", "aht20", "htu21d", "ina219", "ads1115", "scd4x", "scd30",
-            "sgp40", "veml7700", "ds18b20", "iio", "hwmon"} <= types
+    assert {"bme280", "bmp280", "sht3x", "sht4x", "aht20", "htu21d", "ina219", "ads1115", "scd4x", "scd30", "sgp40",
+            "veml7700", "tsl2591", "bme680", "bmp388", "bmp390", "ds18b20", "iio", "hwmon"} <= types
+    assert "## I2C bus 3 (fake: one of each built-in and plugin chip model): 2 chips" in out.stdout
+    assert "## I2C bus 4 (fake: one of each built-in and plugin chip model): 1 chip" in out.stdout
+    assert {(s["type"], s["bus"], s["address"]) for s in doc["sensor"] if s["type"].startswith(("bmp3", "bme6"))} \
+        == {("bme680", 3, 0x77), ("bmp388", 3, 0x76), ("bmp390", 4, 0x77)}
     assert '## IIO devices in ' in out.stdout and 'channels = ["temp", "humidityrelative"]' in out.stdout
     assert "# 0x23: unknown chip; sensor types that use this address: bh1750" in out.stdout
     assert "address = 0x76" in out.stdout  # hex, as datasheets write it
-
-
-def test_detect_fake_bus_3_has_the_chips_bus_1_had_no_room_for() -> None:
-    import tomllib
-
-    out = sensord_cmd("detect", "--fake", "--bus", "3")
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("## I2C bus 3 (fake: the chip models bus 1 had no room for): 1 chip\n")
-    chips = [s for s in tomllib.loads(out.stdout)["sensor"] if "address" in s]
-    assert chips == [{"name": "bme680_77", "type": "bme680", "interval_s": 60, "bus": 3, "address": 0x77}]
 
 
 def test_detect_missing_bus_is_one_clear_line() -> None:
@@ -185,7 +179,7 @@ def test_read_every_builtin_type_on_fake_hardware(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     by_sensor = {r["sensor"]: r for r in rows}
-    assert len(by_sensor) == 22
+    assert len(by_sensor) == 25
     assert {r["quantity"] for r in rows} >= {"temperature", "humidity", "pressure", "illuminance", "voltage",
                                               "current", "power", "carbon_dioxide", "contact", "motion", "count"}
     assert by_sensor["tank"]["value"] == 21.5
@@ -197,6 +191,9 @@ def test_read_every_builtin_type_on_fake_hardware(tmp_path: Path) -> None:
     assert values["living_voc", "voc_raw"] == (30000, "")  # SGP40Model's default SRAW
     assert values["lounge", "gas_resistance"] == (20467, "Ω")  # BME680Model's worked example, on bus 3
     assert values["lounge", "temperature"] == (19.31, "°C")
+    assert values["window", "illuminance"] == (pytest.approx(250.0, abs=0.2), "lx")  # TSL2591Model's default
+    assert values["mast", "pressure"] == (1008.76, "hPa")  # BMP388Model's default: a real chip's reading
+    assert values["barometer", "temperature"] == (30.5, "°C")  # BMP390Model's, on the fake node's bus 4
 
 
 SIM = '[[sensor]]\nname = "a"\ntype = "sim"\ninterval_s = 1\n'

@@ -27,12 +27,14 @@ PHYSICAL_RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("illuminance", "lx"): (0.0, math.inf),
     ("carbon_dioxide", "ppm"): (0.0, 40000.0),  # SCD4x output range
     ("voc_raw", ""): (0.0, 65535.0),  # SGP40: 16-bit SRAW ticks
+    ("gas_resistance", "Ω"): (0.0, 1e9),  # BME680: a positive resistance, MΩ at most in clean air
     ("voc_index", ""): (1.0, 500.0),  # Sensirion's VOC index scale
     ("voltage", "V"): (0.0, 26.0),  # INA219 bus voltage
     ("current", "A"): (-3.2, 3.2),  # INA219: ±320 mV across the default 0.1 Ω shunt
     ("power", "W"): (0.0, 26.0 * 3.2),
     (r"voltage_a[0-3](-a[0-3])?", "V"): (-6.144, 6.144),  # ADS1115: the widest full-scale range
     ("voltage_1", "V"): (0.0, 26.0),  # INA219 on the kernel's ina2xx driver (hwmon): in1, the bus voltage
+    ("full_spectrum|infrared", ""): (0.0, 65535.0),  # TSL2591: 16-bit ADC counts
 }
 
 
@@ -88,7 +90,8 @@ def detect_check_read(tmp_path: Path, env: dict[str, str] | None = None) -> tupl
 def test_detected_config_checks_and_reads_in_range(tmp_path: Path) -> None:
     sensors, rows = detect_check_read(tmp_path)
     assert {s["type"] for s in sensors} >= {"bme280", "bmp280", "sht3x", "sht4x", "aht20", "htu21d", "ina219",
-                                            "veml7700", "ads1115", "scd4x", "scd30", "sgp40", "ds18b20", "iio", "hwmon"}
+                                            "veml7700", "tsl2591", "bme680", "bmp388", "bmp390", "ads1115", "scd4x",
+                                            "scd30", "sgp40", "ds18b20", "iio", "hwmon"}
     assert {s["device"] for s in sensors if s["type"] in ("iio", "hwmon")} == {"dht11", "si7020", "cpu_thermal",
                                                                              "ina219"}
     assert {r["quantity"] for r in rows} >= {"temperature", "humidity", "pressure", "carbon_dioxide", "voltage",

@@ -9,6 +9,7 @@ readings it could not store, 78 (EX_CONFIG) a config or plugin error. systemd's
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import json
 import logging
@@ -334,14 +335,19 @@ def cmd_detect(args: argparse.Namespace) -> int:
             print(f"sensord: cannot open /dev/i2c-{args.bus}: {exc.strerror or exc} (is I2C enabled, "
                   f"e.g. with raspi-config, and are you in group i2c?)", file=sys.stderr)
             return EX_FAIL
-        found = identify(bus, scan(bus), host.sensor_types.values(), sleep=hardware.sleep)
-        kind = ""
-        if args.fake:
-            kind = (" (fake: one of each built-in and plugin chip model)" if args.bus == 1
-                    else " (fake: the chip models bus 1 had no room for)")
-        print(f"## I2C bus {args.bus}{kind}: {startup.counted(len(found), 'chip')}\n")
-        for chip in found:
-            print(toml_block(chip, suggest_name(chip), bus=args.bus))
+        buses = [(args.bus, bus)]
+        if args.fake and args.bus == 1:
+            from ..testing.fakenode import SPARE_BUSES
+
+            for number in SPARE_BUSES:
+                with contextlib.suppress(OSError):  # only there when a chip model did not fit before
+                    buses.append((number, hardware.i2c(number)))
+        kind = " (fake: one of each built-in and plugin chip model)" if args.fake else ""
+        for number, each in buses:
+            found = identify(each, scan(each), host.sensor_types.values(), sleep=hardware.sleep)
+            print(f"## I2C bus {number}{kind}: {startup.counted(len(found), 'chip')}\n")
+            for chip in found:
+                print(toml_block(chip, suggest_name(chip), bus=number))
         if "ds18b20" in host.sensor_types:
             from sensord_plugins.ds18b20 import list_devices
 

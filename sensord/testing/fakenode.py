@@ -1,7 +1,7 @@
 """A whole fake node for `--fake` and `[hardware] fake = true`: on I2C bus 1 one of each chip model
 the plugins register (`sensord_register_device_models`: the built-in drivers' first, then the
-third-party ones, in load order; a chip that bus 1 has no room for goes on bus 3, see
-`fake_node_buses`), gpiozero mock pins, a 1-Wire tree with one DS18B20 reading
+third-party ones, in load order; a model whose chip's addresses are all taken there goes on bus
+3, `SECOND_BUS`, or bus 4 after it, `SPARE_BUSES`), gpiozero mock pins, a 1-Wire tree with one DS18B20 reading
 21.5 °C, and a sysfs tree with IIO and hwmon devices (`sensord.testing.sysfs.fake_node_sysfs`)."""
 
 from __future__ import annotations
@@ -24,6 +24,14 @@ if TYPE_CHECKING:
     from .i2c import I2CDeviceModel
 
 log = logging.getLogger(__name__)
+
+#: The fake node's second I2C bus, as a Pi 4 or 5 adds with `dtoverlay=i2c3`: a model that declares
+#: `ADDRESSES` (every address its chip can have) and finds them all taken on bus 1 goes there, e.g.
+#: the BME680 and BMP388 when the BMP280 and BME280 hold 0x76 and 0x77.
+SECOND_BUS = 3
+#: The buses after bus 1, tried in turn (`dtoverlay=i2c4` adds bus 4): five Bosch chips share 0x76
+#: and 0x77, so the BMP390 goes on bus 4.
+SPARE_BUSES = (SECOND_BUS, 4)
 
 # One DS18B20 as the kernel's w1_therm driver shows it (t = 0x0158 / 16 = 21.5 °C).
 DS18B20_ID = "28-000000000001"
@@ -55,43 +63,44 @@ def fake_node_hardware(host: PluginHost | None = None) -> Hardware:
     return fake_hardware(buses, w1_root=str(w1_root), sleep=sleep, sysfs=fake_node_sysfs())
 
 
-#: The fake node's second I2C bus, for chips whose every address is taken on bus 1: as a Pi owner
-#: wires a third chip of the BME family to a software I2C bus (`dtoverlay=i2c-gpio,bus=3`).
-SECOND_BUS = 3
-
-
-def fake_node_buses(models: Iterable[type[I2CDeviceModel]]) -> dict[int, FakeI2CBus]:
-    """Buses 1 and `SECOND_BUS` with one of each model, built with `address=` alone, in the order
-    given, on bus 1 at its `DEFAULT_ADDRESS` if that is free. Otherwise a model that lists
-    `ADDRESSES` (the addresses its chip can be strapped to: a BME680's 0x76 and 0x77) takes the
-    first of them free on bus 1, or failing that goes on bus 3, at the first of them free there;
-    any other model takes the next free address above its default, wrapping from 0x77 to 0x03
-    (`next_free_address`). A model with no place is left out. Chips that share a default
-    (TMP102, LM75 and ADS1115 at 0x48) take the addresses above it, which their address pins also
-    select."""
-    buses = {1: FakeI2CBus(), SECOND_BUS: FakeI2CBus(number=SECOND_BUS)}
-    for cls in models:
-        # Every model class has a DEFAULT_ADDRESS (the kit's test checks it); the base class does not declare one.
-        default: int = cls.DEFAULT_ADDRESS  # type: ignore[attr-defined]
-        strappable: tuple[int, ...] = getattr(cls, "ADDRESSES", ())
-        bus, address = buses[1], None
-        if strappable:
-            for bus in buses.values():
-                address = next((a for a in (default, *strappable) if a not in bus.devices), None)
-                if address is not None:
-                    break
-        else:
-            address = next_free_address(default, bus.devices)
-        if address is None:
-            log.debug("no free address for %s", cls.__name__)
-            continue
-        bus.attach(cls(address=address), address)
-    return buses
-
-
 def fake_node_bus(models: Iterable[type[I2CDeviceModel]]) -> FakeI2CBus:
     """Bus 1 of `fake_node_buses(models)`."""
     return fake_node_buses(models)[1]
+
+
+def fake_node_buses(models: Iterable[type[I2CDeviceModel]]) -> dict[int, FakeI2CBus]:
+    """The fake node's I2C buses by number, with one of each model, built with `address=` alone,
+    in the order given.
+
+    On bus 1 a model goes at its `DEFAULT_ADDRESS`, or when another model took that, at the next
+    free address above it, wrapping from 0x77 to 0x03 (`next_free_address`); a model with no free
+    address is left out. Chips that share a default (TMP102, LM75 and ADS1115 at 0x48) take the
+    addresses above it, which their address pins also select. A model that declares `ADDRESSES`
+    (the addresses its chip can have) takes only one of those: the first free one on bus 1, else
+    on `SECOND_BUS`, then on the other `SPARE_BUSES` (each made when the first model needs it),
+    else it is left out."""
+    buses = {1: FakeI2CBus(number=1)}
+    for cls in models:
+        # Every model class has a DEFAULT_ADDRESS (the kit's test checks it); the base class does not declare one.
+        default: int = cls.DEFAULT_ADDRESS  # type: ignore[attr-defined]
+        allowed: tuple[int, ...] | None = getattr(cls, "ADDRESSES", None)
+        if allowed is None:
+            placed = (1, next_free_address(default, buses[1].devices))
+        else:
+            placed = (1, None)
+            for number in (1, *SPARE_BUSES):
+                taken = buses[number].devices if number in buses else {}
+                free = [a for a in dict.fromkeys((default, *allowed)) if a not in taken]
+                if free:
+                    placed = (number, free[0])
+                    break
+        number, address = placed
+        if address is None:
+            log.debug("no free address for %s", cls.__name__)
+            continue
+        bus = buses.setdefault(number, FakeI2CBus(number=number))
+        bus.attach(cls(address=address), address)
+    return buses
 
 
 def next_free_address(default: int, taken: Iterable[int], *, first: int = 0x03, last: int = 0x77) -> int | None:

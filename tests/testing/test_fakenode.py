@@ -16,7 +16,7 @@ from sensord.config import parse_config
 from sensord.detect import identify, scan, suggest_name, toml_block
 from sensord.plugins import collect_device_models, get_plugin_manager
 from sensord.testing import FakeI2CBus, I2CDeviceModel, RegisterMapDevice
-from sensord.testing.fakenode import SECOND_BUS, fake_node_bus, fake_node_buses
+from sensord.testing.fakenode import SECOND_BUS, SPARE_BUSES, fake_node_bus, fake_node_buses
 
 
 def built_in_models() -> list[type[Any]]:
@@ -65,26 +65,15 @@ def test_fake_bus_places_models_in_order_and_leaves_out_one_with_no_free_address
     assert not any(isinstance(m, ThermoModel) for m in full.devices.values())
 
 
-def test_a_model_with_addresses_takes_a_free_one_or_goes_on_the_second_bus() -> None:
-    class ThermoModel(RegisterMapDevice):
-        DEFAULT_ADDRESS = 0x76
-
+def test_a_model_with_addresses_goes_on_the_next_spare_bus() -> None:
     class BoschLikeModel(RegisterMapDevice):
         DEFAULT_ADDRESS = 0x77
         ADDRESSES = (0x76, 0x77)
 
-    buses = fake_node_buses([ThermoModel, BoschLikeModel, BoschLikeModel, BoschLikeModel, BoschLikeModel])
-    assert SECOND_BUS == 3 and buses[3].number == 3
-    assert {a: type(m).__name__ for a, m in buses[1].devices.items()} == {0x76: "ThermoModel", 0x77: "BoschLikeModel"}
-    assert sorted(buses[3].devices) == [0x76, 0x77]  # the fourth has no place: left out
-    assert buses[3].devices[0x76].address == 0x76  # built with address=
-    assert fake_node_bus([ThermoModel, BoschLikeModel]).devices.keys() == {0x76, 0x77}
-
-
-def test_the_built_in_bme680_goes_on_the_second_bus() -> None:
-    buses = fake_node_buses(built_in_models())
-    assert {a: type(m).__name__ for a, m in buses[SECOND_BUS].devices.items()} == {0x77: "BME680Model"}
-    assert {type(m).__name__ for m in buses[1].devices.values()} >= {"BMP280Model", "BME280Model"}
+    buses = fake_node_buses([BoschLikeModel] * 7)
+    assert SPARE_BUSES == (SECOND_BUS, 4) and sorted(buses) == [1, 3, 4]
+    assert all(sorted(buses[n].devices) == [0x76, 0x77] and buses[n].number == n for n in (1, 3, 4))  # 7th: left out
+    assert buses[4].devices[0x76].address == 0x76  # built with address=
 
 
 def test_fake_bus_with_the_built_in_models() -> None:
@@ -103,3 +92,40 @@ def test_detect_output_for_the_built_in_models_is_a_valid_config() -> None:
     specs = parse_config(tomllib.loads(text), "detected.toml", types).sensors
     assert [s.type for s in specs] == [f.type_name for f in found if f.type_name is not None]
     assert {f.address for f in found} == set(bus.devices)
+
+
+def test_a_model_whose_addresses_are_taken_goes_on_the_second_bus() -> None:
+    from sensord.testing.fakenode import SECOND_BUS, fake_node_buses
+
+    class PinnedModel(RegisterMapDevice):
+        DEFAULT_ADDRESS = 0x77
+        ADDRESSES = (0x77, 0x76)
+
+    class HolderModel(RegisterMapDevice):
+        DEFAULT_ADDRESS = 0x76
+
+    class OtherHolderModel(RegisterMapDevice):
+        DEFAULT_ADDRESS = 0x77
+
+    # 0x77 free on bus 1: it stays there.
+    assert set(fake_node_buses([PinnedModel])) == {1}
+    # 0x77 taken, 0x76 free: the other address its chip can have, on bus 1.
+    assert {a: type(m).__name__ for a, m in fake_node_buses([OtherHolderModel, PinnedModel])[1].devices.items()} \
+        == {0x77: "OtherHolderModel", 0x76: "PinnedModel"}
+    # Both taken: bus 3, not a wrapped address no config for the chip could name; then its other address there.
+    buses = fake_node_buses([HolderModel, OtherHolderModel, PinnedModel, PinnedModel])
+    assert sorted(buses) == [1, SECOND_BUS] and SECOND_BUS == 3
+    assert sorted(buses[1].devices) == [0x76, 0x77]
+    assert {a: type(m).__name__ for a, m in buses[SECOND_BUS].devices.items()} == {0x77: "PinnedModel",
+                                                                                   0x76: "PinnedModel"}
+    assert buses[SECOND_BUS].number == 3 and buses[SECOND_BUS].devices[0x76].address == 0x76
+
+
+def test_the_built_in_bosch_models_share_three_buses() -> None:
+    from sensord.testing.fakenode import fake_node_buses
+
+    buses = fake_node_buses(built_in_models())
+    names = {(n, a): type(m).__name__ for n, bus in buses.items() for a, m in bus.devices.items()}
+    assert {k: v for k, v in names.items() if k[1] in (0x76, 0x77)} == {
+        (1, 0x76): "BMP280Model", (1, 0x77): "BME280Model", (3, 0x77): "BME680Model", (3, 0x76): "BMP388Model",
+        (4, 0x77): "BMP390Model"}

@@ -31,7 +31,7 @@ import struct
 from dataclasses import dataclass
 
 from sensord.testing.i2c import RegisterMapDevice
-from sensord.testing.models import invert
+from sensord.testing.models.bme280 import invert_monotonic
 
 _REG_STATUS = 0x1D
 _REG_DATA = 0x1F  # press 0x1F..0x21, temp 0x22..0x24, hum 0x25..0x26
@@ -228,12 +228,12 @@ class BME680Model(RegisterMapDevice):
         cal = self.calibration
         ctrl_meas = self.regs[_REG_CTRL_MEAS]
         osrs_t, osrs_p, osrs_h = ctrl_meas >> 5, (ctrl_meas >> 2) & 0x07, self.regs[_REG_CTRL_HUM] & 0x07
-        adc_t = EXAMPLE["adc_t"] if self.temperature_c is None else invert(
+        adc_t = EXAMPLE["adc_t"] if self.temperature_c is None else invert_monotonic(
             lambda raw: t_fine_float(raw, cal) / 5120.0, self.temperature_c, 0xFFFFF, rising=True)
         t_fine = t_fine_float(adc_t, cal)
-        adc_p = EXAMPLE["adc_p"] if self.pressure_pa is None else invert(
+        adc_p = EXAMPLE["adc_p"] if self.pressure_pa is None else invert_monotonic(
             lambda raw: pressure_pa_float(raw, t_fine, cal), self.pressure_pa, 0xFFFFF, rising=False)
-        adc_h = EXAMPLE["adc_h"] if self.humidity_pct is None else invert(
+        adc_h = EXAMPLE["adc_h"] if self.humidity_pct is None else invert_monotonic(
             lambda raw: humidity_pct_float(raw, t_fine, cal), self.humidity_pct, 0xFFFF, rising=True)
         adc_t, adc_p = (int(adc_t) if osrs_t else _SKIPPED_20BIT), (int(adc_p) if osrs_p else _SKIPPED_20BIT)
         adc_h = int(adc_h) if osrs_h else _SKIPPED_16BIT
