@@ -82,6 +82,9 @@ _REG_CTRL_MEAS = 0x74  # §5.3.1.3, 5.3.2.2-3: osrs_t<7:5>, osrs_p<4:2>, mode<1:
 _MODE_FORCED = 0b01
 _REG_ID = 0xD0  # §5.3.4: chip_id
 _CHIP_ID = 0x61
+# The BME688 has the same chip id and variant_id 0x01 here (BME688 datasheet); its gas ADC sits in
+# other registers with another formula. The BME680 reads 0x00.
+_REG_VARIANT = 0xF0
 _REG_RESET = 0xE0  # §5.3.4: writing 0xB6 (`_bosch.SOFT_RESET`) resets
 _GAS_VALID, _HEAT_STAB = 0x20, 0x10  # gas_r_lsb (0x2B) bits (§5.3.5.5, §5.3.5.6)
 # Calibration blocks (Bosch's BME68x API: coefficient areas 1, 2 and 3).
@@ -270,6 +273,10 @@ class BME680(I2CSensor):
         chip_id = self.transfer(lambda bus: bus.read_byte_data(self.address, _REG_ID))
         if chip_id != _CHIP_ID:
             raise self.error(f"chip id 0x{chip_id:02x}, expected 0x{_CHIP_ID:02x}{_other_chip_hint(chip_id)}")
+        variant = self.transfer(lambda bus: bus.read_byte_data(self.address, _REG_VARIANT))
+        if variant != 0x00:
+            raise self.error(f"variant id 0x{variant:02x}, expected 0x00" + (
+                " (a BME688, whose gas sensor reads differently: not supported)" if variant == 0x01 else ""))
         soft_reset(self, _REG_RESET, _STARTUP_S)
         cal = parse_calibration(self._read_block(_REG_CALIB_1, _CALIB_1_LEN),
                                 self._read_block(_REG_CALIB_2, _CALIB_2_LEN),

@@ -216,6 +216,13 @@ def test_wrong_chip_id(clock: FakeClock, chip_id: int, hint: str) -> None:
         sensor.open()
 
 
+def test_a_bme688_is_refused(clock: FakeClock) -> None:
+    sensor = on_bus(BME680, FakeI2CBus([BME680Model(variant_id=0x01)]), clock, name="lounge")
+    with pytest.raises(SensorError, match=r"\): variant id 0x01, expected 0x00 \(a BME688, whose gas sensor reads "
+                                          r"differently: not supported\)$"):
+        sensor.open()
+
+
 def test_blank_calibration_is_an_error(clock: FakeClock) -> None:
     blank = models.Trimming(t=(0, 0, 0), p=(0,) * 10, h=(0,) * 7, g=(0, 0, 0))
     sensor = on_bus(BME680, FakeI2CBus([BME680Model(calibration=blank)]), clock, name="lounge")

@@ -135,7 +135,8 @@ class BME680Model(RegisterMapDevice):
     ADDRESSES = (0x76, 0x77)
     CHIP_ID = 0x61
 
-    def __init__(self, *, address: int | None = None, chip_id: int = CHIP_ID, calibration: Trimming = REAL_CALIBRATION,
+    def __init__(self, *, address: int | None = None, chip_id: int = CHIP_ID, variant_id: int = 0x00,
+                 calibration: Trimming = REAL_CALIBRATION,
                  temperature_c: float | None = None, pressure_pa: float | None = None,
                  humidity_pct: float | None = None, gas_ohm: float | None = None, busy_reads: int = 1,
                  heat_up_ms: int = 20) -> None:
@@ -159,7 +160,7 @@ class BME680Model(RegisterMapDevice):
         self._busy = 0
         self._pending = False
         self.poke(_REG_ID, chip_id)
-        self.poke(_REG_VARIANT, 0x00)
+        self.poke(_REG_VARIANT, variant_id)  # 0x01 on a BME688
         self._poke_calibration()
         self._reset_registers()
 
