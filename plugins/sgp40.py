@@ -15,9 +15,11 @@ they are not taken from a neighbouring BME280 or SHT4x. Unset, compensation stay
 sensor's defaults, 50 % and 25 °C, are sent).
 
 VOC index: Sensirion's gas index algorithm turns SRAW into the VOC index. It is published under
-a BSD licence as the PyPI package `sensirion-gas-index-algorithm` (not in Debian); sensord
-uses it when it is installed (`pip install 'sensord[voc]'`, or into the same environment) and
-otherwise publishes `voc_raw` only. The algorithm expects one sample every `voc_sampling_s`
+the BSD-3-Clause licence as the PyPI package `sensirion-gas-index-algorithm` (not in Debian);
+sensord uses it when it is installed (`pip install 'sensord[voc]'`, or into the same environment)
+and otherwise publishes `voc_raw` only. It is a C extension published as source only, so pip
+compiles it: install a compiler and Python's headers first (`apt install build-essential
+python3-dev`). The algorithm expects one sample every `voc_sampling_s`
 seconds (Sensirion: 1 s), so set `interval_s` to the same value. It learns the room's baseline
 for hours; for its first 45 samples it has no index, and none is published. Its state lives in
 memory, so a restart of sensord begins the learning again.
