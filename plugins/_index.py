@@ -15,6 +15,7 @@ SENSOR_TYPES: dict[str, tuple[str, ...]] = {
     "iio": ("iio",),
     "ina219": ("ina219",),
     "lm75": ("lm75",),
+    "mcp9808": ("mcp9808",),
     "motion": ("motion",),
     "pulse_counter": ("pulse_counter",),
     "scd4x": ("scd4x",),

@@ -86,7 +86,7 @@ def detect_check_read(tmp_path: Path, env: dict[str, str] | None = None) -> tupl
 def test_detected_config_checks_and_reads_in_range(tmp_path: Path) -> None:
     sensors, rows = detect_check_read(tmp_path)
     assert {s["type"] for s in sensors} >= {"bme280", "bmp280", "sht3x", "sht4x", "aht20", "htu21d", "ina219",
-                                            "veml7700", "ads1115", "scd4x", "ds18b20", "iio", "hwmon"}
+                                            "veml7700", "mcp9808", "ads1115", "scd4x", "ds18b20", "iio", "hwmon"}
     assert {s["device"] for s in sensors if s["type"] in ("iio", "hwmon")} == {"dht11", "si7020", "cpu_thermal",
                                                                              "ina219"}
     assert {r["quantity"] for r in rows} >= {"temperature", "humidity", "pressure", "carbon_dioxide", "voltage",
@@ -190,7 +190,7 @@ def test_plugin_models_join_the_built_in_ones() -> None:
     from sensord.testing.fakenode import fake_node_bus
 
     class FreeModel(RegisterMapDevice):
-        DEFAULT_ADDRESS = 0x18
+        DEFAULT_ADDRESS = 0x50  # EEPROMs': no built-in model there
 
     class ClashModel(RegisterMapDevice):
         DEFAULT_ADDRESS = 0x76  # a BMP280's, and 0x77 is a BME280's: wraps to 0x03
@@ -198,7 +198,7 @@ def test_plugin_models_join_the_built_in_ones() -> None:
     built_in = fake_node_bus(built_in_models()).devices
     bus = fake_node_bus([*built_in_models(), FreeModel, ClashModel])
     placed = {addr: type(model).__name__ for addr, model in bus.devices.items() if addr not in built_in}
-    assert placed == {0x18: "FreeModel", 0x03: "ClashModel"}
+    assert placed == {0x50: "FreeModel", 0x03: "ClashModel"}
     assert bus.devices[0x03].address == 0x03  # built with address=
     assert {a: type(m) for a, m in bus.devices.items() if a in built_in} == {a: type(m) for a, m in built_in.items()}
 
@@ -216,7 +216,7 @@ def test_fake_hardware_has_the_hosts_models_and_advances_their_clocks() -> None:
         return bus
 
     class Clocked(I2CDeviceModel):
-        DEFAULT_ADDRESS = 0x18
+        DEFAULT_ADDRESS = 0x50
         waited = 0.0
 
         def advance(self, seconds: float) -> None:
@@ -225,14 +225,14 @@ def test_fake_hardware_has_the_hosts_models_and_advances_their_clocks() -> None:
     host = PluginHost(pm=None, device_models=[Clocked])  # type: ignore[arg-type]
     hardware = make_hardware(Config("fake.toml"), fake=True, host=host)
     try:
-        assert isinstance(fake_bus(hardware).devices[0x18], Clocked)
+        assert isinstance(fake_bus(hardware).devices[0x50], Clocked)
         hardware.sleep(0.25)
         assert Clocked.waited == 0.25
     finally:
         hardware.close()
     plain = make_hardware(Config("fake.toml"), fake=True)
     try:
-        assert 0x18 not in fake_bus(plain).devices
+        assert 0x50 not in fake_bus(plain).devices
     finally:
         plain.close()
 

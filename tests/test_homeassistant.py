@@ -69,8 +69,10 @@ def test_the_fake_node_announces_every_channel_with_its_class_unit_and_precision
     assert (battery.device_class, battery.unit, battery.precision) == ("voltage", "V", 3)  # hwmon: whole mV
     desk = by_name["desk illuminance"]
     assert (desk.device_class, desk.unit, desk.precision) == ("illuminance", "lx", 1)  # VEML7700: 0.2688 lx steps
+    fridge = by_name["fridge temperature"]
+    assert (fridge.device_class, fridge.unit, fridge.precision) == ("temperature", "°C", 2)  # MCP9808: 0.0625 °C steps
     # Every sensor channel of the config and the diagnostics, each once.
-    assert len({e.component_id for e in entities}) == len({e.key for e in entities}) == len(entities) == 40
+    assert len({e.component_id for e in entities}) == len({e.key for e in entities}) == len(entities) == 41
 
 
 def test_every_built_in_mapping_is_one_home_assistant_accepts() -> None:
