@@ -1,7 +1,8 @@
-"""A whole fake node for `--fake` and `[hardware] fake = true`: on I2C bus 1 one of each chip model
-the plugins register (`sensord_register_device_models`: the built-in drivers' first, then the
-third-party ones, in load order), gpiozero mock pins, a 1-Wire tree with one DS18B20 reading
-21.5 °C, and a sysfs tree with IIO and hwmon devices (`sensord.testing.sysfs.fake_node_sysfs`)."""
+"""A whole fake node for `--fake` and `[hardware] fake = true`: one of each chip model the plugins
+register (`sensord_register_device_models`: the built-in drivers' first, then the third-party
+ones, in load order) on I2C bus 1, or on bus 3 for a chip whose every address bus 1 already has
+(`fake_node_buses`), gpiozero mock pins, a 1-Wire tree with one DS18B20 reading 21.5 °C, and a
+sysfs tree with IIO and hwmon devices (`sensord.testing.sysfs.fake_node_sysfs`)."""
 
 from __future__ import annotations
 
@@ -42,33 +43,65 @@ def fake_node_hardware(host: PluginHost | None = None) -> Hardware:
     atexit.register(shutil.rmtree, w1_root, ignore_errors=True)
     (w1_root / DS18B20_ID).mkdir()
     (w1_root / DS18B20_ID / "w1_slave").write_text(_W1_SLAVE)
-    bus = fake_node_bus(models)
+    buses = fake_node_buses(models)
     # Models that keep virtual time (conversion delays) see a driver's waits; nothing really sleeps.
-    advances = [getattr(m, "advance", None) for m in bus.devices.values()]
+    advances = [getattr(m, "advance", None) for bus in buses.values() for m in bus.devices.values()]
     clocked = [advance for advance in advances if callable(advance)]
 
     def sleep(seconds: float) -> None:
         for advance in clocked:
             advance(seconds)
 
-    return fake_hardware(bus, w1_root=str(w1_root), sleep=sleep, sysfs=fake_node_sysfs())
+    return fake_hardware(buses, w1_root=str(w1_root), sleep=sleep, sysfs=fake_node_sysfs())
 
 
-def fake_node_bus(models: Iterable[type[I2CDeviceModel]]) -> FakeI2CBus:
-    """A `FakeI2CBus` with one of each model, built with `address=` alone, in the order given: at
-    its `DEFAULT_ADDRESS`, or when another model took that at the next free address above it,
-    wrapping from 0x77 to 0x03 (`next_free_address`); a model with no free address is left out.
-    Chips that share a default (TMP102, LM75 and ADS1115 at 0x48) take the addresses above it,
-    which their address pins also select."""
-    bus = FakeI2CBus()
+#: The fake node's second I2C bus: where `dtoverlay=i2c-gpio` puts a bus on two free GPIOs.
+SECOND_BUS = 3
+
+
+def fake_node_buses(models: Iterable[type[I2CDeviceModel]]) -> dict[int, FakeI2CBus]:
+    """The fake node's I2C buses by number, with one of each model, built with `address=` alone,
+    in the order given.
+
+    A model that declares `ADDRESSES` (the addresses its chip's pins can select; one for a
+    fixed-address chip such as the HDC1080) goes at the first of them free on bus 1, or when bus 1
+    has them all at the first free on bus 3, as on a Pi with a second bus
+    (`dtoverlay=i2c-gpio`) or an I2C multiplexer; with none free on either it is left out. A model
+    without `ADDRESSES` goes on bus 1 at its `DEFAULT_ADDRESS`, or when another model took that at
+    the next free address above it, wrapping from 0x77 to 0x03 (`next_free_address`); with no
+    free address it is left out. Chips that share a default (TMP102, LM75 and ADS1115 at 0x48)
+    take the addresses above it, which their address pins also select. Bus 3 exists only when a
+    model went there."""
+    buses = {1: FakeI2CBus()}
     for cls in models:
         # Every model class has a DEFAULT_ADDRESS (the kit's test checks it); the base class does not declare one.
-        address = next_free_address(cls.DEFAULT_ADDRESS, bus.devices)  # type: ignore[attr-defined]
+        default: int = cls.DEFAULT_ADDRESS  # type: ignore[attr-defined]
+        allowed = getattr(cls, "ADDRESSES", None)
+        if allowed is None:
+            number, address = 1, next_free_address(default, buses[1].devices)
+        else:
+            number, address = _first_free(tuple(allowed), buses)
         if address is None:
             log.debug("no free address for %s", cls.__name__)
             continue
+        bus = buses.setdefault(number, FakeI2CBus())
         bus.attach(cls(address=address), address)
-    return bus
+    return buses
+
+
+def _first_free(allowed: tuple[int, ...], buses: dict[int, FakeI2CBus]) -> tuple[int, int | None]:
+    """The bus (1, else `SECOND_BUS`) and the first of `allowed` free on it; (1, None) if none."""
+    for number in (1, SECOND_BUS):
+        taken = buses[number].devices if number in buses else {}
+        free = [a for a in allowed if a not in taken]
+        if free:
+            return number, free[0]
+    return 1, None
+
+
+def fake_node_bus(models: Iterable[type[I2CDeviceModel]]) -> FakeI2CBus:
+    """Bus 1 of `fake_node_buses(models)`."""
+    return fake_node_buses(models)[1]
 
 
 def next_free_address(default: int, taken: Iterable[int], *, first: int = 0x03, last: int = 0x77) -> int | None:

@@ -16,7 +16,7 @@ from sensord.config import parse_config
 from sensord.detect import identify, scan, suggest_name, toml_block
 from sensord.plugins import collect_device_models, get_plugin_manager
 from sensord.testing import FakeI2CBus, I2CDeviceModel, RegisterMapDevice
-from sensord.testing.fakenode import fake_node_bus
+from sensord.testing.fakenode import SECOND_BUS, fake_node_bus, fake_node_buses
 
 
 def built_in_models() -> list[type[Any]]:
@@ -63,6 +63,42 @@ def test_fake_bus_places_models_in_order_and_leaves_out_one_with_no_free_address
     full = fake_node_bus([*fillers, ThermoModel])
     assert len(full.devices) == 0x78 - 0x03
     assert not any(isinstance(m, ThermoModel) for m in full.devices.values())
+
+
+def test_a_model_with_addresses_keeps_to_them_and_goes_to_the_second_bus_when_they_are_taken() -> None:
+    class FixedModel(RegisterMapDevice):
+        DEFAULT_ADDRESS = 0x40
+        ADDRESSES = (0x40,)
+
+    class OtherFixedModel(FixedModel):
+        pass
+
+    class PinsModel(RegisterMapDevice):
+        DEFAULT_ADDRESS = 0x40
+        ADDRESSES = (0x40, 0x41)
+
+    class FreeModel(RegisterMapDevice):
+        DEFAULT_ADDRESS = 0x40
+
+    buses = fake_node_buses([FixedModel, FreeModel, PinsModel, OtherFixedModel])
+    assert SECOND_BUS == 3 and set(buses) == {1, 3}
+    placed = {(n, a): type(m).__name__ for n, bus in buses.items() for a, m in bus.devices.items()}
+    # FreeModel takes the next free address (0x41); PinsModel finds both of its own taken on bus 1;
+    # OtherFixedModel finds 0x40 taken on both buses and is left out.
+    assert placed == {(1, 0x40): "FixedModel", (1, 0x41): "FreeModel", (3, 0x40): "PinsModel"}
+    assert fake_node_bus([FixedModel]).devices.keys() == {0x40}
+    assert set(fake_node_buses([FixedModel])) == {1}  # no second bus when nothing needs it
+
+
+def test_a_model_with_no_free_address_on_either_bus_is_left_out() -> None:
+    class FixedModel(RegisterMapDevice):
+        DEFAULT_ADDRESS = 0x40
+        ADDRESSES = (0x40,)
+
+    clones = [type(f"Clone{i}", (FixedModel,), {}) for i in range(3)]
+    buses = fake_node_buses(clones)
+    assert {n: [type(m).__name__ for m in bus.devices.values()] for n, bus in buses.items()} == \
+        {1: ["Clone0"], 3: ["Clone1"]}
 
 
 def test_fake_bus_with_the_built_in_models() -> None:
