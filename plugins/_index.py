@@ -10,6 +10,7 @@ SENSOR_TYPES: dict[str, tuple[str, ...]] = {
     "digital_input": ("digital_input",),
     "distance": ("distance",),
     "ds18b20": ("ds18b20",),
+    "hdc1080": ("hdc1080",),
     "htu21d": ("htu21d",),
     "hwmon": ("hwmon",),
     "iio": ("iio",),

@@ -158,7 +158,7 @@ def test_detect_fake_prints_pasteable_toml() -> None:
     doc = tomllib.loads(out.stdout)
     types = {s["type"] for s in doc["sensor"]}
     assert {"bme280", "bmp280", "sht3x", "sht4x", "aht20", "htu21d", "ina219", "ads1115", "scd4x", "veml7700",
-            "mcp9808", "ds18b20", "iio", "hwmon"} <= types
+            "mcp9808", "hdc1080", "ds18b20", "iio", "hwmon"} <= types
     assert '## IIO devices in ' in out.stdout and 'channels = ["temp", "humidityrelative"]' in out.stdout
     assert "# 0x23: unknown chip; sensor types that use this address: bh1750" in out.stdout
     assert "address = 0x76" in out.stdout  # hex, as datasheets write it
@@ -175,7 +175,7 @@ def test_read_every_builtin_type_on_fake_hardware(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     by_sensor = {r["sensor"]: r for r in rows}
-    assert len(by_sensor) == 20
+    assert len(by_sensor) == 21
     assert {r["quantity"] for r in rows} >= {"temperature", "humidity", "pressure", "illuminance", "voltage",
                                               "current", "power", "carbon_dioxide", "contact", "motion", "count"}
     assert by_sensor["tank"]["value"] == 21.5
@@ -184,6 +184,8 @@ def test_read_every_builtin_type_on_fake_hardware(tmp_path: Path) -> None:
     assert values["battery", "power"] == (0.15024, "W")  # hwmon: an INA219 on the kernel's ina2xx driver
     assert values["desk", "illuminance"] == (pytest.approx(250.0, abs=0.2688), "lx")  # VEML7700Model's default
     assert values["fridge", "temperature"] == (21.0, "°C")  # MCP9808Model's default
+    assert values["pantry", "humidity"] == (pytest.approx(45.0, abs=0.01), "%")  # HDC1080Model's default
+    assert values["bathroom", "humidity"] == (pytest.approx(50.0, abs=0.01), "%")  # the HTU21D, on bus 3
 
 
 SIM = '[[sensor]]\nname = "a"\ntype = "sim"\ninterval_s = 1\n'

@@ -86,7 +86,11 @@ def detect_check_read(tmp_path: Path, env: dict[str, str] | None = None) -> tupl
 def test_detected_config_checks_and_reads_in_range(tmp_path: Path) -> None:
     sensors, rows = detect_check_read(tmp_path)
     assert {s["type"] for s in sensors} >= {"bme280", "bmp280", "sht3x", "sht4x", "aht20", "htu21d", "ina219",
-                                            "veml7700", "mcp9808", "ads1115", "scd4x", "ds18b20", "iio", "hwmon"}
+                                            "veml7700", "mcp9808", "hdc1080", "ads1115", "scd4x", "ds18b20", "iio",
+                                            "hwmon"}
+    # Both fixed at 0x40: the HDC1080 (loaded first) on bus 1, the HTU21D on the second bus.
+    assert {(s["type"], s["bus"], s["address"]) for s in sensors if s["type"] in ("hdc1080", "htu21d")} == \
+        {("hdc1080", 1, 0x40), ("htu21d", 3, 0x40)}
     assert {s["device"] for s in sensors if s["type"] in ("iio", "hwmon")} == {"dht11", "si7020", "cpu_thermal",
                                                                              "ina219"}
     assert {r["quantity"] for r in rows} >= {"temperature", "humidity", "pressure", "carbon_dioxide", "voltage",
