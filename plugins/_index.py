@@ -16,6 +16,7 @@ SENSOR_TYPES: dict[str, tuple[str, ...]] = {
     "iio": ("iio",),
     "ina219": ("ina219",),
     "lm75": ("lm75",),
+    "mcp3008": ("mcp3008", "mcp3208"),
     "mcp9808": ("mcp9808",),
     "motion": ("motion",),
     "pulse_counter": ("pulse_counter",),

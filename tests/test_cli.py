@@ -175,7 +175,7 @@ def test_read_every_builtin_type_on_fake_hardware(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     by_sensor = {r["sensor"]: r for r in rows}
-    assert len(by_sensor) == 21
+    assert len(by_sensor) == 23
     assert {r["quantity"] for r in rows} >= {"temperature", "humidity", "pressure", "illuminance", "voltage",
                                               "current", "power", "carbon_dioxide", "contact", "motion", "count"}
     assert by_sensor["tank"]["value"] == 21.5
@@ -186,6 +186,9 @@ def test_read_every_builtin_type_on_fake_hardware(tmp_path: Path) -> None:
     assert values["fridge", "temperature"] == (21.0, "°C")  # MCP9808Model's default
     assert values["pantry", "humidity"] == (pytest.approx(45.0, abs=0.01), "%")  # HDC1080Model's default
     assert values["bathroom", "humidity"] == (pytest.approx(50.0, abs=0.01), "%")  # the HTU21D, on bus 3
+    assert values["soil", "voltage_ch0"] == (1.65, "V")  # the MCP3008 on CE0, through gpiozero's SPI
+    assert values["soil", "voltage_ch2_ch3"] == (pytest.approx(0.75, abs=3.3 / 1024), "V")
+    assert values["pump", "voltage_ch0_ch1"] == (pytest.approx(0.9, abs=3.3 / 4096), "V")  # the MCP3208 on CE1
 
 
 SIM = '[[sensor]]\nname = "a"\ntype = "sim"\ninterval_s = 1\n'

@@ -1,8 +1,9 @@
 """A whole fake node for `--fake` and `[hardware] fake = true`: one of each chip model the plugins
 register (`sensord_register_device_models`: the built-in drivers' first, then the third-party
 ones, in load order) on I2C bus 1, or on bus 3 for a chip whose every address bus 1 already has
-(`fake_node_buses`), gpiozero mock pins, a 1-Wire tree with one DS18B20 reading 21.5 °C, and a
-sysfs tree with IIO and hwmon devices (`sensord.testing.sysfs.fake_node_sysfs`)."""
+(`fake_node_buses`), gpiozero mock pins with an MCP3008 and an MCP3208 on SPI0, a 1-Wire tree
+with one DS18B20 reading 21.5 °C, and a sysfs tree with IIO and hwmon devices
+(`sensord.testing.sysfs.fake_node_sysfs`)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def fake_node_hardware(host: PluginHost | None = None) -> Hardware:
     (`sensord.plugins.collect_device_models`; without a host, the built-in drivers')."""
     from sensord.plugins import collect_device_models, get_plugin_manager
 
-    from .pins import fake_hardware
+    from .models.mcp3008 import MCP3008Model, MCP3208Model
+    from .pins import fake_hardware, mock_pin_factory
     from .sysfs import fake_node_sysfs
 
     models = collect_device_models(host if host is not None else get_plugin_manager(entry_points=False))
@@ -52,8 +54,15 @@ def fake_node_hardware(host: PluginHost | None = None) -> Hardware:
         for advance in clocked:
             advance(seconds)
 
-    return fake_hardware(buses, w1_root=str(w1_root), sleep=sleep, sysfs=fake_node_sysfs())
+    pins = mock_pin_factory()
+    # SPI0: an MCP3008 on CE0 and an MCP3208 on CE1, speaking their protocol on the mock pins.
+    MCP3008Model(pins, chip_select=0, volts=SPI_ADC_VOLTS[0])
+    MCP3208Model(pins, chip_select=1, volts=SPI_ADC_VOLTS[1])
+    return fake_hardware(buses, pin_factory=pins, w1_root=str(w1_root), sleep=sleep, sysfs=fake_node_sysfs())
 
+
+#: The inputs CH0..CH7 of the fake node's MCP3008 (on CE0) and MCP3208 (on CE1), in volts (VREF 3.3 V).
+SPI_ADC_VOLTS = {0: (1.65, 0.5, 2.0, 1.25, 0.0, 0.0, 0.0, 3.3), 1: (1.2, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)}
 
 #: The fake node's second I2C bus: where `dtoverlay=i2c-gpio` puts a bus on two free GPIOs.
 SECOND_BUS = 3
