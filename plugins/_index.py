@@ -15,6 +15,7 @@ SENSOR_TYPES: dict[str, tuple[str, ...]] = {
     "hwmon": ("hwmon",),
     "iio": ("iio",),
     "ina219": ("ina219",),
+    "ina226": ("ina226", "ina260"),
     "lm75": ("lm75",),
     "mcp3008": ("mcp3008", "mcp3208"),
     "mcp9808": ("mcp9808",),

@@ -158,7 +158,7 @@ def test_detect_fake_prints_pasteable_toml() -> None:
     doc = tomllib.loads(out.stdout)
     types = {s["type"] for s in doc["sensor"]}
     assert {"bme280", "bmp280", "sht3x", "sht4x", "aht20", "htu21d", "ina219", "ads1115", "scd4x", "veml7700",
-            "mcp9808", "hdc1080", "ds18b20", "iio", "hwmon"} <= types
+            "mcp9808", "hdc1080", "ina226", "ina260", "ds18b20", "iio", "hwmon"} <= types
     assert '## IIO devices in ' in out.stdout and 'channels = ["temp", "humidityrelative"]' in out.stdout
     assert "# 0x23: unknown chip; sensor types that use this address: bh1750" in out.stdout
     assert "address = 0x76" in out.stdout  # hex, as datasheets write it
@@ -175,7 +175,7 @@ def test_read_every_builtin_type_on_fake_hardware(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     by_sensor = {r["sensor"]: r for r in rows}
-    assert len(by_sensor) == 23
+    assert len(by_sensor) == 25
     assert {r["quantity"] for r in rows} >= {"temperature", "humidity", "pressure", "illuminance", "voltage",
                                               "current", "power", "carbon_dioxide", "contact", "motion", "count"}
     assert by_sensor["tank"]["value"] == 21.5
@@ -189,6 +189,8 @@ def test_read_every_builtin_type_on_fake_hardware(tmp_path: Path) -> None:
     assert values["soil", "voltage_ch0"] == (1.65, "V")  # the MCP3008 on CE0, through gpiozero's SPI
     assert values["soil", "voltage_ch2_ch3"] == (pytest.approx(0.75, abs=3.3 / 1024), "V")
     assert values["pump", "voltage_ch0_ch1"] == (pytest.approx(0.9, abs=3.3 / 4096), "V")  # the MCP3208 on CE1
+    assert values["house_battery", "power"] == (pytest.approx(6.0, abs=0.01), "W")  # INA226Model: 12 V, 0.5 A
+    assert values["charger", "current"] == (0.5, "A")  # INA260Model's default, 1.25 mA steps
 
 
 SIM = '[[sensor]]\nname = "a"\ntype = "sim"\ninterval_s = 1\n'

@@ -26,9 +26,9 @@ PHYSICAL_RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("pressure", "hPa"): (300.0, 1100.0),  # BMP280/BME280 operating range
     ("illuminance", "lx"): (0.0, math.inf),
     ("carbon_dioxide", "ppm"): (0.0, 40000.0),  # SCD4x output range
-    ("voltage", "V"): (0.0, 26.0),  # INA219 bus voltage
-    ("current", "A"): (-3.2, 3.2),  # INA219: ±320 mV across the default 0.1 Ω shunt
-    ("power", "W"): (0.0, 26.0 * 3.2),
+    ("voltage", "V"): (0.0, 36.0),  # bus voltage: INA219 26 V, INA226 and INA260 36 V
+    ("current", "A"): (-20.0, 20.0),  # INA219 ±3.2 A (0.1 Ω), INA226 ±20 A (its defaults), INA260 ±15 A
+    ("power", "W"): (0.0, 36.0 * 20.0),
     (r"voltage_a[0-3](-a[0-3])?", "V"): (-6.144, 6.144),  # ADS1115: the widest full-scale range
     ("voltage_1", "V"): (0.0, 26.0),  # INA219 on the kernel's ina2xx driver (hwmon): in1, the bus voltage
 }
@@ -86,11 +86,14 @@ def detect_check_read(tmp_path: Path, env: dict[str, str] | None = None) -> tupl
 def test_detected_config_checks_and_reads_in_range(tmp_path: Path) -> None:
     sensors, rows = detect_check_read(tmp_path)
     assert {s["type"] for s in sensors} >= {"bme280", "bmp280", "sht3x", "sht4x", "aht20", "htu21d", "ina219",
-                                            "veml7700", "mcp9808", "hdc1080", "ads1115", "scd4x", "ds18b20", "iio",
-                                            "hwmon"}
+                                            "veml7700", "mcp9808", "hdc1080", "ina226", "ina260", "ads1115", "scd4x",
+                                            "ds18b20", "iio", "hwmon"}
     # Both fixed at 0x40: the HDC1080 (loaded first) on bus 1, the HTU21D on the second bus.
     assert {(s["type"], s["bus"], s["address"]) for s in sensors if s["type"] in ("hdc1080", "htu21d")} == \
         {("hdc1080", 1, 0x40), ("htu21d", 3, 0x40)}
+    # The INA226 and INA260 have address pins: the next free addresses after the INA219's.
+    assert {(s["type"], s["bus"], s["address"]) for s in sensors if s["type"] in ("ina226", "ina260")} == \
+        {("ina226", 1, 0x42), ("ina260", 1, 0x43)}
     assert {s["device"] for s in sensors if s["type"] in ("iio", "hwmon")} == {"dht11", "si7020", "cpu_thermal",
                                                                              "ina219"}
     assert {r["quantity"] for r in rows} >= {"temperature", "humidity", "pressure", "carbon_dioxide", "voltage",

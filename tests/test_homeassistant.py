@@ -72,7 +72,7 @@ def test_the_fake_node_announces_every_channel_with_its_class_unit_and_precision
     fridge = by_name["fridge temperature"]
     assert (fridge.device_class, fridge.unit, fridge.precision) == ("temperature", "°C", 2)  # MCP9808: 0.0625 °C steps
     # Every sensor channel of the config and the diagnostics, each once.
-    assert len({e.component_id for e in entities}) == len({e.key for e in entities}) == len(entities) == 46
+    assert len({e.component_id for e in entities}) == len({e.key for e in entities}) == len(entities) == 52
 
 
 def test_every_built_in_mapping_is_one_home_assistant_accepts() -> None:
