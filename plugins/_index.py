@@ -7,6 +7,7 @@ SENSOR_TYPES: dict[str, tuple[str, ...]] = {
     "aht20": ("aht20",),
     "bh1750": ("bh1750",),
     "bme280": ("bme280", "bmp280"),
+    "bmp3xx": ("bmp388", "bmp390"),
     "digital_input": ("digital_input",),
     "distance": ("distance",),
     "ds18b20": ("ds18b20",),
@@ -27,5 +28,6 @@ SENSOR_TYPES: dict[str, tuple[str, ...]] = {
     "sim": ("sim",),
     "system": ("system",),
     "tmp102": ("tmp102",),
+    "tsl2591": ("tsl2591",),
     "veml7700": ("veml7700",),
 }

@@ -2,8 +2,9 @@
 
 Wiring: VDD to 3.3 V (pin 1), GND to pin 6, SDA to GPIO2 (pin 3), SCL to GPIO3 (pin 5). The
 address is fixed at 0x40, which HTU21D/Si7021, INA219/INA226 and PCA9685 boards also use by
-default: to run an HDC1080 beside one of those, put it on a second bus (`dtoverlay=i2c-gpio`
-gives /dev/i2c-3 on two free GPIOs; set `bus = 3`) or behind an I2C multiplexer.
+default: to run an HDC1080 beside one of those, put it on a second bus (a Pi 4 or 5 has
+`dtoverlay=i2c3`; `dtoverlay=i2c-gpio` adds one on any two free GPIOs, usually /dev/i2c-3) and set
+`bus`, or behind an I2C multiplexer.
 
 Datasheet: Texas Instruments "HDC1080 Low Power, High Accuracy Digital Humidity Sensor with
 Temperature Sensor" (SNAS672): §8.5.1 (register map: temperature 0x00, humidity 0x01,

@@ -31,6 +31,7 @@ PHYSICAL_RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("power", "W"): (0.0, 36.0 * 20.0),
     (r"voltage_a[0-3](-a[0-3])?", "V"): (-6.144, 6.144),  # ADS1115: the widest full-scale range
     ("voltage_1", "V"): (0.0, 26.0),  # INA219 on the kernel's ina2xx driver (hwmon): in1, the bus voltage
+    ("full_spectrum|infrared", ""): (0.0, 65535.0),  # TSL2591: 16-bit ADC counts
 }
 
 
@@ -86,8 +87,8 @@ def detect_check_read(tmp_path: Path, env: dict[str, str] | None = None) -> tupl
 def test_detected_config_checks_and_reads_in_range(tmp_path: Path) -> None:
     sensors, rows = detect_check_read(tmp_path)
     assert {s["type"] for s in sensors} >= {"bme280", "bmp280", "sht3x", "sht4x", "aht20", "htu21d", "ina219",
-                                            "veml7700", "mcp9808", "hdc1080", "ina226", "ina260", "ads1115", "scd4x",
-                                            "ds18b20", "iio", "hwmon"}
+                                            "veml7700", "tsl2591", "bmp388", "bmp390", "mcp9808", "hdc1080",
+                                            "ina226", "ina260", "ads1115", "scd4x", "ds18b20", "iio", "hwmon"}
     # Both fixed at 0x40: the HDC1080 (loaded first) on bus 1, the HTU21D on the second bus.
     assert {(s["type"], s["bus"], s["address"]) for s in sensors if s["type"] in ("hdc1080", "htu21d")} == \
         {("hdc1080", 1, 0x40), ("htu21d", 3, 0x40)}

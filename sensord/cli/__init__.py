@@ -9,6 +9,7 @@ readings it could not store, 78 (EX_CONFIG) a config or plugin error. systemd's
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import json
 import logging
@@ -76,10 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_decode)
 
     p = add("detect", "scan an I2C bus (and 1-Wire) and print [[sensor]] blocks for the chips found")
-    p.add_argument("--bus", type=int, metavar="N",
-                   help="I2C bus: /dev/i2c-N (default 1; with --fake, every fake bus)")
+    p.add_argument("--bus", type=int, default=1, metavar="N", help="I2C bus: /dev/i2c-N (default 1)")
     p.add_argument("--fake", action="store_true",
-                   help="scan the fake node's buses, holding one of each built-in and plugin chip model")
+                   help="scan a fake bus holding one of each built-in and plugin chip model")
     p.set_defaults(func=cmd_detect)
 
     p = add("buffer", "show the offline buffer: pending batches, readings, bytes, oldest age, dropped")
@@ -322,27 +322,28 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from ..detect import identify, scan, sensor_block, suggest_name, toml_block
 
     host = _plugin_host(args.config)
-    numbers = [1 if args.bus is None else args.bus]
     if args.fake:
-        from ..testing.fakenode import SECOND_BUS, fake_node_hardware
+        from ..testing.fakenode import fake_node_hardware
 
         hardware = fake_node_hardware(host)
-        if args.bus is None:
-            numbers.append(SECOND_BUS)  # there when a chip model found bus 1 full
     else:
         hardware = Hardware()
     try:
-        for number in numbers:
-            try:
-                bus = hardware.i2c(number)
-            except OSError as exc:
-                if args.fake and args.bus is None and number != 1:
-                    continue
-                print(f"sensord: cannot open /dev/i2c-{number}: {exc.strerror or exc} (is I2C enabled, "
-                      f"e.g. with raspi-config, and are you in group i2c?)", file=sys.stderr)
-                return EX_FAIL
-            found = identify(bus, scan(bus), host.sensor_types.values(), sleep=hardware.sleep)
-            kind = " (fake: one of each built-in and plugin chip model)" if args.fake else ""
+        try:
+            bus = hardware.i2c(args.bus)
+        except OSError as exc:
+            print(f"sensord: cannot open /dev/i2c-{args.bus}: {exc.strerror or exc} (is I2C enabled, "
+                  f"e.g. with raspi-config, and are you in group i2c?)", file=sys.stderr)
+            return EX_FAIL
+        buses = [(args.bus, bus)]
+        if args.fake and args.bus == 1:
+            from ..testing.fakenode import SECOND_BUS
+
+            with contextlib.suppress(OSError):  # only there when a chip model did not fit on bus 1
+                buses.append((SECOND_BUS, hardware.i2c(SECOND_BUS)))
+        kind = " (fake: one of each built-in and plugin chip model)" if args.fake else ""
+        for number, each in buses:
+            found = identify(each, scan(each), host.sensor_types.values(), sleep=hardware.sleep)
             print(f"## I2C bus {number}{kind}: {startup.counted(len(found), 'chip')}\n")
             for chip in found:
                 print(toml_block(chip, suggest_name(chip), bus=number))

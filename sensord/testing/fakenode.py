@@ -1,8 +1,8 @@
-"""A whole fake node for `--fake` and `[hardware] fake = true`: one of each chip model the plugins
-register (`sensord_register_device_models`: the built-in drivers' first, then the third-party
-ones, in load order) on I2C bus 1, or on bus 3 for a chip whose every address bus 1 already has
-(`fake_node_buses`), gpiozero mock pins with an MCP3008 and an MCP3208 on SPI0, a 1-Wire tree
-with one DS18B20 reading 21.5 °C, and a sysfs tree with IIO and hwmon devices
+"""A whole fake node for `--fake` and `[hardware] fake = true`: on I2C bus 1 one of each chip model
+the plugins register (`sensord_register_device_models`: the built-in drivers' first, then the
+third-party ones, in load order; a model whose chip's addresses are all taken there goes on bus
+3, `SECOND_BUS`), gpiozero mock pins with an MCP3008 and an MCP3208 on SPI0, a 1-Wire tree with
+one DS18B20 reading 21.5 °C, and a sysfs tree with IIO and hwmon devices
 (`sensord.testing.sysfs.fake_node_sysfs`)."""
 
 from __future__ import annotations
@@ -25,6 +25,14 @@ if TYPE_CHECKING:
     from .i2c import I2CDeviceModel
 
 log = logging.getLogger(__name__)
+
+#: The fake node's second I2C bus, as a Pi 4 or 5 adds with `dtoverlay=i2c3`: a model that declares
+#: `ADDRESSES` (every address its chip can have) and finds them all taken on bus 1 goes there, e.g.
+#: the BMP388 and BMP390 when the BMP280 and BME280 hold 0x76 and 0x77.
+SECOND_BUS = 3
+
+#: The inputs CH0..CH7 of the fake node's MCP3008 (on CE0) and MCP3208 (on CE1), in volts (VREF 3.3 V).
+SPI_ADC_VOLTS = {0: (1.65, 0.5, 2.0, 1.25, 0.0, 0.0, 0.0, 3.3), 1: (1.2, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)}
 
 # One DS18B20 as the kernel's w1_therm driver shows it (t = 0x0158 / 16 = 21.5 °C).
 DS18B20_ID = "28-000000000001"
@@ -61,56 +69,43 @@ def fake_node_hardware(host: PluginHost | None = None) -> Hardware:
     return fake_hardware(buses, pin_factory=pins, w1_root=str(w1_root), sleep=sleep, sysfs=fake_node_sysfs())
 
 
-#: The inputs CH0..CH7 of the fake node's MCP3008 (on CE0) and MCP3208 (on CE1), in volts (VREF 3.3 V).
-SPI_ADC_VOLTS = {0: (1.65, 0.5, 2.0, 1.25, 0.0, 0.0, 0.0, 3.3), 1: (1.2, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)}
-
-#: The fake node's second I2C bus: where `dtoverlay=i2c-gpio` puts a bus on two free GPIOs.
-SECOND_BUS = 3
+def fake_node_bus(models: Iterable[type[I2CDeviceModel]]) -> FakeI2CBus:
+    """Bus 1 of `fake_node_buses(models)`."""
+    return fake_node_buses(models)[1]
 
 
 def fake_node_buses(models: Iterable[type[I2CDeviceModel]]) -> dict[int, FakeI2CBus]:
     """The fake node's I2C buses by number, with one of each model, built with `address=` alone,
     in the order given.
 
-    A model that declares `ADDRESSES` (the addresses its chip's pins can select; one for a
-    fixed-address chip such as the HDC1080) goes at the first of them free on bus 1, or when bus 1
-    has them all at the first free on bus 3, as on a Pi with a second bus
-    (`dtoverlay=i2c-gpio`) or an I2C multiplexer; with none free on either it is left out. A model
-    without `ADDRESSES` goes on bus 1 at its `DEFAULT_ADDRESS`, or when another model took that at
-    the next free address above it, wrapping from 0x77 to 0x03 (`next_free_address`); with no
-    free address it is left out. Chips that share a default (TMP102, LM75 and ADS1115 at 0x48)
-    take the addresses above it, which their address pins also select. Bus 3 exists only when a
-    model went there."""
-    buses = {1: FakeI2CBus()}
+    On bus 1 a model goes at its `DEFAULT_ADDRESS`, or when another model took that, at the next
+    free address above it, wrapping from 0x77 to 0x03 (`next_free_address`); a model with no free
+    address is left out. Chips that share a default (TMP102, LM75 and ADS1115 at 0x48) take the
+    addresses above it, which their address pins also select. A model that declares `ADDRESSES`
+    (the addresses its chip can have) takes only one of those: the first free one on bus 1, else
+    on `SECOND_BUS` (made when the first such model needs it), else it is left out."""
+    buses = {1: FakeI2CBus(number=1)}
     for cls in models:
         # Every model class has a DEFAULT_ADDRESS (the kit's test checks it); the base class does not declare one.
         default: int = cls.DEFAULT_ADDRESS  # type: ignore[attr-defined]
-        allowed = getattr(cls, "ADDRESSES", None)
+        allowed: tuple[int, ...] | None = getattr(cls, "ADDRESSES", None)
         if allowed is None:
-            number, address = 1, next_free_address(default, buses[1].devices)
+            placed = (1, next_free_address(default, buses[1].devices))
         else:
-            number, address = _first_free(tuple(allowed), buses)
+            placed = (1, None)
+            for number in (1, SECOND_BUS):
+                taken = buses[number].devices if number in buses else {}
+                free = [a for a in dict.fromkeys((default, *allowed)) if a not in taken]
+                if free:
+                    placed = (number, free[0])
+                    break
+        number, address = placed
         if address is None:
             log.debug("no free address for %s", cls.__name__)
             continue
-        bus = buses.setdefault(number, FakeI2CBus())
+        bus = buses.setdefault(number, FakeI2CBus(number=number))
         bus.attach(cls(address=address), address)
     return buses
-
-
-def _first_free(allowed: tuple[int, ...], buses: dict[int, FakeI2CBus]) -> tuple[int, int | None]:
-    """The bus (1, else `SECOND_BUS`) and the first of `allowed` free on it; (1, None) if none."""
-    for number in (1, SECOND_BUS):
-        taken = buses[number].devices if number in buses else {}
-        free = [a for a in allowed if a not in taken]
-        if free:
-            return number, free[0]
-    return 1, None
-
-
-def fake_node_bus(models: Iterable[type[I2CDeviceModel]]) -> FakeI2CBus:
-    """Bus 1 of `fake_node_buses(models)`."""
-    return fake_node_buses(models)[1]
 
 
 def next_free_address(default: int, taken: Iterable[int], *, first: int = 0x03, last: int = 0x77) -> int | None:

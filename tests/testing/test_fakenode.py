@@ -117,3 +117,39 @@ def test_detect_output_for_the_built_in_models_is_a_valid_config() -> None:
     specs = parse_config(tomllib.loads(text), "detected.toml", types).sensors
     assert [s.type for s in specs] == [f.type_name for f in found if f.type_name is not None]
     assert {f.address for f in found} == set(bus.devices)
+
+
+def test_a_model_whose_addresses_are_taken_goes_on_the_second_bus() -> None:
+    from sensord.testing.fakenode import SECOND_BUS, fake_node_buses
+
+    class PinnedModel(RegisterMapDevice):
+        DEFAULT_ADDRESS = 0x77
+        ADDRESSES = (0x77, 0x76)
+
+    class HolderModel(RegisterMapDevice):
+        DEFAULT_ADDRESS = 0x76
+
+    class OtherHolderModel(RegisterMapDevice):
+        DEFAULT_ADDRESS = 0x77
+
+    # 0x77 free on bus 1: it stays there.
+    assert set(fake_node_buses([PinnedModel])) == {1}
+    # 0x77 taken, 0x76 free: the other address its chip can have, on bus 1.
+    assert {a: type(m).__name__ for a, m in fake_node_buses([OtherHolderModel, PinnedModel])[1].devices.items()} \
+        == {0x77: "OtherHolderModel", 0x76: "PinnedModel"}
+    # Both taken: bus 3, not a wrapped address no config for the chip could name; then its other address there.
+    buses = fake_node_buses([HolderModel, OtherHolderModel, PinnedModel, PinnedModel, PinnedModel])
+    assert sorted(buses) == [1, SECOND_BUS] and SECOND_BUS == 3
+    assert sorted(buses[1].devices) == [0x76, 0x77]
+    assert {a: type(m).__name__ for a, m in buses[SECOND_BUS].devices.items()} == {0x77: "PinnedModel",
+                                                                                   0x76: "PinnedModel"}
+    assert buses[SECOND_BUS].number == 3 and buses[SECOND_BUS].devices[0x76].address == 0x76
+
+
+def test_the_built_in_bosch_models_share_two_buses() -> None:
+    from sensord.testing.fakenode import fake_node_buses
+
+    buses = fake_node_buses(built_in_models())
+    names = {(n, a): type(m).__name__ for n, bus in buses.items() for a, m in bus.devices.items()}
+    assert {k: v for k, v in names.items() if k[1] in (0x76, 0x77)} == {
+        (1, 0x76): "BMP280Model", (1, 0x77): "BME280Model", (3, 0x77): "BMP388Model", (3, 0x76): "BMP390Model"}
