@@ -4,11 +4,12 @@ sensor end to end through sensord's scheduler, filters and encoder."""
 from __future__ import annotations
 
 import pytest
-from driver_kit import example_config
+from driver_kit import example_config, opened
 
 import sensord_plugins.mcp9808 as mcp9808
 from sensord import ConfigError, Hardware, SensorError
 from sensord.testing import FakeI2CBus
+from sensord.testing.clock import FakeClock
 from sensord.testing.models.mcp9808 import MCP9808Model
 from sensord.testing.pytest_plugin import SensorHarness
 from sensord_plugins.mcp9808 import MCP9808, MCP9808Config, mcp9808_celsius
@@ -198,3 +199,33 @@ def test_hookimpls_register_the_sensor_and_its_model() -> None:
     assert mcp9808.sensord_register_sensors() == [MCP9808]
     assert mcp9808.sensord_register_device_models() == [MCP9808Model]
     assert MCP9808Model.DEFAULT_ADDRESS == MCP9808Config().address == 0x18
+
+
+# -- conversion timing on a fake clock ----------------------------------------------------------
+
+
+def test_a_new_resolution_waits_one_conversion(clock: FakeClock) -> None:
+    chip = MCP9808Model(temperature_c=21.3, clock=clock.monotonic)
+    sensor, _ = opened(MCP9808, chip, clock, name="fridge", resolution_c=0.5)
+    assert clock.now == pytest.approx(0.030 * 1.25)  # t_CONV at 0.5 °C, plus a quarter
+    (reading,) = sensor.read()
+    assert reading.value == 21.5  # at the new resolution
+
+
+def test_without_the_wait_t_a_keeps_the_value_from_before(clock: FakeClock) -> None:
+    chip = MCP9808Model(temperature_c=21.3, clock=clock.monotonic)
+    assert chip.read(0x05, 2) == b"\xc1\x55"  # 21.3125 °C at 0.0625, flags T_CRIT and T_UPPER
+    chip.write(0x08, b"\x00")
+    assert chip.read(0x05, 2) == b"\xc1\x55"
+    clock.advance(0.030)
+    assert chip.read(0x05, 2) == b"\xc1\x58"  # 21.5 °C at 0.5
+
+
+def test_leaving_shutdown_waits_one_conversion(clock: FakeClock) -> None:
+    chip = MCP9808Model(temperature_c=10.0, clock=clock.monotonic)
+    chip.write_raw(b"\x01\x01\x00")  # SHDN: T_A keeps 10 °C
+    chip.temperature_c = 30.0
+    sensor, _ = opened(MCP9808, chip, clock, name="fridge")
+    assert clock.now == pytest.approx(0.250 * 1.25)
+    (reading,) = sensor.read()
+    assert reading.value == 30.0

@@ -7,11 +7,18 @@ and resolution (0x08). 16-bit registers are most significant byte first; pointer
 the resolution, with the alert flags its limits give (all three limits are 0 °C at power-on, so
 a warm chip sets T_CRIT's and T_UPPER's flags); in shutdown it keeps its last value.
 
+Time: with `clock` (a function returning seconds, e.g. `FakeClock().monotonic`) a change of the
+resolution, or leaving shutdown, starts a conversion of the datasheet's typical t_CONV (30, 65,
+130 or 250 ms for 0.5 to 0.0625 °C), and T_A keeps the value from before until it ends; without
+a clock the new value shows at once.
+
     model = MCP9808Model(temperature_c=25.25)
     bus = FakeI2CBus([model])
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from sensord.testing.i2c import I2CDeviceModel
 
@@ -30,6 +37,7 @@ _FLAG_CRIT, _FLAG_UPPER, _FLAG_LOWER = 0x8000, 0x4000, 0x2000
 _AMBIENT_DATA = 0x1FFF
 _LSB_C = 0.0625
 _STEP_C = {0x00: 0.5, 0x01: 0.25, 0x02: 0.125, 0x03: 0.0625}
+_T_CONV_S = {0x00: 0.030, 0x01: 0.065, 0x02: 0.130, 0x03: 0.250}
 
 
 class MCP9808Model(I2CDeviceModel):
@@ -47,7 +55,8 @@ class MCP9808Model(I2CDeviceModel):
     address = DEFAULT_ADDRESS
 
     def __init__(self, *, address: int | None = None, temperature_c: float = 21.0,
-                 manufacturer_id: int = MANUFACTURER_ID, device_id: int = DEVICE_ID << 8) -> None:
+                 manufacturer_id: int = MANUFACTURER_ID, device_id: int = DEVICE_ID << 8,
+                 clock: Callable[[], float] | None = None) -> None:
         super().__init__(address=address)
         #: The temperature the chip measures; set it any time.
         self.temperature_c = temperature_c
@@ -63,14 +72,30 @@ class MCP9808Model(I2CDeviceModel):
         #: The register pointer.
         self.pointer = 0x00
         self._frozen: float | None = None  # the temperature T_A keeps while shut down
+        self._clock = clock
+        self._held: int | None = None  # T_A while a conversion at a new setting runs
+        self._ready_at = 0.0
 
     @property
     def shut_down(self) -> bool:
         """Whether CONFIG's SHDN bit is set."""
         return bool(self.config & _CONFIG_SHDN)
 
+    def _now(self) -> float:
+        return 0.0 if self._clock is None else self._clock()
+
+    def _restart_conversion(self) -> None:
+        """A new setting: T_A keeps its value until a conversion at it ends (only with a clock)."""
+        if self._clock is not None:
+            self._held = self.ambient()
+            self._ready_at = self._now() + _T_CONV_S[self.resolution]
+
     def ambient(self) -> int:
         """The T_A register now: flags, sign and temperature in the chosen resolution."""
+        if self._held is not None:
+            if self._now() < self._ready_at:
+                return self._held
+            self._held = None
         measured = self._frozen if self.shut_down and self._frozen is not None else self.temperature_c
         step = _STEP_C[self.resolution]
         raw = max(-0x1000, min(0x0FFF, round(measured / step) * round(step / _LSB_C)))
@@ -98,10 +123,14 @@ class MCP9808Model(I2CDeviceModel):
         # A 1-byte write to a 16-bit register sets its upper byte only.
         word = int.from_bytes(value[:2] + self._register(self.pointer)[len(value):], "big")
         if self.pointer == _REG_RESOLUTION:
+            self._restart_conversion()
             self.resolution = value[0] & 0x03
+            self._ready_at = self._now() + _T_CONV_S[self.resolution]
         elif self.pointer == _REG_CONFIG:
             if not self.shut_down:
                 self._frozen = self.temperature_c  # what T_A keeps if this write shuts it down
+            elif not word & _CONFIG_SHDN:
+                self._restart_conversion()  # leaving shutdown: the first conversion takes t_CONV
             self.config = word & 0x07FF  # bits 15-11 are unimplemented
         elif self.pointer in self.limits:
             self.limits[self.pointer] = word & 0x1FFC  # bits 15-13 and 1-0 read 0
