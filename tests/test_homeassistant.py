@@ -80,8 +80,10 @@ def test_the_fake_node_announces_every_channel_with_its_class_unit_and_precision
     window, infrared = by_name["window illuminance"], by_name["window infrared"]
     assert (window.device_class, window.unit, window.precision) == ("illuminance", "lx", 1)  # TSL2591: 0.163 lx
     assert (infrared.device_class, infrared.unit, infrared.state_class) == (None, None, "measurement")  # counts
+    fridge = by_name["fridge temperature"]
+    assert (fridge.device_class, fridge.unit, fridge.precision) == ("temperature", "°C", 2)  # MCP9808: 0.0625 °C steps
     # Every sensor channel of the config and the diagnostics, each once.
-    assert len({e.component_id for e in entities}) == len({e.key for e in entities}) == len(entities) == 56
+    assert len({e.component_id for e in entities}) == len({e.key for e in entities}) == len(entities) == 68
 
 
 def test_every_built_in_mapping_is_one_home_assistant_accepts() -> None:

@@ -1,8 +1,9 @@
 """A whole fake node for `--fake` and `[hardware] fake = true`: on I2C bus 1 one of each chip model
 the plugins register (`sensord_register_device_models`: the built-in drivers' first, then the
 third-party ones, in load order; a model whose chip's addresses are all taken there goes on bus
-3, `SECOND_BUS`, or bus 4 after it, `SPARE_BUSES`), gpiozero mock pins, a 1-Wire tree with one DS18B20 reading
-21.5 °C, and a sysfs tree with IIO and hwmon devices (`sensord.testing.sysfs.fake_node_sysfs`)."""
+3, `SECOND_BUS`, or bus 4 after it, `SPARE_BUSES`), gpiozero mock pins with an MCP3008 and an
+MCP3208 on SPI0, a 1-Wire tree with one DS18B20 reading 21.5 °C, and a sysfs tree with IIO and
+hwmon devices (`sensord.testing.sysfs.fake_node_sysfs`)."""
 
 from __future__ import annotations
 
@@ -27,11 +28,14 @@ log = logging.getLogger(__name__)
 
 #: The fake node's second I2C bus, as a Pi 4 or 5 adds with `dtoverlay=i2c3`: a model that declares
 #: `ADDRESSES` (every address its chip can have) and finds them all taken on bus 1 goes there, e.g.
-#: the BME680 and BMP388 when the BMP280 and BME280 hold 0x76 and 0x77.
+#: the BME680 and BMP388 when the BMP280 and BME280 hold 0x76 and 0x77, the HTU21D behind the HDC1080.
 SECOND_BUS = 3
 #: The buses after bus 1, tried in turn (`dtoverlay=i2c4` adds bus 4): five Bosch chips share 0x76
 #: and 0x77, so the BMP390 goes on bus 4.
 SPARE_BUSES = (SECOND_BUS, 4)
+
+#: The inputs CH0..CH7 of the fake node's MCP3008 (on CE0) and MCP3208 (on CE1), in volts (VREF 3.3 V).
+SPI_ADC_VOLTS = {0: (1.65, 0.5, 2.0, 1.25, 0.0, 0.0, 0.0, 3.3), 1: (1.2, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)}
 
 # One DS18B20 as the kernel's w1_therm driver shows it (t = 0x0158 / 16 = 21.5 °C).
 DS18B20_ID = "28-000000000001"
@@ -43,7 +47,8 @@ def fake_node_hardware(host: PluginHost | None = None) -> Hardware:
     (`sensord.plugins.collect_device_models`; without a host, the built-in drivers')."""
     from sensord.plugins import collect_device_models, get_plugin_manager
 
-    from .pins import fake_hardware
+    from .models.mcp3008 import MCP3008Model, MCP3208Model
+    from .pins import fake_hardware, mock_pin_factory
     from .sysfs import fake_node_sysfs
 
     models = collect_device_models(host if host is not None else get_plugin_manager(entry_points=False))
@@ -60,7 +65,11 @@ def fake_node_hardware(host: PluginHost | None = None) -> Hardware:
         for advance in clocked:
             advance(seconds)
 
-    return fake_hardware(buses, w1_root=str(w1_root), sleep=sleep, sysfs=fake_node_sysfs())
+    pins = mock_pin_factory()
+    # SPI0: an MCP3008 on CE0 and an MCP3208 on CE1, speaking their protocol on the mock pins.
+    MCP3008Model(pins, chip_select=0, volts=SPI_ADC_VOLTS[0])
+    MCP3208Model(pins, chip_select=1, volts=SPI_ADC_VOLTS[1])
+    return fake_hardware(buses, pin_factory=pins, w1_root=str(w1_root), sleep=sleep, sysfs=fake_node_sysfs())
 
 
 def fake_node_bus(models: Iterable[type[I2CDeviceModel]]) -> FakeI2CBus:

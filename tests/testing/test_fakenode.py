@@ -76,6 +76,43 @@ def test_a_model_with_addresses_goes_on_the_next_spare_bus() -> None:
     assert buses[4].devices[0x76].address == 0x76  # built with address=
 
 
+def test_a_model_with_addresses_keeps_to_them_and_goes_to_the_second_bus_when_they_are_taken() -> None:
+    class FixedModel(RegisterMapDevice):
+        DEFAULT_ADDRESS = 0x40
+        ADDRESSES = (0x40,)
+
+    class OtherFixedModel(FixedModel):
+        pass
+
+    class PinsModel(RegisterMapDevice):
+        DEFAULT_ADDRESS = 0x40
+        ADDRESSES = (0x40, 0x41)
+
+    class FreeModel(RegisterMapDevice):
+        DEFAULT_ADDRESS = 0x40
+
+    buses = fake_node_buses([FixedModel, FreeModel, PinsModel, OtherFixedModel])
+    assert SECOND_BUS == 3 and set(buses) == {1, 3, 4}
+    placed = {(n, a): type(m).__name__ for n, bus in buses.items() for a, m in bus.devices.items()}
+    # FreeModel takes the next free address (0x41); PinsModel finds both of its own taken on bus 1;
+    # OtherFixedModel finds 0x40 taken on buses 1 and 3 and goes on bus 4.
+    assert placed == {(1, 0x40): "FixedModel", (1, 0x41): "FreeModel", (3, 0x40): "PinsModel",
+                      (4, 0x40): "OtherFixedModel"}
+    assert fake_node_bus([FixedModel]).devices.keys() == {0x40}
+    assert set(fake_node_buses([FixedModel])) == {1}  # no second bus when nothing needs it
+
+
+def test_a_model_with_no_free_address_on_any_bus_is_left_out() -> None:
+    class FixedModel(RegisterMapDevice):
+        DEFAULT_ADDRESS = 0x40
+        ADDRESSES = (0x40,)
+
+    clones = [type(f"Clone{i}", (FixedModel,), {}) for i in range(4)]
+    buses = fake_node_buses(clones)
+    assert {n: [type(m).__name__ for m in bus.devices.values()] for n, bus in buses.items()} == \
+        {1: ["Clone0"], 3: ["Clone1"], 4: ["Clone2"]}
+
+
 def test_fake_bus_with_the_built_in_models() -> None:
     bus = fake_node_bus(built_in_models())
     assert isinstance(bus, FakeI2CBus)
