@@ -1,7 +1,8 @@
 """A whole fake node for `--fake` and `[hardware] fake = true`: on I2C bus 1 one of each chip model
 the plugins register (`sensord_register_device_models`: the built-in drivers' first, then the
 third-party ones, in load order), gpiozero mock pins, a 1-Wire tree with one DS18B20 reading
-21.5 °C, and a sysfs tree with IIO and hwmon devices (`sensord.testing.sysfs.fake_node_sysfs`)."""
+21.5 °C, a sysfs tree with IIO and hwmon devices (`sensord.testing.sysfs.fake_node_sysfs`), and
+serial ports with a PMS5003, an SDS011 and an MH-Z19B (`sensord.testing.serial.fake_node_serial`)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ def fake_node_hardware(host: PluginHost | None = None) -> Hardware:
     from sensord.plugins import collect_device_models, get_plugin_manager
 
     from .pins import fake_hardware
+    from .serial import fake_node_serial
     from .sysfs import fake_node_sysfs
 
     models = collect_device_models(host if host is not None else get_plugin_manager(entry_points=False))
@@ -46,12 +48,15 @@ def fake_node_hardware(host: PluginHost | None = None) -> Hardware:
     # Models that keep virtual time (conversion delays) see a driver's waits; nothing really sleeps.
     advances = [getattr(m, "advance", None) for m in bus.devices.values()]
     clocked = [advance for advance in advances if callable(advance)]
+    serial = fake_node_serial()
+    clocked.append(serial.advance)
 
     def sleep(seconds: float) -> None:
         for advance in clocked:
             advance(seconds)
 
-    return fake_hardware(bus, w1_root=str(w1_root), sleep=sleep, sysfs=fake_node_sysfs())
+    return fake_hardware(bus, w1_root=str(w1_root), sleep=sleep, sysfs=fake_node_sysfs(),
+                         serial=serial)
 
 
 def fake_node_bus(models: Iterable[type[I2CDeviceModel]]) -> FakeI2CBus:
