@@ -69,8 +69,15 @@ def test_the_fake_node_announces_every_channel_with_its_class_unit_and_precision
     assert (battery.device_class, battery.unit, battery.precision) == ("voltage", "V", 3)  # hwmon: whole mV
     desk = by_name["desk illuminance"]
     assert (desk.device_class, desk.unit, desk.precision) == ("illuminance", "lx", 1)  # VEML7700: 0.2688 lx steps
+    # UART sensors: particulate matter in Home Assistant's spelling of µg/m³ (a Greek mu), CO2 as scd4x's.
+    assert [(by_name[f"balcony {q}"].device_class, by_name[f"balcony {q}"].unit, by_name[f"balcony {q}"].precision)
+            for q in ("pm1", "pm2_5", "pm10")] == [("pm1", "\u03bcg/m³", 0), ("pm25", "\u03bcg/m³", 0),
+                                                     ("pm10", "\u03bcg/m³", 0)]
+    assert (by_name["street pm2_5"].device_class, by_name["street pm2_5"].precision) == ("pm25", 1)
+    assert (by_name["balcony particles_0_3um"].device_class, by_name["balcony particles_0_3um"].unit) == (None, "/dL")
+    assert by_name["living_room_co2 carbon_dioxide"].device_class == "carbon_dioxide"
     # Every sensor channel of the config and the diagnostics, each once.
-    assert len({e.component_id for e in entities}) == len({e.key for e in entities}) == len(entities) == 40
+    assert len({e.component_id for e in entities}) == len({e.key for e in entities}) == len(entities) == 52
 
 
 def test_every_built_in_mapping_is_one_home_assistant_accepts() -> None:
@@ -103,6 +110,10 @@ def test_every_built_in_mapping_is_one_home_assistant_accepts() -> None:
     (Channel("water", "l", 1.0, "total"), ("sensor", "water", "L", "total_increasing")),
     (Channel("wind_run", "m", 0.667, "total"), ("sensor", "distance", "m", "total_increasing")),
     (Channel("uptime", "s", 1.0, "total"), ("sensor", "duration", "s", "total_increasing")),
+    (Channel("pm1", "µg/m³", 1.0), ("sensor", "pm1", "μg/m³", "measurement")),
+    (Channel("pm10", "µg/m³", 1.0), ("sensor", "pm10", "μg/m³", "measurement")),
+    (Channel("pm2_5", "µg/m³", 0.1), ("sensor", "pm25", "μg/m³", "measurement")),
+    (Channel("pm4", "µg/m³", 1.0), ("sensor", "pm4", "μg/m³", "measurement")),
     (Channel("door_open", kind="binary"), ("binary_sensor", "door", None, None)),
     (Channel("float_switch", kind="binary"), ("binary_sensor", None, None, None)),
 ])
