@@ -1,5 +1,6 @@
 """What the driver tests share: a driver on a `FakeI2CBus` (bus 1) or a `FakeSerialPort` whose
-sleeps advance a `FakeClock`, a hand-moved pin clock, and the TOML example of a plugin module's docstring parsed as a config file."""
+sleeps advance a `FakeClock`, a hand-moved pin clock, and the TOML example of a plugin module's
+docstring parsed as a config file."""
 
 from __future__ import annotations
 
