@@ -1,9 +1,10 @@
 """Winsen MH-Z19B NDIR CO2 sensor (UART), type `mhz19`: carbon dioxide in ppm.
 
-Wiring: Vin to 5 V (pin 2 or 4; the module takes 4.5 to 5.5 V, about 60 mA peaks when the lamp
-flashes), GND to pin 6, the sensor's TX to the Pi's RX (GPIO15, pin 10), the sensor's RX to
-the Pi's TX (GPIO14, pin 8). The UART is 3.3 V logic (datasheet: "3.3 V, compatible with
-5 V"): no level shifter to the Pi. Leave HD (zero calibration) unconnected.
+Wiring: Vin to 5 V (pin 2 or 4; the module takes 4.5 to 5.5 V, under 60 mA on average and
+150 mA peaks when the lamp flashes), GND to pin 6, the sensor's TX to the Pi's RX (GPIO15, pin
+10), the sensor's RX to the Pi's TX (GPIO14, pin 8). The UART works at 3.3 V TTL levels
+(datasheet, "Output signal"): no level shifter to the Pi. Leave HD (zero calibration, active
+low) unconnected.
 
 The Pi's UART: put `enable_uart=1` in /boot/firmware/config.txt and switch the serial
 console off (`sudo raspi-config`, Interface Options, Serial Port: login shell "No", hardware
