@@ -2,7 +2,7 @@
 the plugins register (`sensord_register_device_models`: the built-in drivers' first, then the
 third-party ones, in load order), gpiozero mock pins, a 1-Wire tree with one DS18B20 reading
 21.5 °C, a sysfs tree with IIO and hwmon devices (`sensord.testing.sysfs.fake_node_sysfs`), and
-serial ports with a PMS5003, an SDS011 and an MH-Z19B (`sensord.testing.serial.fake_node_serial`)."""
+serial ports with a PMS5003, an SDS011 and an MH-Z19B (`fake_node_serial`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING
 
 from sensord.hardware import Hardware
 
+from .clock import FakeClock
 from .i2c import FakeI2CBus
+from .serial import FakeSerialPorts
 
 if TYPE_CHECKING:
     from sensord.plugins import PluginHost
@@ -36,7 +38,6 @@ def fake_node_hardware(host: PluginHost | None = None) -> Hardware:
     from sensord.plugins import collect_device_models, get_plugin_manager
 
     from .pins import fake_hardware
-    from .serial import fake_node_serial
     from .sysfs import fake_node_sysfs
 
     models = collect_device_models(host if host is not None else get_plugin_manager(entry_points=False))
@@ -86,3 +87,17 @@ def next_free_address(default: int, taken: Iterable[int], *, first: int = 0x03, 
         if address not in used:
             return address
     return None
+
+
+def fake_node_serial() -> FakeSerialPorts:
+    """The fake node's serial ports: a PMS5003 on /dev/ttyUSB0, an SDS011 on /dev/ttyUSB1 and an
+    MH-Z19B on /dev/serial0 (each model's `DEFAULT_PORT`), at their default values, each port on
+    its own clock (the daemon reads them in parallel threads)."""
+    from .models.mhz19 import MHZ19Model
+    from .models.pms5003 import PMS5003Model
+    from .models.sds011 import SDS011Model
+
+    ports = FakeSerialPorts()
+    for model in (PMS5003Model(), SDS011Model(), MHZ19Model()):
+        ports.attach(model.DEFAULT_PORT, model, clock=FakeClock())
+    return ports

@@ -15,7 +15,7 @@ Faults: `port.unplug()` (the sensor's wires are off: writes vanish, reads time o
 (a USB adapter pulled out: reads and writes raise as pyserial does), `port.inject(data)` (bytes
 on the line: garbage, a partial frame), the model's `corrupt_next()` (a bad checksum) and
 `truncate_next()` (a frame cut short), and `ports.deny(path)` (open fails, EACCES).
-`fake_node_serial()` gives the fake node's ports (`--fake`).
+`sensord.testing.fakenode.fake_node_serial()` gives the fake node's ports (`--fake`).
 """
 
 from __future__ import annotations
@@ -275,15 +275,3 @@ class FakeSerialPorts:
         port.reset_input_buffer()
         return port
 
-
-def fake_node_serial(*, clock: FakeClock | None = None) -> FakeSerialPorts:
-    """The fake node's serial ports: a PMS5003 on /dev/ttyUSB0, an SDS011 on /dev/ttyUSB1 and an
-    MH-Z19B on /dev/serial0, each at the datasheet's example-like values."""
-    from .models.mhz19 import MHZ19Model
-    from .models.pms5003 import PMS5003Model
-    from .models.sds011 import SDS011Model
-
-    ports = FakeSerialPorts(clock=clock)
-    for model in (PMS5003Model(), SDS011Model(), MHZ19Model()):
-        ports.attach(model.DEFAULT_PORT, model, clock=FakeClock())  # the daemon reads them in parallel
-    return ports

@@ -9,9 +9,10 @@ import textwrap
 import pytest
 
 from sensord.testing.clock import FakeClock
+from sensord.testing.fakenode import fake_node_serial
 from sensord.testing.models.mhz19 import MHZ19Model
 from sensord.testing.models.pms5003 import PMS5003Model
-from sensord.testing.serial import FakeSerialPort, FakeSerialPorts, SerialDeviceModel, fake_node_serial
+from sensord.testing.serial import FakeSerialPort, FakeSerialPorts, SerialDeviceModel
 
 
 class Ticker(SerialDeviceModel):
