@@ -76,6 +76,11 @@ DEVICE_CLASSES: tuple[_Rule, ...] = (
     _Rule("illuminance", ("lx",)),
     _Rule("carbon_dioxide", ("ppm",), ("carbon_dioxide", "co2")),
     _Rule("aqi", ("",), ("voc_index",)),  # Sensirion's VOC index (sgp40): unitless, 1 to 500
+    # Particulate matter (pms5003, sds011, iio): pm10 before pm1, whose name it contains.
+    _Rule("pm10", ("μg/m³",), ("pm10",)),
+    _Rule("pm25", ("μg/m³",), ("pm2_5", "pm25")),
+    _Rule("pm4", ("μg/m³",), ("pm4",)),
+    _Rule("pm1", ("μg/m³",), ("pm1",)),
     _Rule("voltage", ("V", "mV")),
     _Rule("current", ("A", "mA")),
     _Rule("power", ("W", "kW")),
@@ -86,7 +91,8 @@ DEVICE_CLASSES: tuple[_Rule, ...] = (
     _Rule("water", ("L", "m³", "gal"), (), ("total",)),
     _Rule("distance", ("m", "km"), (), ("total",)),
 )
-_UNIT_SPELLING = {"l": "L", "m3": "m³"}
+# Home Assistant writes µg/m³ with the Greek mu (U+03BC), sensord with the micro sign (U+00B5).
+_UNIT_SPELLING = {"l": "L", "m3": "m³", "\u00b5g/m³": "\u03bcg/m³", "ug/m3": "\u03bcg/m³"}
 
 #: binary_sensor device classes by a word in the quantity's name, first match wins.
 BINARY_CLASSES: tuple[tuple[str, str], ...] = (

@@ -181,9 +181,10 @@ def test_read_every_builtin_type_on_fake_hardware(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     by_sensor = {r["sensor"]: r for r in rows}
-    assert len(by_sensor) == 31
+    assert len(by_sensor) == 34
     assert {r["quantity"] for r in rows} >= {"temperature", "humidity", "pressure", "illuminance", "voltage",
-                                              "current", "power", "carbon_dioxide", "contact", "motion", "count"}
+                                              "current", "power", "carbon_dioxide", "contact", "motion", "count",
+                                              "pm1", "pm2_5", "pm10"}
     assert by_sensor["tank"]["value"] == 21.5
     values = {(r["sensor"], r["quantity"]): (r["value"], r["unit"]) for r in rows}
     assert values["porch", "temperature"] == (21.3, "°C")  # iio: a DHT22 on the kernel's dht11 driver
@@ -204,6 +205,10 @@ def test_read_every_builtin_type_on_fake_hardware(tmp_path: Path) -> None:
     assert values["pump", "voltage_ch0_ch1"] == (pytest.approx(0.9, abs=3.3 / 4096), "V")  # the MCP3208 on CE1
     assert values["house_battery", "power"] == (pytest.approx(6.0, abs=0.01), "W")  # INA226Model: 12 V, 0.5 A
     assert values["charger", "current"] == (0.5, "A")  # INA260Model's default, 1.25 mA steps
+    # The UART sensors on the fake node's serial ports, at their models' defaults.
+    assert values["balcony", "pm2_5"] == (12, "µg/m³")  # PMS5003 on /dev/ttyUSB0
+    assert values["street", "pm10"] == (261.8, "µg/m³")  # SDS011: the control protocol's example frame
+    assert values["living_room_co2", "carbon_dioxide"] == (544, "ppm")  # MH-Z19B: the manual's example
 
 
 SIM = '[[sensor]]\nname = "a"\ntype = "sim"\ninterval_s = 1\n'

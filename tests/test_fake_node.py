@@ -35,6 +35,9 @@ PHYSICAL_RANGES: dict[tuple[str, str], tuple[float, float]] = {
     (r"voltage_a[0-3](-a[0-3])?", "V"): (-6.144, 6.144),  # ADS1115: the widest full-scale range
     ("voltage_1", "V"): (0.0, 26.0),  # INA219 on the kernel's ina2xx driver (hwmon): in1, the bus voltage
     ("full_spectrum|infrared", ""): (0.0, 65535.0),  # TSL2591: 16-bit ADC counts
+    ("pm1|pm10", "µg/m³"): (0.0, 1000.0),  # PMS5003: effective range 0-500, maximum 1000 µg/m³
+    ("pm2_5", "µg/m³"): (0.0, 1000.0),  # PMS5003; SDS011: 0.0-999.9
+    (r"particles_\w+", "/dL"): (0.0, 65535.0),  # PMS5003 counts per 0.1 L, 16-bit
 }
 
 
@@ -266,3 +269,18 @@ def test_a_model_that_fails_to_import_is_an_error_naming_the_plugin(tmp_path: Pa
         get_plugin_manager(dirs=[str(tmp_path)], entry_points=False)
     assert str(info.value) == ('plugin "broken_models": sensord_register_device_models raised '
                                "ModuleNotFoundError: No module named 'fake_node_no_such_model_module'")
+
+
+def test_the_fake_node_has_one_of_each_uart_sensor_on_its_serial_ports() -> None:
+    """Serial sensors are not detected (nothing to probe without a command): config/fake.toml
+    names them on the fake node's ports, and each reads in its physical range."""
+    read = sensord_cmd("read", "--fake", "--json", "-c", str(ROOT / "config" / "fake.toml"))
+    assert read.returncode == 0, read.stderr
+    rows = [json.loads(line) for line in read.stdout.splitlines()]
+    uart_rows = [r for r in rows if r["sensor"] in ("balcony", "street", "living_room_co2")]
+    assert {(r["sensor"], r["quantity"]) for r in uart_rows} >= {
+        ("balcony", "pm1"), ("balcony", "pm2_5"), ("balcony", "pm10"), ("balcony", "particles_0_3um"),
+        ("street", "pm2_5"), ("street", "pm10"), ("living_room_co2", "carbon_dioxide")}
+    for row in uart_rows:
+        low, high = physical_range(row["quantity"], row["unit"])
+        assert low <= row["value"] <= high, row

@@ -2,8 +2,9 @@
 the plugins register (`sensord_register_device_models`: the built-in drivers' first, then the
 third-party ones, in load order; a model whose chip's addresses are all taken there goes on bus
 3, `SECOND_BUS`, or bus 4 after it, `SPARE_BUSES`), gpiozero mock pins with an MCP3008 and an
-MCP3208 on SPI0, a 1-Wire tree with one DS18B20 reading 21.5 °C, and a sysfs tree with IIO and
-hwmon devices (`sensord.testing.sysfs.fake_node_sysfs`)."""
+MCP3208 on SPI0, a 1-Wire tree with one DS18B20 reading 21.5 °C, a sysfs tree with IIO and
+hwmon devices (`sensord.testing.sysfs.fake_node_sysfs`), and serial ports with a PMS5003, an
+SDS011 and an MH-Z19B (`fake_node_serial`)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from typing import TYPE_CHECKING
 
 from sensord.hardware import Hardware
 
+from .clock import FakeClock
 from .i2c import FakeI2CBus
+from .serial import FakeSerialPorts
 
 if TYPE_CHECKING:
     from sensord.plugins import PluginHost
@@ -60,6 +63,8 @@ def fake_node_hardware(host: PluginHost | None = None) -> Hardware:
     # Models that keep virtual time (conversion delays) see a driver's waits; nothing really sleeps.
     advances = [getattr(m, "advance", None) for bus in buses.values() for m in bus.devices.values()]
     clocked = [advance for advance in advances if callable(advance)]
+    serial = fake_node_serial()
+    clocked.append(serial.advance)
 
     def sleep(seconds: float) -> None:
         for advance in clocked:
@@ -69,7 +74,8 @@ def fake_node_hardware(host: PluginHost | None = None) -> Hardware:
     # SPI0: an MCP3008 on CE0 and an MCP3208 on CE1, speaking their protocol on the mock pins.
     MCP3008Model(pins, chip_select=0, volts=SPI_ADC_VOLTS[0])
     MCP3208Model(pins, chip_select=1, volts=SPI_ADC_VOLTS[1])
-    return fake_hardware(buses, pin_factory=pins, w1_root=str(w1_root), sleep=sleep, sysfs=fake_node_sysfs())
+    return fake_hardware(buses, pin_factory=pins, w1_root=str(w1_root), sleep=sleep, sysfs=fake_node_sysfs(),
+                         serial=serial)
 
 
 def fake_node_bus(models: Iterable[type[I2CDeviceModel]]) -> FakeI2CBus:
@@ -122,3 +128,17 @@ def next_free_address(default: int, taken: Iterable[int], *, first: int = 0x03, 
         if address not in used:
             return address
     return None
+
+
+def fake_node_serial() -> FakeSerialPorts:
+    """The fake node's serial ports: a PMS5003 on /dev/ttyUSB0, an SDS011 on /dev/ttyUSB1 and an
+    MH-Z19B on /dev/serial0 (each model's `DEFAULT_PORT`), at their default values, each port on
+    its own clock (the daemon reads them in parallel threads)."""
+    from .models.mhz19 import MHZ19Model
+    from .models.pms5003 import PMS5003Model
+    from .models.sds011 import SDS011Model
+
+    ports = FakeSerialPorts()
+    for model in (PMS5003Model(), SDS011Model(), MHZ19Model()):
+        ports.attach(model.DEFAULT_PORT, model, clock=FakeClock())
+    return ports
