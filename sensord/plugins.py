@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import importlib.metadata
 import importlib.util
 import inspect
 import logging
@@ -34,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from . import hookspecs
+from . import entrypoints, hookspecs
 from .encoding import ENCODINGS, Encoding
 from .errors import PluginError
 from .filters import OR, FilterFactory, builtin_filters
@@ -187,7 +186,7 @@ def get_plugin_manager(*, dirs: Iterable[str] = (), disabled: Iterable[str] = ()
             _register_builtin(host, module_name)
 
     if entry_points:
-        for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        for ep in entrypoints.entry_points(ENTRY_POINT_GROUP):
             dist = ep.dist
             dist_text = f"{dist.name} {dist.version}" if dist is not None else "unknown dist"
             info = PluginInfo(ep.name, "entry point", dist.version if dist else "", dist_text)
@@ -286,7 +285,7 @@ def _import_file(path: Path) -> ModuleType:
 
 def _discoverable(dirs: Iterable[str], builtins: Iterable[str]) -> set[str]:
     names = {m.rsplit(".", 1)[-1] for m in builtins}
-    names |= {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    names |= {ep.name for ep in entrypoints.entry_points(ENTRY_POINT_GROUP)}
     for directory in dirs:
         if Path(directory).is_dir():
             names |= {p.stem for p in Path(directory).glob("*.py")}
