@@ -17,7 +17,6 @@ table against what importing every module registers.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.util
 import inspect
@@ -301,6 +300,8 @@ def _check_hooks(pm: pluggy.PluginManager) -> None:
             if not attr.startswith("sensord_") or attr in specs:
                 continue
             if callable(impl) and hasattr(impl, f"{hookspecs.PROJECT}_impl"):
+                import difflib  # here: only an error's did-you-mean needs it (0.2 MiB)
+
                 close = difflib.get_close_matches(attr, specs, n=1)
                 hint = f', did you mean "{close[0]}"?' if close else f"; known hooks: {', '.join(specs)}"
                 raise PluginError(f'plugin "{plugin_name}": unknown hook "{attr}"{hint}')
