@@ -51,6 +51,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import sensord
 from sensord import Channel, I2CConfig, I2CSensor, Reading, Sensor, field_range
 
+from ._bosch import chip_id_in, describe_ids, poll_register, soft_reset
+
 if TYPE_CHECKING:
     from sensord.testing import I2CDeviceModel
 
@@ -61,7 +63,6 @@ _REG_CALIB_H = 0xE1  # dig_H2..dig_H6 (§4.2.2, Table 16)
 _CALIB_H_LEN = 7
 _REG_ID = 0xD0  # §5.4.1
 _REG_RESET = 0xE0  # §5.4.2: writing 0xB6 runs the power-on reset
-_RESET_VALUE = 0xB6
 _REG_CTRL_HUM = 0xF2  # §5.4.3: takes effect only at the next write to ctrl_meas
 _REG_STATUS = 0xF3  # §5.4.4
 _STATUS_MEASURING = 0x08  # bit 3: a conversion is running
@@ -197,11 +198,6 @@ def _osrs(samples: int) -> int:
     return samples.bit_length()
 
 
-def _describe_ids(ids: tuple[int, ...]) -> str:
-    names = [f"0x{i:02x}" for i in ids]
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
-
-
 class BMP280(I2CSensor):
     """A BMP280: temperature and pressure. `BME280` adds humidity."""
 
@@ -224,10 +220,9 @@ class BMP280(I2CSensor):
         """Check the chip id, reset the chip to a known state and load its calibration."""
         chip_id = self.transfer(lambda bus: bus.read_byte_data(self.address, _REG_ID))
         if chip_id not in self.CHIP_IDS:
-            raise self.error(f"chip id 0x{chip_id:02x}, expected {_describe_ids(self.CHIP_IDS)}"
+            raise self.error(f"chip id 0x{chip_id:02x}, expected {describe_ids(self.CHIP_IDS)}"
                              f"{_other_chip_hint(chip_id)}")
-        self.transfer(lambda bus: bus.write_byte_data(self.address, _REG_RESET, _RESET_VALUE))
-        self.hardware.sleep(_STARTUP_S)
+        soft_reset(self, _REG_RESET, _STARTUP_S)
         self._wait_status_clear(_STATUS_IM_UPDATE, "NVM copy after reset")
         tp = self.transfer(lambda bus: bus.read_i2c_block_data(self.address, _REG_CALIB_TP, _CALIB_TP_LEN))
         h = None
@@ -278,11 +273,10 @@ class BMP280(I2CSensor):
         return readings
 
     def _wait_status_clear(self, bit: int, what: str) -> None:
-        for _ in range(_POLLS):
-            status = self.transfer(lambda bus: bus.read_byte_data(self.address, _REG_STATUS))
-            if not status & bit:
-                return
-            self.hardware.sleep(_POLL_S)
+        done, status = poll_register(self, _REG_STATUS, lambda value: not value & bit, polls=_POLLS,
+                                     interval_s=_POLL_S)
+        if done:
+            return
         raise self.error(f"{what} not finished: status 0x{status:02x} still has bit 0x{bit:02x} set "
                          f"after {_POLLS} polls")
 
@@ -290,11 +284,7 @@ class BMP280(I2CSensor):
     def identify(cls, bus: Any, address: int, *,
                  sleep: Callable[[float], None] = time.sleep) -> dict[str, Any] | None:
         """The `[[sensor]]` keys when the chip id register (0xD0) holds one of `CHIP_IDS`."""
-        try:
-            chip_id = bus.read_byte_data(address, _REG_ID)
-        except OSError:
-            return None
-        return {"type": cls.type_name, "address": address} if chip_id in cls.CHIP_IDS else None
+        return {"type": cls.type_name, "address": address} if chip_id_in(bus, address, _REG_ID, cls.CHIP_IDS) else None
 
 
 class BME280(BMP280):

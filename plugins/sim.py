@@ -66,6 +66,7 @@ class SimSensor(Sensor):
     type_name = "sim"
     Config = SimConfig
     config: SimConfig
+    blocking = False  # arithmetic only: read on the event loop, no worker thread
 
     def __init__(self, config: SensorConfig, *, name: str, hardware: Hardware) -> None:
         super().__init__(config, name=name, hardware=hardware)

@@ -184,6 +184,10 @@ def get_plugin_manager(*, dirs: Iterable[str] = (), disabled: Iterable[str] = ()
         if module_name.rsplit(".", 1)[-1] not in blocked:
             _register_builtin(host, module_name)
 
+    # A built-in's name stays taken when its module is deferred: an old third-party plugin of a
+    # chip that became a built-in (the example plugin's mcp9808) is refused the same way whether
+    # or not the config names that type, instead of clashing in the sensor types only sometimes.
+    builtin_names = {m.rsplit(".", 1)[-1] for m in builtins} - blocked
     if entry_points:
         for ep in entrypoints.entry_points(ENTRY_POINT_GROUP):
             dist = ep.dist
@@ -191,8 +195,8 @@ def get_plugin_manager(*, dirs: Iterable[str] = (), disabled: Iterable[str] = ()
             info = PluginInfo(ep.name, "entry point", dist.version if dist else "", dist_text)
             if ep.name in blocked:
                 continue
-            if pm.has_plugin(ep.name):
-                _fail(host, info, "a plugin of that name is already loaded")
+            if pm.has_plugin(ep.name) or ep.name in builtin_names:
+                _fail(host, info, _taken(ep.name, builtin_names))
                 continue
             try:
                 plugin = ep.load()
@@ -208,8 +212,8 @@ def get_plugin_manager(*, dirs: Iterable[str] = (), disabled: Iterable[str] = ()
             info = PluginInfo(name, "drop-in", "", str(path))
             if name in blocked:
                 continue
-            if pm.has_plugin(name):
-                _fail(host, info, "a plugin of that name is already loaded")
+            if pm.has_plugin(name) or name in builtin_names:
+                _fail(host, info, _taken(name, builtin_names))
                 continue
             try:
                 pm.register(_import_file(path), name=name)
@@ -249,6 +253,12 @@ def _index_holds(host: PluginHost) -> bool:
         if plugin in registered:
             registered[plugin].add(type_name)
     return all(name not in index or set(index[name]) == types for name, types in registered.items())
+
+
+def _taken(name: str, builtin_names: set[str]) -> str:
+    if name in builtin_names:
+        return "a built-in plugin has that name (rename this one, or remove it if sensord now drives its chip itself)"
+    return "a plugin of that name is already loaded"
 
 
 def _fail(host: PluginHost, info: PluginInfo, cause: str) -> None:

@@ -122,7 +122,10 @@ def _settle(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) ->
 
 async def call_with_timeout(sensor: Sensor, worker: Worker, fn: Callable[[], Any], timeout_s: float,
                             what: str) -> Any:
-    """Run a blocking sensor call on its worker; ReadTimeout if it does not return in time."""
+    """Run a blocking sensor call on its worker; ReadTimeout if it does not return in time. A
+    sensor that does not block (`Sensor.blocking`) is called right here."""
+    if not sensor.blocking:
+        return fn()
     if worker.running:
         raise ReadTimeout(f"{sensor.describe()}: previous {what} still running")
     fut = worker.submit(fn)

@@ -168,6 +168,10 @@ class Sensor:
     Config: ClassVar[type[SensorConfig]] = SensorConfig
     #: I2C chips: the addresses the chip can have, for `sensord detect`.
     i2c_addresses: ClassVar[tuple[int, ...]] = ()
+    #: False for a sensor whose `open()`, `read()`, `watch()` and `close()` return at once and
+    #: cannot hang (no I/O, no sleep: the simulator). The scheduler then calls them on its event
+    #: loop, without the worker thread's two thread switches per read, and without a timeout.
+    blocking: ClassVar[bool] = True
 
     def __init__(self, config: SensorConfig, *, name: str, hardware: Hardware) -> None:
         self.config = config

@@ -132,6 +132,7 @@ def test_kill_9_loses_at_most_the_commit_window(broker: Mosquitto, nodes: list[N
     cfg = write_config(tmp_path / "s.toml", port=1, sensors=1, max_age_s=0.4, commit_interval_s=commit_s,
                        buffer_extra=f'durability = "{durability}"')
     node = start(nodes, cfg)
+    wait_until(lambda: " running: " in node.log(), 10, "the node starting")  # a loaded machine: seconds
     time.sleep(2.0)
     killed_at = time.time()
     node.kill9()

@@ -159,8 +159,8 @@ def test_excerpts_are_still_in_their_files(block: Block) -> None:
 
 def test_the_example_plugin_is_quoted() -> None:
     quoted = {b.first.removeprefix("# From ") for b in excerpts()}
-    assert {"docs/example-plugin/sensord_mcp9808/__init__.py", "docs/example-plugin/pyproject.toml",
-            "docs/example-plugin/tests/test_mcp9808.py"} <= quoted
+    assert {"docs/example-plugin/sensord_tmp117/__init__.py", "docs/example-plugin/pyproject.toml",
+            "docs/example-plugin/tests/test_tmp117.py"} <= quoted
 
 
 @pytest.mark.parametrize("block", [b for b in blocks() if b.lang == "toml"], ids=str)

@@ -1,4 +1,4 @@
-"""docs/example-plugin, the MCP9808 plugin that docs/plugins.md walks through, installed as a user
+"""docs/example-plugin, the TMP117 plugin that docs/plugins.md walks through, installed as a user
 installs it: pip puts the dist (its module and its .dist-info with the `sensord` entry point) in a
 directory on PYTHONPATH, and sensord, from this environment, finds it there. Then the commands a
 user runs, and the plugin's own tests, which use only sensord's published fixtures."""
@@ -60,8 +60,8 @@ def write_config(path: Path, sensors: str = "") -> Path:
 
 
 def test_the_installed_dist_is_what_runs(site: Path, tmp_path: Path) -> None:
-    code = "import importlib.metadata as m, sensord_mcp9808 as p; print(p.__file__); print(m.version(p.__name__))"
-    out = subprocess.run([sys.executable, "-c", code.replace("p.__name__", "'sensord-example-mcp9808'")],
+    code = "import importlib.metadata as m, sensord_tmp117 as p; print(p.__file__); print(m.version(p.__name__))"
+    out = subprocess.run([sys.executable, "-c", code.replace("p.__name__", "'sensord-example-tmp117'")],
                          capture_output=True, text=True, cwd=tmp_path, env={**os.environ, **env_with(site)})
     assert out.returncode == 0, out.stderr
     where, version = out.stdout.split()
@@ -71,28 +71,30 @@ def test_the_installed_dist_is_what_runs(site: Path, tmp_path: Path) -> None:
 def test_sensord_plugins_lists_it(site: Path, tmp_path: Path) -> None:
     out = sensord_cmd("plugins", "-c", str(write_config(tmp_path / "c.toml")), env=env_with(site), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    (line,) = [line for line in out.stdout.splitlines() if line.startswith("mcp9808 ")]
-    assert line.split() == ["mcp9808", "1.0.0", "entry", "point", "mcp9808"]  # name, version, source, types
+    (line,) = [line for line in out.stdout.splitlines() if line.startswith("tmp117 ")]
+    assert line.split() == ["tmp117", "1.0.0", "entry", "point", "tmp117"]  # name, version, source, types
 
 
 def test_the_module_also_works_as_a_drop_in_file(tmp_path: Path) -> None:
     plugins_d = tmp_path / "plugins.d"
     plugins_d.mkdir()
-    shutil.copy(EXAMPLE / "sensord_mcp9808" / "__init__.py", plugins_d / "mcp9808.py")
+    shutil.copy(EXAMPLE / "sensord_tmp117" / "__init__.py", plugins_d / "tmp117.py")
     config = tmp_path / "c.toml"
-    config.write_text(f'[plugins]\ndirs = ["{plugins_d}"]\n\n[[sensor]]\nname = "fridge"\ntype = "mcp9808"\n'
-                      f"interval_s = 30\n")
+    config.write_text(f'[plugins]\ndirs = ["{plugins_d}"]\n\n[[sensor]]\nname = "fridge"\ntype = "tmp117"\n'
+                      f"interval_s = 30\naddress = 0x4b\n")
     out = sensord_cmd("plugins", "-c", str(config), env={"PYTHONDONTWRITEBYTECODE": "1"}, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    (line,) = [line for line in out.stdout.splitlines() if line.startswith("mcp9808 ")]
-    assert line.split() == ["mcp9808", "-", "drop-in", "mcp9808"]
+    (line,) = [line for line in out.stdout.splitlines() if line.startswith("tmp117 ")]
+    assert line.split() == ["tmp117", "-", "drop-in", "tmp117"]
     out = sensord_cmd("read", "--fake", "--json", "-c", str(config), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["value"] == 21.0  # the drop-in's device model is on the fake bus too
 
 
 def test_read_on_the_fake_node(site: Path, tmp_path: Path) -> None:
-    config = write_config(tmp_path / "c.toml", '[[sensor]]\nname = "fridge"\ntype = "mcp9808"\ninterval_s = 30\n')
+    # The fake node's ADS1115, LM75 and TMP102 models take 0x48-0x4A: the plugin's model goes to 0x4b.
+    config = write_config(tmp_path / "c.toml", '[[sensor]]\nname = "fridge"\ntype = "tmp117"\ninterval_s = 30\n'
+                                               'address = 0x4b\n')
     checked = sensord_cmd("check", "--open", "--fake", "-c", str(config), env=env_with(site), cwd=tmp_path)
     assert checked.returncode == 0, checked.stderr
     assert "opened fridge: temperature [°C]" in checked.stdout
@@ -100,20 +102,21 @@ def test_read_on_the_fake_node(site: Path, tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     (row,) = [json.loads(line) for line in out.stdout.splitlines()]
     assert (row["sensor"], row["quantity"], row["unit"]) == ("fridge", "temperature", "°C")
-    assert -40.0 <= row["value"] <= 125.0  # the MCP9808's operating range
-    assert row["value"] == 21.0  # MCP9808Model's default temperature
+    assert -55.0 <= row["value"] <= 150.0  # the TMP117's operating range
+    assert row["value"] == 21.0  # TMP117Model's default temperature
 
 
 def test_detect_finds_the_plugins_chip_and_its_config_reads(site: Path, tmp_path: Path) -> None:
     sensors, rows = detect_check_read(tmp_path, env=env_with(site))
-    (mcp,) = [s for s in sensors if s["type"] == "mcp9808"]
-    assert (mcp["name"], mcp["address"]) == ("mcp9808_18", 0x18)  # at the model's DEFAULT_ADDRESS
-    assert [r["value"] for r in rows if r["sensor"] == "mcp9808_18"] == [21.0]
+    (tmp,) = [s for s in sensors if s["type"] == "tmp117"]
+    # The first free address from the model's DEFAULT_ADDRESS (0x48): the built-in models take 0x48-0x4a.
+    assert (tmp["name"], tmp["address"]) == ("tmp117_4b", 0x4B)
+    assert [r["value"] for r in rows if r["sensor"] == "tmp117_4b"] == [21.0]
     assert {s["type"] for s in sensors} >= {"bme280", "sht3x", "scd4x", "ds18b20"}  # the built-ins still there
 
 
 def test_the_plugins_own_tests_pass(site: Path, tmp_path: Path) -> None:
-    # Run from elsewhere so that sensord_mcp9808 comes from the installed copy, not the source.
+    # Run from elsewhere so that sensord_tmp117 comes from the installed copy, not the source.
     out = subprocess.run([sys.executable, "-m", "pytest", str(EXAMPLE / "tests"), "-p", "no:cacheprovider", "-q"],
                          capture_output=True, text=True, cwd=tmp_path, timeout=300,
                          env={**os.environ, **env_with(site)})

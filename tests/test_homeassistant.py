@@ -52,6 +52,8 @@ def test_the_fake_node_announces_every_channel_with_its_class_unit_and_precision
         ("sensor", "temperature", "°C", "measurement", 2)
     assert t.entity_id(node) == "sensor.fake_attic_temperature"
     assert (by_name["attic pressure"].device_class, by_name["attic pressure"].unit) == ("pressure", "hPa")
+    mast = by_name["mast pressure"]  # BMP388
+    assert (mast.device_class, mast.unit, mast.precision) == ("pressure", "hPa", 2)
     assert (by_name["office_co2 carbon_dioxide"].device_class, by_name["office_co2 carbon_dioxide"].precision) == \
         ("carbon_dioxide", 0)
     rain = by_name["rain total"]
@@ -69,8 +71,13 @@ def test_the_fake_node_announces_every_channel_with_its_class_unit_and_precision
     assert (battery.device_class, battery.unit, battery.precision) == ("voltage", "V", 3)  # hwmon: whole mV
     desk = by_name["desk illuminance"]
     assert (desk.device_class, desk.unit, desk.precision) == ("illuminance", "lx", 1)  # VEML7700: 0.2688 lx steps
+    window, infrared = by_name["window illuminance"], by_name["window infrared"]
+    assert (window.device_class, window.unit, window.precision) == ("illuminance", "lx", 1)  # TSL2591: 0.163 lx
+    assert (infrared.device_class, infrared.unit, infrared.state_class) == (None, None, "measurement")  # counts
+    fridge = by_name["fridge temperature"]
+    assert (fridge.device_class, fridge.unit, fridge.precision) == ("temperature", "°C", 2)  # MCP9808: 0.0625 °C steps
     # Every sensor channel of the config and the diagnostics, each once.
-    assert len({e.component_id for e in entities}) == len({e.key for e in entities}) == len(entities) == 40
+    assert len({e.component_id for e in entities}) == len({e.key for e in entities}) == len(entities) == 59
 
 
 def test_every_built_in_mapping_is_one_home_assistant_accepts() -> None:

@@ -164,6 +164,21 @@ def test_duplicate_type_names_both_plugins(tmp_path: Path) -> None:
     assert str(info.value) == 'plugin "again": sensor type "sim" is already registered by plugin "sim"'
 
 
+@pytest.mark.parametrize("sensor_types", [None, ["sim"], ["mcp9808"]])
+def test_a_plugin_named_as_a_built_in_is_refused_whether_or_not_the_built_in_was_deferred(
+        tmp_path: Path, sensor_types: list[str] | None) -> None:
+    # The example plugin used to be an MCP9808 driver named "mcp9808"; the type is built in now.
+    (tmp_path / "mcp9808.py").write_text(THERMO.format(type_name="mcp9808"))
+    host = get_plugin_manager(dirs=[str(tmp_path)], entry_points=False, sensor_types=sensor_types)
+    (failed,) = host.failed
+    assert (failed.name, failed.source) == ("mcp9808", "drop-in")
+    assert failed.error == ("a built-in plugin has that name (rename this one, or remove it if sensord now "
+                            "drives its chip itself)")
+    host.load_deferred()
+    assert host.sensor_plugin["mcp9808"] == "mcp9808" and host.sensor_types["mcp9808"].__module__ == \
+        "sensord_plugins.mcp9808"
+
+
 def test_the_generated_table_of_built_in_types_is_up_to_date(tmp_path: Path) -> None:
     """plugins/_index.py is a cache of what importing every built-in module registers; when this
     fails, regenerate it with `make plugin-index`."""

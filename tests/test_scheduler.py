@@ -454,3 +454,32 @@ def test_a_resumed_sensor_watches_at_once_and_reads_when_due() -> None:
     run_generations([([(spec("door", 60.0), door)], 5.0), ([(spec("door", 60.0), door)], 0.0)], clock, samples)
     assert door.watches == 2  # the second generation watches from its start, not from 60 s on
     assert stamps(samples, "door", epoch0) == [0.0]
+
+
+def test_a_sensor_that_does_not_block_is_read_on_the_event_loop() -> None:
+    threads: dict[str, int] = {}
+
+    class Quick(Scripted):
+        blocking = False
+
+        def read(self) -> list[Reading]:
+            threads[self.name] = threading.get_ident()
+            return super().read()
+
+    class Slow(Quick):
+        blocking = True
+
+    async def main() -> list[Sample]:
+        samples: list[Sample] = []
+        sched = Scheduler([(spec("quick", 0.01), Quick("quick", lambda n: n)),
+                           (spec("slow", 0.01), Slow("slow", lambda n: n))], sink=samples.extend)
+        task = asyncio.create_task(sched.run())
+        while len({s.sensor for s in samples}) < 2:
+            await asyncio.sleep(0.005)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return samples
+
+    samples = asyncio.run(main())
+    assert {s.sensor for s in samples} == {"quick", "slow"}
+    assert threads["quick"] == threading.get_ident() != threads["slow"]

@@ -52,6 +52,7 @@ BUILTIN = [
     ("current", "A", "A", 0, 0.012345678), ("power", "W", "W", 0, 0.04), ("distance", "m", "m", 0, 1.234),
     ("uptime", "s", "s", 0, 86400), ("load_1m", "", None, 0, 0.42), ("count", "", None, 0, 17),
     ("pulses", "", None, 0, 3),
+    ("full_spectrum", "", None, 0, 2596), ("infrared", "", None, 0, 649),  # tsl2591: raw counts
     # The iio and hwmon types' units (plugins/iio.py TYPES, plugins/hwmon.py TYPES).
     ("resistance", "Ω", "Ohm", 0, 47000), ("fan_speed", "rpm", "1/min", 0, 1830),
     ("conductivity", "S/m", "S/m", 0, 1.413), ("oxygen", "%", "/", -2, 20.9), ("uv_index", "", None, 0, 3),

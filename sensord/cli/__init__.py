@@ -9,6 +9,7 @@ readings it could not store, 78 (EX_CONFIG) a config or plugin error. systemd's
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -330,16 +331,23 @@ def cmd_detect(args: argparse.Namespace) -> int:
         hardware = Hardware()
     try:
         try:
-            bus = hardware.i2c(1 if args.fake else args.bus)
+            bus = hardware.i2c(args.bus)
         except OSError as exc:
             print(f"sensord: cannot open /dev/i2c-{args.bus}: {exc.strerror or exc} (is I2C enabled, "
                   f"e.g. with raspi-config, and are you in group i2c?)", file=sys.stderr)
             return EX_FAIL
-        found = identify(bus, scan(bus), host.sensor_types.values(), sleep=hardware.sleep)
+        buses = [(args.bus, bus)]
+        if args.fake and args.bus == 1:
+            from ..testing.fakenode import SECOND_BUS
+
+            with contextlib.suppress(OSError):  # only there when a chip model did not fit on bus 1
+                buses.append((SECOND_BUS, hardware.i2c(SECOND_BUS)))
         kind = " (fake: one of each built-in and plugin chip model)" if args.fake else ""
-        print(f"## I2C bus {args.bus}{kind}: {startup.counted(len(found), 'chip')}\n")
-        for chip in found:
-            print(toml_block(chip, suggest_name(chip), bus=args.bus))
+        for number, each in buses:
+            found = identify(each, scan(each), host.sensor_types.values(), sleep=hardware.sleep)
+            print(f"## I2C bus {number}{kind}: {startup.counted(len(found), 'chip')}\n")
+            for chip in found:
+                print(toml_block(chip, suggest_name(chip), bus=number))
         if "ds18b20" in host.sensor_types:
             from sensord_plugins.ds18b20 import list_devices
 

@@ -16,7 +16,7 @@ from sensord.config import parse_config
 from sensord.detect import identify, scan, suggest_name, toml_block
 from sensord.plugins import collect_device_models, get_plugin_manager
 from sensord.testing import FakeI2CBus, I2CDeviceModel, RegisterMapDevice
-from sensord.testing.fakenode import fake_node_bus
+from sensord.testing.fakenode import SECOND_BUS, fake_node_bus, fake_node_buses
 
 
 def built_in_models() -> list[type[Any]]:
@@ -65,6 +65,42 @@ def test_fake_bus_places_models_in_order_and_leaves_out_one_with_no_free_address
     assert not any(isinstance(m, ThermoModel) for m in full.devices.values())
 
 
+def test_a_model_with_addresses_keeps_to_them_and_goes_to_the_second_bus_when_they_are_taken() -> None:
+    class FixedModel(RegisterMapDevice):
+        DEFAULT_ADDRESS = 0x40
+        ADDRESSES = (0x40,)
+
+    class OtherFixedModel(FixedModel):
+        pass
+
+    class PinsModel(RegisterMapDevice):
+        DEFAULT_ADDRESS = 0x40
+        ADDRESSES = (0x40, 0x41)
+
+    class FreeModel(RegisterMapDevice):
+        DEFAULT_ADDRESS = 0x40
+
+    buses = fake_node_buses([FixedModel, FreeModel, PinsModel, OtherFixedModel])
+    assert SECOND_BUS == 3 and set(buses) == {1, 3}
+    placed = {(n, a): type(m).__name__ for n, bus in buses.items() for a, m in bus.devices.items()}
+    # FreeModel takes the next free address (0x41); PinsModel finds both of its own taken on bus 1;
+    # OtherFixedModel finds 0x40 taken on both buses and is left out.
+    assert placed == {(1, 0x40): "FixedModel", (1, 0x41): "FreeModel", (3, 0x40): "PinsModel"}
+    assert fake_node_bus([FixedModel]).devices.keys() == {0x40}
+    assert set(fake_node_buses([FixedModel])) == {1}  # no second bus when nothing needs it
+
+
+def test_a_model_with_no_free_address_on_either_bus_is_left_out() -> None:
+    class FixedModel(RegisterMapDevice):
+        DEFAULT_ADDRESS = 0x40
+        ADDRESSES = (0x40,)
+
+    clones = [type(f"Clone{i}", (FixedModel,), {}) for i in range(3)]
+    buses = fake_node_buses(clones)
+    assert {n: [type(m).__name__ for m in bus.devices.values()] for n, bus in buses.items()} == \
+        {1: ["Clone0"], 3: ["Clone1"]}
+
+
 def test_fake_bus_with_the_built_in_models() -> None:
     bus = fake_node_bus(built_in_models())
     assert isinstance(bus, FakeI2CBus)
@@ -81,3 +117,39 @@ def test_detect_output_for_the_built_in_models_is_a_valid_config() -> None:
     specs = parse_config(tomllib.loads(text), "detected.toml", types).sensors
     assert [s.type for s in specs] == [f.type_name for f in found if f.type_name is not None]
     assert {f.address for f in found} == set(bus.devices)
+
+
+def test_a_model_whose_addresses_are_taken_goes_on_the_second_bus() -> None:
+    from sensord.testing.fakenode import SECOND_BUS, fake_node_buses
+
+    class PinnedModel(RegisterMapDevice):
+        DEFAULT_ADDRESS = 0x77
+        ADDRESSES = (0x77, 0x76)
+
+    class HolderModel(RegisterMapDevice):
+        DEFAULT_ADDRESS = 0x76
+
+    class OtherHolderModel(RegisterMapDevice):
+        DEFAULT_ADDRESS = 0x77
+
+    # 0x77 free on bus 1: it stays there.
+    assert set(fake_node_buses([PinnedModel])) == {1}
+    # 0x77 taken, 0x76 free: the other address its chip can have, on bus 1.
+    assert {a: type(m).__name__ for a, m in fake_node_buses([OtherHolderModel, PinnedModel])[1].devices.items()} \
+        == {0x77: "OtherHolderModel", 0x76: "PinnedModel"}
+    # Both taken: bus 3, not a wrapped address no config for the chip could name; then its other address there.
+    buses = fake_node_buses([HolderModel, OtherHolderModel, PinnedModel, PinnedModel, PinnedModel])
+    assert sorted(buses) == [1, SECOND_BUS] and SECOND_BUS == 3
+    assert sorted(buses[1].devices) == [0x76, 0x77]
+    assert {a: type(m).__name__ for a, m in buses[SECOND_BUS].devices.items()} == {0x77: "PinnedModel",
+                                                                                   0x76: "PinnedModel"}
+    assert buses[SECOND_BUS].number == 3 and buses[SECOND_BUS].devices[0x76].address == 0x76
+
+
+def test_the_built_in_bosch_models_share_two_buses() -> None:
+    from sensord.testing.fakenode import fake_node_buses
+
+    buses = fake_node_buses(built_in_models())
+    names = {(n, a): type(m).__name__ for n, bus in buses.items() for a, m in bus.devices.items()}
+    assert {k: v for k, v in names.items() if k[1] in (0x76, 0x77)} == {
+        (1, 0x76): "BMP280Model", (1, 0x77): "BME280Model", (3, 0x77): "BMP388Model", (3, 0x76): "BMP390Model"}

@@ -78,8 +78,9 @@ def humidity_pct_float(adc_h: float, t_fine: float, h: tuple[int, ...]) -> float
     return var * (1.0 - h[0] * var / 524288.0)
 
 
-def _invert(f: Callable[[int], float], target: float, high: int, *, rising: bool) -> int:
-    """The raw value in 0..high whose f is closest to target, f monotonic."""
+def invert_monotonic(f: Callable[[int], float], target: float, high: int, *, rising: bool) -> int:
+    """The raw value in 0..high whose f is closest to target, f monotonic (rising or falling):
+    a model's ADC value for a physical value, by bisection."""
     lo, hi = 0, high
     while hi - lo > 1:
         mid = (lo + hi) // 2
@@ -165,12 +166,12 @@ class BMP280Model(RegisterMapDevice):
         osrs_t, osrs_p, osrs_h = self._osrs
         adc_t = self.raw_temperature
         if adc_t is None:
-            adc_t = _invert(lambda raw: t_fine_float(raw, self.dig_t) / 5120.0, self.temperature_c,
+            adc_t = invert_monotonic(lambda raw: t_fine_float(raw, self.dig_t) / 5120.0, self.temperature_c,
                             0xFFFFF, rising=True)
         t_fine = t_fine_float(adc_t, self.dig_t)
         adc_p = self.raw_pressure
         if adc_p is None:
-            adc_p = _invert(lambda raw: pressure_pa_float(raw, t_fine, self.dig_p), self.pressure_pa,
+            adc_p = invert_monotonic(lambda raw: pressure_pa_float(raw, t_fine, self.dig_p), self.pressure_pa,
                             0xFFFFF, rising=False)
         adc_t = adc_t if osrs_t else _SKIPPED_20BIT
         adc_p = adc_p if osrs_p else _SKIPPED_20BIT
@@ -179,7 +180,7 @@ class BMP280Model(RegisterMapDevice):
         if self.HUMIDITY:
             adc_h = self.raw_humidity
             if adc_h is None:
-                adc_h = _invert(lambda raw: humidity_pct_float(raw, t_fine, self.dig_h), self.humidity_pct,
+                adc_h = invert_monotonic(lambda raw: humidity_pct_float(raw, t_fine, self.dig_h), self.humidity_pct,
                                 0xFFFF, rising=True)
             data += (adc_h if osrs_h else _SKIPPED_16BIT).to_bytes(2, "big")
         self.poke(_REG_DATA, data)

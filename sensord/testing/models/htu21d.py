@@ -51,6 +51,8 @@ class HTU21DModel(I2CDeviceModel):
     `humidity_pct`; set them any time."""
 
     DEFAULT_ADDRESS = 0x40
+    #: The chip has no address pins: the fake node puts it on its second bus when 0x40 is taken.
+    ADDRESSES = (0x40,)
     address = DEFAULT_ADDRESS
 
     def __init__(self, *, address: int | None = None, temperature_c: float = 21.0,

@@ -1,22 +1,18 @@
-"""The `mcp9808` plugin: the datasheet's register format, the driver on a fake MCP9808, and the
-sensor end to end through sensord's scheduler, filters and encoder.
-
-Only sensord's published test fixtures are used (`fake_i2c_bus`, `fake_hardware`,
-`sensor_harness`), as in any plugin's own repository.
-"""
+"""The `mcp9808` driver: the datasheet's register format, the driver on a fake MCP9808, and the
+sensor end to end through sensord's scheduler, filters and encoder."""
 
 from __future__ import annotations
 
-import textwrap
-import tomllib
-
 import pytest
+from driver_kit import example_config, opened
+
+import sensord_plugins.mcp9808 as mcp9808
 from sensord import ConfigError, Hardware, SensorError
 from sensord.testing import FakeI2CBus
+from sensord.testing.clock import FakeClock
+from sensord.testing.models.mcp9808 import MCP9808Model
 from sensord.testing.pytest_plugin import SensorHarness
-
-import sensord_mcp9808
-from sensord_mcp9808 import MCP9808, MCP9808Config, MCP9808Model, mcp9808_celsius
+from sensord_plugins.mcp9808 import MCP9808, MCP9808Config, mcp9808_celsius
 
 NACK = 'sensor "fridge" (mcp9808 @ 0x18 on bus 1): no answer (NACK): is it wired, powered, at this address?'
 
@@ -193,15 +189,43 @@ def test_bad_options_are_config_errors(sensor_harness: SensorHarness) -> None:
         sensor_harness(MCP9808, {"address": 0x48}, reads=1)
 
 
-def test_docstring_example_runs(fake_i2c_bus: FakeI2CBus, sensor_harness: SensorHarness) -> None:
-    assert sensord_mcp9808.__doc__ is not None
-    (table,) = tomllib.loads(textwrap.dedent(sensord_mcp9808.__doc__.split("Example::", 1)[1]))["sensor"]
-    assert (table.pop("name"), table.pop("type"), table.pop("interval_s")) == ("fridge", "mcp9808", 30)
-    fake_i2c_bus.attach(MCP9808Model(address=table["address"], temperature_c=5.0))
-    assert sensor_harness(MCP9808, table, reads=1).values("temperature") == [5.0]
+def test_docstring_example_parses() -> None:
+    (spec,) = example_config(mcp9808, MCP9808).sensors
+    assert (spec.name, spec.type, spec.interval_s) == ("fridge", "mcp9808", 30)
+    assert spec.options == MCP9808Config(address=0x19, resolution_c=0.0625)
 
 
 def test_hookimpls_register_the_sensor_and_its_model() -> None:
-    assert sensord_mcp9808.sensord_register_sensors() == [MCP9808]
-    assert sensord_mcp9808.sensord_register_device_models() == [MCP9808Model]
+    assert mcp9808.sensord_register_sensors() == [MCP9808]
+    assert mcp9808.sensord_register_device_models() == [MCP9808Model]
     assert MCP9808Model.DEFAULT_ADDRESS == MCP9808Config().address == 0x18
+
+
+# -- conversion timing on a fake clock ----------------------------------------------------------
+
+
+def test_a_new_resolution_waits_one_conversion(clock: FakeClock) -> None:
+    chip = MCP9808Model(temperature_c=21.3, clock=clock.monotonic)
+    sensor, _ = opened(MCP9808, chip, clock, name="fridge", resolution_c=0.5)
+    assert clock.now == pytest.approx(0.030 * 1.25)  # t_CONV at 0.5 °C, plus a quarter
+    (reading,) = sensor.read()
+    assert reading.value == 21.5  # at the new resolution
+
+
+def test_without_the_wait_t_a_keeps_the_value_from_before(clock: FakeClock) -> None:
+    chip = MCP9808Model(temperature_c=21.3, clock=clock.monotonic)
+    assert chip.read(0x05, 2) == b"\xc1\x55"  # 21.3125 °C at 0.0625, flags T_CRIT and T_UPPER
+    chip.write(0x08, b"\x00")
+    assert chip.read(0x05, 2) == b"\xc1\x55"
+    clock.advance(0.030)
+    assert chip.read(0x05, 2) == b"\xc1\x58"  # 21.5 °C at 0.5
+
+
+def test_leaving_shutdown_waits_one_conversion(clock: FakeClock) -> None:
+    chip = MCP9808Model(temperature_c=10.0, clock=clock.monotonic)
+    chip.write_raw(b"\x01\x01\x00")  # SHDN: T_A keeps 10 °C
+    chip.temperature_c = 30.0
+    sensor, _ = opened(MCP9808, chip, clock, name="fridge")
+    assert clock.now == pytest.approx(0.250 * 1.25)
+    (reading,) = sensor.read()
+    assert reading.value == 30.0
