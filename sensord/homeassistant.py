@@ -75,6 +75,7 @@ DEVICE_CLASSES: tuple[_Rule, ...] = (
     _Rule("pressure", ("hPa", "Pa", "kPa", "bar", "mbar", "psi", "mmHg", "inHg")),
     _Rule("illuminance", ("lx",)),
     _Rule("carbon_dioxide", ("ppm",), ("carbon_dioxide", "co2")),
+    _Rule("aqi", ("",), ("voc_index",)),  # Sensirion's VOC index (sgp40): unitless, 1 to 500
     _Rule("voltage", ("V", "mV")),
     _Rule("current", ("A", "mA")),
     _Rule("power", ("W", "kW")),
@@ -109,7 +110,7 @@ def classify(channel: Channel) -> tuple[str, str | None, str | None, str | None]
     for rule in DEVICE_CLASSES:
         if unit in rule.units and channel.kind in rule.kinds and (
                 not rule.quantities or any(word in quantity for word in rule.quantities)):
-            return "sensor", rule.device_class, unit, state_class
+            return "sensor", rule.device_class, unit or None, state_class
     return "sensor", None, unit or None, state_class
 
 

@@ -26,6 +26,9 @@ PHYSICAL_RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("pressure", "hPa"): (300.0, 1100.0),  # BMP280/BME280 operating range
     ("illuminance", "lx"): (0.0, math.inf),
     ("carbon_dioxide", "ppm"): (0.0, 40000.0),  # SCD4x output range
+    ("voc_raw", ""): (0.0, 65535.0),  # SGP40: 16-bit SRAW ticks
+    ("gas_resistance", "Ω"): (0.0, 1e9),  # BME680: a positive resistance, MΩ at most in clean air
+    ("voc_index", ""): (1.0, 500.0),  # Sensirion's VOC index scale
     ("voltage", "V"): (0.0, 36.0),  # bus voltage: INA219 26 V, INA226 and INA260 36 V
     ("current", "A"): (-20.0, 20.0),  # INA219 ±3.2 A (0.1 Ω), INA226 ±20 A (its defaults), INA260 ±15 A
     ("power", "W"): (0.0, 36.0 * 20.0),
@@ -87,8 +90,9 @@ def detect_check_read(tmp_path: Path, env: dict[str, str] | None = None) -> tupl
 def test_detected_config_checks_and_reads_in_range(tmp_path: Path) -> None:
     sensors, rows = detect_check_read(tmp_path)
     assert {s["type"] for s in sensors} >= {"bme280", "bmp280", "sht3x", "sht4x", "aht20", "htu21d", "ina219",
-                                            "veml7700", "tsl2591", "bmp388", "bmp390", "mcp9808", "hdc1080",
-                                            "ina226", "ina260", "ads1115", "scd4x", "ds18b20", "iio", "hwmon"}
+                                            "veml7700", "tsl2591", "bme680", "bmp388", "bmp390", "mcp9808", "hdc1080",
+                                            "ina226", "ina260", "ads1115", "scd4x", "scd30", "sgp40", "ds18b20", "iio",
+                                            "hwmon"}
     # Both fixed at 0x40: the HDC1080 (loaded first) on bus 1, the HTU21D on the second bus.
     assert {(s["type"], s["bus"], s["address"]) for s in sensors if s["type"] in ("hdc1080", "htu21d")} == \
         {("hdc1080", 1, 0x40), ("htu21d", 3, 0x40)}

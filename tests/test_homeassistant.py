@@ -56,6 +56,12 @@ def test_the_fake_node_announces_every_channel_with_its_class_unit_and_precision
     assert (mast.device_class, mast.unit, mast.precision) == ("pressure", "hPa", 2)
     assert (by_name["office_co2 carbon_dioxide"].device_class, by_name["office_co2 carbon_dioxide"].precision) == \
         ("carbon_dioxide", 0)
+    co2 = by_name["bedroom_co2 carbon_dioxide"]  # SCD30: floats, shown to 0.1 ppm
+    assert (co2.device_class, co2.unit, co2.precision) == ("carbon_dioxide", "ppm", 1)
+    gas = by_name["lounge gas_resistance"]  # BME680: Home Assistant has no device class for Ω
+    assert (gas.device_class, gas.unit, gas.state_class, gas.precision) == (None, "Ω", "measurement", 0)
+    voc = by_name["living_voc voc_index"]  # SGP40 with Sensirion's algorithm (the test extra installs it)
+    assert (voc.device_class, voc.unit, voc.precision) == ("aqi", None, 0)
     rain = by_name["rain total"]
     assert (rain.device_class, rain.unit, rain.state_class) == ("precipitation", "mm", "total_increasing")
     assert by_name["rain count"].state_class == "total_increasing"
@@ -77,7 +83,7 @@ def test_the_fake_node_announces_every_channel_with_its_class_unit_and_precision
     fridge = by_name["fridge temperature"]
     assert (fridge.device_class, fridge.unit, fridge.precision) == ("temperature", "°C", 2)  # MCP9808: 0.0625 °C steps
     # Every sensor channel of the config and the diagnostics, each once.
-    assert len({e.component_id for e in entities}) == len({e.key for e in entities}) == len(entities) == 59
+    assert len({e.component_id for e in entities}) == len({e.key for e in entities}) == len(entities) == 68
 
 
 def test_every_built_in_mapping_is_one_home_assistant_accepts() -> None:
@@ -88,7 +94,7 @@ def test_every_built_in_mapping_is_one_home_assistant_accepts() -> None:
     for rule in ha.DEVICE_CLASSES:
         known = sensor_classes[rule.device_class]
         for unit in rule.units:
-            assert unit in known["units"], (rule.device_class, unit, known["units"])
+            assert (unit or None) in known["units"], (rule.device_class, unit, known["units"])
         for kind in rule.kinds:
             state_class = "total_increasing" if kind == "total" else "measurement"
             assert known["state_classes"] is None or state_class in known["state_classes"], (rule, state_class)
@@ -106,6 +112,8 @@ def test_every_built_in_mapping_is_one_home_assistant_accepts() -> None:
     (Channel("soil_moisture", "%", 0.1), ("sensor", "moisture", "%", "measurement")),
     (Channel("memory_used", "%", 0.1), ("sensor", None, "%", "measurement")),
     (Channel("load_1m", "", 0.01), ("sensor", None, None, "measurement")),
+    (Channel("voc_index", "", 1.0), ("sensor", "aqi", None, "measurement")),
+    (Channel("voc_raw", "", 1.0), ("sensor", None, None, "measurement")),
     (Channel("energy", "Wh", 1.0, "total"), ("sensor", "energy", "Wh", "total_increasing")),
     (Channel("water", "l", 1.0, "total"), ("sensor", "water", "L", "total_increasing")),
     (Channel("wind_run", "m", 0.667, "total"), ("sensor", "distance", "m", "total_increasing")),

@@ -56,6 +56,8 @@ BUILTIN = [
     # The iio and hwmon types' units (plugins/iio.py TYPES, plugins/hwmon.py TYPES).
     ("resistance", "Ω", "Ohm", 0, 47000), ("fan_speed", "rpm", "1/min", 0, 1830),
     ("conductivity", "S/m", "S/m", 0, 1.413), ("oxygen", "%", "/", -2, 20.9), ("uv_index", "", None, 0, 3),
+    ("gas_resistance", "Ω", "Ohm", 0, 20467),
+    ("voc_raw", "", None, 0, 30000), ("voc_index", "", None, 0, 100),
 ]
 
 

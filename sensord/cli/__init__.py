@@ -338,10 +338,11 @@ def cmd_detect(args: argparse.Namespace) -> int:
             return EX_FAIL
         buses = [(args.bus, bus)]
         if args.fake and args.bus == 1:
-            from ..testing.fakenode import SECOND_BUS
+            from ..testing.fakenode import SPARE_BUSES
 
-            with contextlib.suppress(OSError):  # only there when a chip model did not fit on bus 1
-                buses.append((SECOND_BUS, hardware.i2c(SECOND_BUS)))
+            for number in SPARE_BUSES:
+                with contextlib.suppress(OSError):  # only there when a chip model did not fit before
+                    buses.append((number, hardware.i2c(number)))
         kind = " (fake: one of each built-in and plugin chip model)" if args.fake else ""
         for number, each in buses:
             found = identify(each, scan(each), host.sensor_types.values(), sleep=hardware.sleep)
