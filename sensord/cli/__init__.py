@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import difflib
 import json
 import logging
 import os
@@ -195,6 +194,8 @@ def cmd_read(args: argparse.Namespace) -> int:
     if args.sensors:
         for name in args.sensors:
             if name not in by_name:
+                import difflib  # here: only an error's did-you-mean needs it (0.2 MiB)
+
                 close = difflib.get_close_matches(name, list(by_name), n=1)
                 hint = f', did you mean "{close[0]}"?' if close else ""
                 print(f'sensord: no sensor "{name}" in {cfg.file}{hint}', file=sys.stderr)
