@@ -147,6 +147,7 @@ class Connection:
             self._client.pending_calls_threshold = PENDING_CALLS_WARN
         else:
             self._client._pending_calls_threshold = PENDING_CALLS_WARN
+        self._keeps_session = not clean_start
         self._opening = False
         self._transport_up = asyncio.Event()  # TCP (and TLS) connected, CONNECT on its way
         self._connect_error: OSError | None = None
@@ -294,6 +295,10 @@ class Connection:
         and returns how long to wait. `Failure("no_connack")` then means that a listener took the
         connection and the CONNECT, and said nothing."""
         self._opening = True
+        if self._keeps_session and not _GEN2:
+            # asyncio-mqtt 0.16 drops messages that arrive before `messages()` is entered, and a
+            # resumed session's queued messages follow CONNACK at once (aiomqtt 2.x queues them).
+            await self._message_source()
         self._paho._connect_timeout = timeout_s  # TCP connect; both paho versions default to 5 s
         try:
             enter = self._client.__aenter__() if _GEN2 else self._client.connect(timeout=3600)
