@@ -45,7 +45,8 @@ def field_value(value: Value) -> str | None:
     return repr(float(value))
 
 
-def line_protocol(measurement: str, node: str, samples: Iterable[Sample], *, unsynced: bool = False) -> tuple[list[str], int]:
+def line_protocol(measurement: str, node: str, samples: Iterable[Sample], *,
+                  unsynced: bool = False) -> tuple[list[str], int]:
     """One line per sensor read (node, sensor and time), a field per quantity; and the number of
     values left out (non-finite). Lines come in the order of their first reading."""
     lines: dict[tuple[str, int], list[str]] = {}
@@ -64,7 +65,8 @@ def line_protocol(measurement: str, node: str, samples: Iterable[Sample], *, uns
 
 def status_line(measurement: str, node: str, status: str, now_ns: int) -> str:
     """A node's status (`online`, `offline`) as a line of `{measurement}_status`, at the bridge's time."""
-    return f"{escape_measurement(measurement + '_status')},node={escape_key(node)} state={quote_string(status)} {now_ns}"
+    head = f"{escape_measurement(measurement + '_status')},node={escape_key(node)}"
+    return f"{head} state={quote_string(status)} {now_ns}"
 
 
 def reading_rows(node: str, seq: int, samples: Iterable[Sample], *, unsynced: bool = False) -> Iterator[dict[str, Any]]:

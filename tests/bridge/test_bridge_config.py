@@ -56,3 +56,16 @@ def test_errors_name_file_and_key(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse(text)
     assert str(info.value).startswith(message), str(info.value)
+
+
+def test_cli_help_and_a_config_error_exits_78(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sensord.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["bridge", "--help"])
+    assert info.value.code == 0
+    assert "[bridge], [mqtt] and [plugins]" in capsys.readouterr().out.replace("\n", " ").replace("  ", " ")
+    bad = tmp_path / "bridge.toml"
+    bad.write_text("[bridge]\nout_prefx = 'a'\n")
+    assert main(["bridge", "-c", str(bad)]) == 78
+    assert f"sensord: {bad}: bridge.out_prefx: unknown key" in capsys.readouterr().err
