@@ -209,7 +209,7 @@ async def run_bridge(file: BridgeFile, *, encodings: Mapping[str, Encoding], std
     line_sink = LineSink(cfg.line_protocol, stdout) if cfg.line_protocol else None
     json_sink = LineSink(cfg.json_lines, stdout) if cfg.json_lines else None
     link = MqttLink(config=file.mqtt, client_id=cfg.client_id, session_expiry_s=cfg.session_expiry_s or None,
-                    timeout_s=10.0, logger=log.getChild("mqtt"))
+                    timeout_s=10.0, logger=log.getChild("mqtt"), ack_when_handled=True)
 
     async def publish(topic: str, payload: bytes) -> None:
         await link.publish(topic, payload, qos=1, retain=True)
