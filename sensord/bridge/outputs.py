@@ -30,8 +30,10 @@ def escape_key(text: str) -> str:
 
 
 def quote_string(text: str) -> str:
-    """A string field value."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A string field value. Line breaks become the two characters `\\n` (`\\r`): a line of line
+    protocol must stay one line."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return '"' + escaped + '"'
 
 
 def field_value(value: Value) -> str | None:

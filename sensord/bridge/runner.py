@@ -57,8 +57,14 @@ class BadInput:
         self._unlogged: dict[tuple[str, str], int] = {}
         self.lines = 0
 
+    #: Most (node, kind) pairs kept apart; past it, garbage under ever new node ids (a flood of
+    #: odd topics) is counted under node "*" so memory stays bounded.
+    MAX_KEYS = 10_000
+
     def report(self, node: str, kind: str, detail: str) -> None:
         key = (node, kind)
+        if key not in self.counts and len(self.counts) >= self.MAX_KEYS:
+            key = ("*", kind)
         self.counts[key] = self.counts.get(key, 0) + 1
         self._unlogged[key] = self._unlogged.get(key, 0) + 1
         now = self._clock()
@@ -69,7 +75,7 @@ class BadInput:
         count = self._unlogged.pop(key)
         self.lines += 1
         self._log.warning("node %r: %s (%d since the last such line, %d in all): %s",
-                          node, kind, count, self.counts[key], detail)
+                          key[0], kind, count, self.counts[key], detail)
 
 
 @dataclass

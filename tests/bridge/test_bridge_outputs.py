@@ -81,3 +81,8 @@ def test_file_sink_appends(tmp_path: Path) -> None:
         sink.write([text, json.dumps({"x": 1})])
         sink.close()
     assert target.read_text().splitlines() == ["one", '{"x": 1}', "two", '{"x": 1}']
+
+
+def test_a_string_field_stays_on_one_line() -> None:
+    assert quote_string("a\nb\r") == r'"a\nb\r"'
+    assert "\n" not in status_line("m", "n", "online\nsensord,node=x y=1 1", 1)

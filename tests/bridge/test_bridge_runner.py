@@ -162,3 +162,11 @@ def test_a_32_mib_payload_is_refused_before_decoding(tmp_path: Path) -> None:
     assert kit.bridge.stats.bad == {"payload too large": 1}
     kit.send("sensord/barn/data", payload("barn", 1, T0))
     assert len(kit.rows()) == 4
+
+
+def test_bad_input_counters_stay_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kit = Kit(tmp_path)
+    monkeypatch.setattr(kit.bridge.bad, "MAX_KEYS", 3)
+    for i in range(10):
+        kit.send(f"sensord/n{i}/data", b"junk")
+    assert len(kit.bridge.bad.counts) == 4 and kit.bridge.bad.counts[("*", "not a batch")] == 7
