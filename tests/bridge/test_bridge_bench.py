@@ -14,3 +14,10 @@ def test_bridge_rate_bench_runs() -> None:
                           "--json"], capture_output=True, text=True, check=True, timeout=60).stdout
     assert "4 compact batches, 2400 readings" in out
     assert "2400 written" in out
+
+
+def test_fleet_bench_runs_small() -> None:
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "fleet.py"), "--nodes", "2", "--seconds", "3",
+                          "--channels", "2", "--interval", "0.2", "--max-age", "0.5"],
+                         capture_output=True, text=True, check=True, timeout=120).stdout
+    assert "duplicates 0" in out and "lost 0" in out, out
