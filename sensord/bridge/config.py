@@ -54,6 +54,8 @@ class BridgeConfig:
             raise ValueError(f"shared_group: expected a name without '/', '+' or '#', found {show(self.shared_group)}")
         if self.line_protocol == self.json_lines == "-":
             raise ValueError("json_lines: line_protocol already writes to stdout (\"-\"); give json_lines a file")
+        if self.json_lines and self.json_lines == self.line_protocol:
+            raise ValueError(f"json_lines: expected another file than line_protocol's, found {show(self.json_lines)}")
         if not (self.line_protocol or self.json_lines or self.out_prefix):
             raise ValueError("line_protocol: every output is off; set line_protocol, json_lines or out_prefix")
 

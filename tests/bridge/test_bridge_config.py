@@ -50,6 +50,7 @@ def test_bridge_table_is_read() -> None:
     ("[bridge]\nshared_group = 'g/1'\n", "bridge.toml: bridge.shared_group: expected a name without"),
     ("[bridge]\njson_lines = '-'\n", "bridge.toml: bridge.json_lines: line_protocol already writes to stdout"),
     ("[bridge]\nline_protocol = ''\n", "bridge.toml: bridge.line_protocol: every output is off"),
+    ("[bridge]\nline_protocol = 'a'\njson_lines = 'a'\n", "bridge.toml: bridge.json_lines: expected another file"),
     ("[mqtt]\nprot = 1\n", "bridge.toml: mqtt.prot: unknown key, did you mean \"port\"?"),
 ])
 def test_errors_name_file_and_key(text: str, message: str) -> None:
