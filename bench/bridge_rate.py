@@ -7,7 +7,8 @@ readings, the daemon's default batch). Measured with `time.process_time()` (CPU,
 - decode: `sensord.encoding.decode` alone;
 - bridge: `Bridge.handle()` per batch: decode, the dedupe state (one SQLite commit per batch,
   WAL, synchronous=NORMAL, in a temporary directory), line protocol written to /dev/null and,
-  with `--json`, JSON lines too. No MQTT (the plain topics cost a PUBLISH per channel per batch).
+  with `--json`, JSON lines to a file in a temporary directory. No MQTT (the plain topics cost a
+  PUBLISH per channel per batch).
 
 Usage: python bench/bridge_rate.py [--nodes 50] [--batches 20] [--json]
 """
@@ -64,11 +65,11 @@ def main() -> None:
     decode_s = time.process_time() - start
 
     with tempfile.TemporaryDirectory() as tmp:
-        toml = '[bridge]\nline_protocol = "/dev/null"\n' + ('json_lines = "/dev/null"\n' if args.json else "")
+        toml = '[bridge]\nline_protocol = "/dev/null"\n' + (f'json_lines = "{tmp}/rows.jsonl"\n' if args.json else "")
         file = parse_bridge_config(tomllib.loads(toml), "bench")
         state = DedupeState.open(Path(tmp) / "state.sqlite")
         bridge = Bridge(file=file, state=state, encodings=ENCODINGS, line_sink=LineSink("/dev/null"),
-                        json_sink=LineSink("/dev/null") if args.json else None)
+                        json_sink=LineSink(f"{tmp}/rows.jsonl") if args.json else None)
 
         async def run() -> float:
             begin = time.process_time()
