@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/demo.toml
 
-.PHONY: help venv deps-system run listen test test-python test-ha lint fuzz bench bench-start bench-delivery bench-wire bench-faults bench-instructions bench-idle plugin-index deb deb-test clean
+.PHONY: help venv deps-system run listen test test-python test-ha lint fuzz bench bench-start bench-delivery bench-wire bench-faults bench-instructions bench-idle bench-fleet plugin-index deb deb-test clean
 
 help:
 	@echo "make run    run sensord on config/demo.toml, with a local mosquitto on 127.0.0.1:1883"
@@ -86,6 +86,10 @@ fuzz: venv
 	SENSORD_FUZZ_N=1000000 $(BIN)/pytest tests/test_decode_fuzz.py
 
 bench: bench-start bench-delivery bench-wire bench-faults bench-instructions bench-idle
+
+bench-fleet: venv deps-system
+	$(BIN)/python bench/fleet.py --nodes 50 --seconds 60
+	$(BIN)/python bench/fleet.py --nodes 50 --seconds 60 --bridges 2
 
 bench-start: venv
 	$(BIN)/python bench/check_startup.py

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ..sensor import Reading
 
 EX_OK, EX_FAIL, EX_USAGE, EX_CANTCREAT, EX_CONFIG = 0, 1, 2, 73, 78
+BRIDGE_ENV_VAR = "SENSORD_BRIDGE_CONFIG"
 log = logging.getLogger("sensord")
 
 
@@ -98,6 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, metavar="S", help="exit 0 after S seconds")
     p.add_argument("--status", action="store_true", help='also print status changes as {"node": ..., "status": ...}')
     p.set_defaults(func=cmd_listen)
+
+    p = sub.add_parser("bridge", help="server side: write every node's readings, once, as line protocol, "
+                                      "JSON lines or plain retained topics",
+                       description="Subscribe to the batches, status and meta of every node (or those listed), "
+                                   "decode them and write each reading once: InfluxDB line protocol (stdout for "
+                                   "Telegraf's inputs.execd, or a file), JSON lines, and retained per-channel "
+                                   "topics. Configured by the [bridge], [mqtt] and [plugins] tables of its own "
+                                   "file (config/bridge.example.toml).")
+    p.add_argument("-c", "--config", metavar="FILE",
+                   help=f"bridge config file (default: ${BRIDGE_ENV_VAR}, else /etc/sensord/bridge.toml)")
+    p.set_defaults(func=cmd_bridge)
     return parser
 
 
@@ -431,6 +443,19 @@ def cmd_listen(args: argparse.Namespace) -> int:
     return asyncio.run(listen(host=host, port=port, prefix=prefix, node=node, count=args.count,
                               timeout_s=args.timeout, status=args.status, emit=emit, mqtt=mqtt,
                               encodings=encodings))
+
+
+def cmd_bridge(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ..bridge import DEFAULT_BRIDGE_PATH, parse_bridge_config
+    from ..bridge.runner import run_bridge
+    from ..plugins import get_plugin_manager
+
+    path = args.config or os.environ.get(BRIDGE_ENV_VAR) or DEFAULT_BRIDGE_PATH
+    file = parse_bridge_config(cfgmod.read_toml(path), path)
+    encodings = get_plugin_manager(dirs=file.plugins.dirs, disabled=file.plugins.disabled).encodings
+    return asyncio.run(run_bridge(file, encodings=encodings))
 
 
 def run() -> None:

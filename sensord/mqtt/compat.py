@@ -137,7 +137,7 @@ class Connection:
     def __init__(self, *, host: str, port: int, client_id: str, mqtt5: bool, keepalive_s: int,
                  username: str | None, password: str | None, tls: ssl.SSLContext | None,
                  will: tuple[str, bytes, int, bool, Any] | None, connect_properties: Any,
-                 clean_start: bool, logger: logging.Logger) -> None:
+                 clean_start: bool, logger: logging.Logger, manual_ack: bool = False) -> None:
         # The library's own timeouts are a backstop: the awaits here use their own, shorter ones.
         kwargs: dict[str, Any] = {"identifier": client_id, "timeout": 3600} if _GEN2 else {"client_id": client_id}
         if mqtt5:  # paho refuses clean_start for 3.1.1, whose clean session flag is left at 1
@@ -152,6 +152,13 @@ class Connection:
             self._client.pending_calls_threshold = PENDING_CALLS_WARN
         else:
             self._client._pending_calls_threshold = PENDING_CALLS_WARN
+        self._keeps_session = not clean_start
+        # paho acknowledges a QoS 1 message as soon as it is queued for the application; with
+        # `manual_ack` (paho >= 2.0) `messages()` sends the PUBACK of a message only when the
+        # consumer asks for the next one, i.e. after it has handled it. paho 1.6 cannot.
+        self._manual_ack = manual_ack and hasattr(self._paho, "manual_ack_set")
+        if self._manual_ack:
+            self._paho.manual_ack_set(True)
         self._opening = False
         self._transport_up = asyncio.Event()  # TCP (and TLS) connected, CONNECT on its way
         self._connect_error: OSError | None = None
@@ -299,6 +306,10 @@ class Connection:
         and returns how long to wait. `Failure("no_connack")` then means that a listener took the
         connection and the CONNECT, and said nothing."""
         self._opening = True
+        if self._keeps_session and not _GEN2:
+            # asyncio-mqtt 0.16 drops messages that arrive before `messages()` is entered, and a
+            # resumed session's queued messages follow CONNACK at once (aiomqtt 2.x queues them).
+            await self._message_source()
         self._paho._connect_timeout = timeout_s  # TCP connect; both paho versions default to 5 s
         try:
             enter = self._client.__aenter__() if _GEN2 else self._client.connect(timeout=3600)
@@ -369,11 +380,17 @@ class Connection:
     async def messages(self) -> AsyncIterator[tuple[str, bytes, bool]]:
         """(topic, payload, retain) of each message received; `Failure("lost")` when the connection ends."""
         source = await self._message_source()
+        unacked: Any = None
         while True:
+            if unacked is not None:  # the consumer is done with it: it asks for the next one
+                self._paho.ack(unacked.mid, unacked.qos)
+                unacked = None
             try:
                 message = await source.__anext__()
             except lib.MqttError:
                 raise self._lost_failure() from None
+            if self._manual_ack and message.qos > 0:
+                unacked = message
             yield str(message.topic), bytes(message.payload or b""), bool(message.retain)
 
     async def _message_source(self) -> AsyncIterator[Any]:

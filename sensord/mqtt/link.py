@@ -240,7 +240,7 @@ class MqttLink:
     def __init__(self, *, config: MqttConfig, client_id: str, will: Will | None = None,
                  session_expiry_s: int | None = None, timeout_s: float = 30.0,
                  logger: logging.Logger | None = None, connection_factory: ConnectionFactory = Connection,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, ack_when_handled: bool = False) -> None:
         """`client_id` should stay the same across restarts (the session and the will delay hang on
         it). `session_expiry_s` (MQTT 5) keeps the session on the broker that long after a
         disconnect; it is raised to `will.delay_s` when that is longer. `timeout_s` is the default
@@ -250,7 +250,12 @@ class MqttLink:
 
         Keepalive (`sensord.mqtt.keepalive`): PINGREQ only when nothing went out for
         `keepalive_s`; no PINGRESP within `timeout_s` drops the connection, which `wait_closed()`
-        then reports. `clock` times it (a `FakeClock` in tests)."""
+        then reports. `clock` times it (a `FakeClock` in tests).
+
+        `ack_when_handled`: a QoS 1 message from `messages()` is acknowledged (PUBACK) only when
+        the consumer asks for the next one, so a consumer that dies while handling it gets it again
+        from its persistent session. aiomqtt 2.x (paho 2) only; asyncio-mqtt 0.16 (paho 1.6)
+        acknowledges on receipt."""
         self._config = config
         self._client_id = client_id
         self._will = will
@@ -266,6 +271,7 @@ class MqttLink:
         self._connection_factory = connection_factory
         self._conn: Transport | None = None
         self._clock: Clock = clock or MonotonicClock()
+        self._factory_extra: dict[str, Any] = {"manual_ack": True} if ack_when_handled else {}
         self._keeper: asyncio.Task[None] | None = None
         self._expired: tuple[Transport, str] | None = None  # a connection the keepalive gave up on, and why
 
@@ -335,7 +341,7 @@ class MqttLink:
             tls=self._tls, will=(will.topic, will.payload, will.qos, will.retain, will_props) if will else None,
             connect_properties=(properties(PacketTypes.CONNECT, SessionExpiryInterval=self._session_expiry_s)
                                 if session else None),
-            clean_start=not session, logger=self._log.getChild("client"))
+            clean_start=not session, logger=self._log.getChild("client"), **self._factory_extra)
         await conn.open(timeout_s, connack_timeout=(lambda setup_s: min(timeout_s, v5_probe_s(setup_s)))
                         if probe else None)
         return conn
