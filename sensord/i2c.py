@@ -82,6 +82,18 @@ class I2CSensor(Sensor):
         except ValueError as exc:
             raise self.error(str(exc)) from None
 
+    def send_words(self, command: int, *words: int) -> None:
+        """Send a Sensirion command and its argument words (`send_command`) under the bus lock."""
+        self.transfer(lambda bus: send_command(bus, self.address, command, *words))
+
+    def read_words(self, command: int, count: int, what: str, *, wait_s: float, args: Sequence[int] = ()) -> list[int]:
+        """Run a Sensirion read command (`read_command`, with argument words `args`) and return its
+        `count` CRC-checked words. The bus lock is held over the `wait_s` execution time: the chips
+        NACK any transfer meanwhile, and no other driver's transaction may come between."""
+        data = self.transfer(lambda bus: read_command(bus, self.address, command, count, wait_s=wait_s,
+                                                      sleep=self.hardware.sleep, words=args))
+        return self.crc_words(data, what)
+
     def open(self) -> None:
         try:
             self.bus  # noqa: B018  (opens /dev/i2c-N)
@@ -163,3 +175,14 @@ def read_command(bus: Any, address: int, command: int, count: int, *, wait_s: fl
     send_command(bus, address, command, *words)
     sleep(wait_s)
     return read_bytes(bus, address, 3 * count)
+
+
+def answers_command(bus: Any, address: int, command: int, count: int, *, wait_s: float,
+                    sleep: Callable[[float], None]) -> bool:
+    """Whether the chip at `address` answers a Sensirion read command with `count` words whose
+    CRCs hold: how `identify` hooks recognise a command-based chip. False on a NACK or bad CRC."""
+    try:
+        words_with_crc(read_command(bus, address, command, count, wait_s=wait_s, sleep=sleep), "answer")
+    except (OSError, ValueError):
+        return False
+    return True
