@@ -116,6 +116,22 @@ def signed(value: int, bits: int) -> int:
     return value - (1 << bits) if value & (1 << (bits - 1)) else value
 
 
+def read_id_words(bus: Any, address: int, *registers: int,
+                  guard: tuple[int, int] | None = None) -> list[int] | None:
+    """For an `identify` hook: the 16-bit registers `registers` (id registers) at `address`, each
+    read MSB first; None if the chip does not answer. With `guard=(register, mask)` that register
+    is read first, and None returned if any bit of `mask` is set, before a pointer byte that may
+    be another chip's command is written (0xFE is the soft reset of an HTU21D/Si7021)."""
+    try:
+        if guard is not None:
+            register, mask = guard
+            if int.from_bytes(bytes(bus.read_i2c_block_data(address, register, 2)), "big") & mask:
+                return None
+        return [int.from_bytes(bytes(bus.read_i2c_block_data(address, r, 2)), "big") for r in registers]
+    except OSError:
+        return None
+
+
 def read_bytes(bus: Any, address: int, length: int) -> bytes:
     """A plain read of `length` bytes with no register byte first (command-based chips: Sensirion,
     Aosong, BH1750), which the SMBus calls cannot do; one I2C read message."""
