@@ -28,6 +28,8 @@ class SensirionModel(I2CDeviceModel):
         self.commands: list[str] = []
         self._busy_until = 0.0
         self._corrupt = False
+        #: The read command whose answer the next read fetches (see `take_pending()`).
+        self._pending: str | None = None
 
     def advance(self, seconds: float) -> None:
         """Let `seconds` of fake time pass."""
@@ -48,6 +50,13 @@ class SensirionModel(I2CDeviceModel):
         if reading:
             raise self.nack("read header during the execution time")
         raise self.nack(f"busy with {self.commands[-1]} for {self._busy_until - self.now:.4f} s more")
+
+    def take_pending(self) -> str:
+        """The read command whose answer this read fetches; NACK a read with none before it."""
+        name, self._pending = self._pending, None
+        if name is None:
+            raise self.nack("no read command before this read")
+        return name
 
     def decode_command(self, data: bytes, known: Collection[int]) -> tuple[int, bytes]:
         """The command of a write, one of `known`, and its argument bytes; NACK anything else."""

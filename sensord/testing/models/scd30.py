@@ -76,7 +76,6 @@ class SCD30Model(SensirionModel):
         #: Whether continuous measurement runs.
         self.measuring = measuring
         self.interval_writes = 0
-        self._pending: str | None = None
         self._sample = False
         self._next_sample = measurement_interval_s if measuring else math.inf
 
@@ -115,10 +114,7 @@ class SCD30Model(SensirionModel):
 
     def read_raw(self, length: int) -> bytes:
         self.advance(0.0)
-        name, self._pending = self._pending, None
-        if name is None:
-            raise self.nack("no read command before this read")
-        return self.answer_bytes(self._answer(name), length)
+        return self.answer_bytes(self._answer(self.take_pending()), length)
 
     def _answer(self, name: str) -> list[int]:
         if name == "read_measurement":

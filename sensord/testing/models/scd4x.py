@@ -66,7 +66,6 @@ class SCD4xModel(SensirionModel):
         self.ready_after_polls = ready_after_polls
         self.altitude_m = 0
         self.temperature_offset_c = 4.0
-        self._pending: str | None = None
         self._sample = False
         self._next_sample = period_s if measuring else math.inf
         self._polls = 0
@@ -111,11 +110,8 @@ class SCD4xModel(SensirionModel):
     def read_raw(self, length: int) -> bytes:
         self.advance(0.0)
         self.check_idle(reading=True)
-        name, self._pending = self._pending, None
-        if name is None:
-            raise self.nack("no read command before this read")
         # The master may stop early (§3.5.2); past the answer the bus reads 0xFF.
-        return self.answer_bytes(self._answer(name), length)
+        return self.answer_bytes(self._answer(self.take_pending()), length)
 
     def _answer(self, name: str) -> list[int]:
         if name == "read_measurement":
