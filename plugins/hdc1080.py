@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import sensord
 from sensord import Channel, I2CConfig, I2CSensor, LockedBus, Reading, Sensor, field_range, read_bytes
+from sensord.i2c import read_id_words
 
 if TYPE_CHECKING:
     from sensord.testing import I2CDeviceModel
@@ -168,15 +169,8 @@ class HDC1080(I2CSensor):
         Only reads: pointer writes other than 0x00 and 0x01 start nothing."""
         if address != DEFAULT_ADDRESS:
             return None
-        try:
-            config = _word(bus.read_i2c_block_data(address, _REG_CONFIG, 2))
-            if config & _CONFIG_RESERVED:
-                return None
-            manufacturer = _word(bus.read_i2c_block_data(address, _REG_MANUFACTURER_ID, 2))
-            device = _word(bus.read_i2c_block_data(address, _REG_DEVICE_ID, 2))
-        except OSError:
-            return None
-        if (manufacturer, device) != (MANUFACTURER_ID, DEVICE_ID):
+        ids = read_id_words(bus, address, _REG_MANUFACTURER_ID, _REG_DEVICE_ID, guard=(_REG_CONFIG, _CONFIG_RESERVED))
+        if ids != [MANUFACTURER_ID, DEVICE_ID]:
             return None
         return {"type": cls.type_name, "address": address}
 

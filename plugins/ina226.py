@@ -70,6 +70,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import sensord
 from sensord import Channel, I2CConfig, I2CSensor, Reading, SensorConfig, field_range, signed
+from sensord.i2c import read_id_words
 
 if TYPE_CHECKING:
     from sensord import Hardware
@@ -239,15 +240,8 @@ class INA226(I2CSensor):
         configuration register (00h) first and goes on only when it answers with bit 15 (RST)
         clear: the pointer FEh that selects the manufacturer id is the soft-reset command of an
         HTU21D/Si7021, which does not answer a read of 00h. Only reads."""
-        try:
-            config = int.from_bytes(bytes(bus.read_i2c_block_data(address, _REG_CONFIG, 2)), "big")
-            if config & _CONFIG_RESET:
-                return None
-            manufacturer = int.from_bytes(bytes(bus.read_i2c_block_data(address, _REG_MANUFACTURER_ID, 2)), "big")
-            die = int.from_bytes(bytes(bus.read_i2c_block_data(address, _REG_DIE_ID, 2)), "big")
-        except OSError:
-            return None
-        if manufacturer != MANUFACTURER_ID or die >> 4 != cls.DIE_ID:
+        ids = read_id_words(bus, address, _REG_MANUFACTURER_ID, _REG_DIE_ID, guard=(_REG_CONFIG, _CONFIG_RESET))
+        if ids is None or ids[0] != MANUFACTURER_ID or ids[1] >> 4 != cls.DIE_ID:
             return None
         return {"type": cls.type_name, "address": address}
 

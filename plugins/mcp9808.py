@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import sensord
 from sensord import Channel, I2CConfig, I2CSensor, Reading, Sensor, field_range
+from sensord.i2c import read_id_words
 
 if TYPE_CHECKING:
     from sensord.testing import I2CDeviceModel
@@ -141,12 +142,8 @@ class MCP9808(I2CSensor):
                  sleep: Callable[[float], None] = time.sleep) -> dict[str, Any] | None:
         """The `[[sensor]]` keys when the manufacturer and device ids are the MCP9808's. Only
         reads: the pointer write before each read changes nothing on the chip."""
-        try:
-            manufacturer = _word(bus.read_i2c_block_data(address, _REG_MANUFACTURER_ID, 2))
-            device = bus.read_i2c_block_data(address, _REG_DEVICE_ID, 2)[0]
-        except OSError:
-            return None
-        if (manufacturer, device) != (MANUFACTURER_ID, DEVICE_ID):
+        ids = read_id_words(bus, address, _REG_MANUFACTURER_ID, _REG_DEVICE_ID)
+        if ids is None or (ids[0], ids[1] >> 8) != (MANUFACTURER_ID, DEVICE_ID):
             return None
         return {"type": cls.type_name, "address": address}
 

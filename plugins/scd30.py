@@ -53,8 +53,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sensord
-from sensord import Channel, I2CConfig, I2CSensor, Reading, field_range, words_with_crc
-from sensord.i2c import read_command, send_command
+from sensord import Channel, I2CConfig, I2CSensor, Reading, field_range
+from sensord.i2c import answers_command
 
 if TYPE_CHECKING:
     from sensord.testing import I2CDeviceModel
@@ -116,26 +116,28 @@ class SCD30(I2CSensor):
                 Channel("humidity", "%", 0.01)]
 
     def probe(self) -> None:
-        self.firmware = firmware_version(self._read_words(_CMD_FIRMWARE_VERSION, 1, "firmware version")[0])
+        (version,) = self.read_words(_CMD_FIRMWARE_VERSION, 1, "firmware version", wait_s=_EXECUTION_S)
+        self.firmware = firmware_version(version)
         interval = self.config.measurement_interval_s
-        stored = self._read_words(_CMD_MEASUREMENT_INTERVAL, 1, "measurement interval")[0]
+        stored = self.read_words(_CMD_MEASUREMENT_INTERVAL, 1, "measurement interval", wait_s=_EXECUTION_S)[0]
         if stored != interval:
             # Kept in non-volatile memory (§1.4.3): write only a change.
             log.info("%s: measurement interval %d s, was %d s", self.describe(), interval, stored)
-            self._send(_CMD_MEASUREMENT_INTERVAL, interval)
+            self.send_words(_CMD_MEASUREMENT_INTERVAL, interval)
         # Also when already measuring: the command sets the pressure compensation anew (§1.4.1).
-        self._send(_CMD_START_CONTINUOUS, self.config.pressure_hpa or 0)
+        self.send_words(_CMD_START_CONTINUOUS, self.config.pressure_hpa or 0)
 
     def read(self) -> list[Reading]:
         limit = self.config.measurement_interval_s + _READY_SLACK_S
         waited = 0.0
-        while self._read_words(_CMD_GET_DATA_READY, 1, "data ready status")[0] != 1:
+        while self.read_words(_CMD_GET_DATA_READY, 1, "data ready status", wait_s=_EXECUTION_S)[0] != 1:
             if waited >= limit:
                 raise self.error(f"no new measurement after waiting {waited:g} s (one comes every "
                                  f"{self.config.measurement_interval_s} s)")
             self.hardware.sleep(_READY_POLL_S)
             waited += _READY_POLL_S
-        co2, temperature, humidity = measurement(self._read_words(_CMD_READ_MEASUREMENT, 6, "measurement"))
+        words = self.read_words(_CMD_READ_MEASUREMENT, 6, "measurement", wait_s=_EXECUTION_S)
+        co2, temperature, humidity = measurement(words)
         if not all(math.isfinite(v) for v in (co2, temperature, humidity)):
             raise self.error(f"measurement not a number (CO2 {co2}, temperature {temperature}, humidity {humidity})")
         return [Reading("carbon_dioxide", round(co2, 1), "ppm"), Reading("temperature", round(temperature, 2), "°C"),
@@ -144,7 +146,7 @@ class SCD30(I2CSensor):
     def close(self) -> None:
         # The module keeps measuring (about 19 mA) until told to stop, even across a power cycle.
         try:
-            self._send(_CMD_STOP_CONTINUOUS)
+            self.send_words(_CMD_STOP_CONTINUOUS)
         except sensord.SensorError as exc:
             log.warning("%s: cannot stop continuous measurement: %s", self.describe(), exc)
 
@@ -152,23 +154,9 @@ class SCD30(I2CSensor):
     def identify(cls, bus: Any, address: int, *, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any] | None:
         """Ask the firmware version (§1.4.9), which only reads; an answer with a valid CRC
         identifies an SCD30. Another chip at 0x61 receives the two bytes 0xD1 0x00 as a write."""
-        try:
-            data = read_command(bus, address, _CMD_FIRMWARE_VERSION, 1, wait_s=_EXECUTION_S, sleep=sleep)
-            words_with_crc(data, "firmware version")
-        except (OSError, ValueError):
+        if not answers_command(bus, address, _CMD_FIRMWARE_VERSION, 1, wait_s=_EXECUTION_S, sleep=sleep):
             return None
         return {"type": cls.type_name, "address": address}
-
-    # -- bus access ---------------------------------------------------------------------------
-
-    def _send(self, command: int, *words: int) -> None:
-        self.transfer(lambda bus: send_command(bus, self.address, command, *words))
-
-    def _read_words(self, command: int, count: int, what: str) -> list[int]:
-        # The bus lock is held over the wait so no other driver's transaction comes between.
-        data = self.transfer(lambda bus: read_command(bus, self.address, command, count, wait_s=_EXECUTION_S,
-                                                      sleep=self.hardware.sleep))
-        return self.crc_words(data, what)
 
 
 @sensord.hookimpl

@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sensord
-from sensord import Channel, I2CConfig, I2CSensor, Reading, field_range, words_with_crc
-from sensord.i2c import read_command, send_command
+from sensord import Channel, I2CConfig, I2CSensor, Reading, field_range
+from sensord.i2c import answers_command
 
 if TYPE_CHECKING:
     from sensord.testing import I2CDeviceModel
@@ -113,34 +113,35 @@ class SCD4x(I2CSensor):
         # After a restart of sensord the sensor may still be measuring, and then refuses every
         # command but a few (Table 9): stop first. An idle sensor takes the stop too.
         try:
-            self._send(_CMD_STOP_PERIODIC)
+            self.send_words(_CMD_STOP_PERIODIC)
         except sensord.SensorError as exc:
             log.debug("%s: stop_periodic_measurement: %s", self.describe(), exc)  # absent: next step says so
         self.hardware.sleep(_STOP_S)
-        self.serial_number = serial_number(self._read_words(_CMD_GET_SERIAL_NUMBER, 3, "serial number"))
+        words = self.read_words(_CMD_GET_SERIAL_NUMBER, 3, "serial number", wait_s=_EXECUTION_S)
+        self.serial_number = serial_number(words)
         cfg = self.config
         if cfg.temperature_offset_c is not None:
-            self._send(_CMD_SET_TEMPERATURE_OFFSET, temperature_offset_word(cfg.temperature_offset_c))
+            self.send_words(_CMD_SET_TEMPERATURE_OFFSET, temperature_offset_word(cfg.temperature_offset_c))
         if cfg.altitude_m is not None:
-            self._send(_CMD_SET_SENSOR_ALTITUDE, cfg.altitude_m)
-        self._send(_CMD_START_PERIODIC)
+            self.send_words(_CMD_SET_SENSOR_ALTITUDE, cfg.altitude_m)
+        self.send_words(_CMD_START_PERIODIC)
 
     def read(self) -> list[Reading]:
         waited = 0.0
-        while not data_ready(self._read_words(_CMD_GET_DATA_READY, 1, "data ready status")[0]):
+        while not data_ready(self.read_words(_CMD_GET_DATA_READY, 1, "data ready status", wait_s=_EXECUTION_S)[0]):
             if waited >= _READY_WAIT_S:
                 raise self.error(f"no new measurement after waiting {waited:g} s (one comes every "
                                  f"{_PERIOD_S:g} s in periodic mode)")
             self.hardware.sleep(_READY_POLL_S)
             waited += _READY_POLL_S
-        co2, t_raw, rh_raw = self._read_words(_CMD_READ_MEASUREMENT, 3, "measurement")
+        co2, t_raw, rh_raw = self.read_words(_CMD_READ_MEASUREMENT, 3, "measurement", wait_s=_EXECUTION_S)
         return [Reading("carbon_dioxide", co2, "ppm"), Reading("temperature", round(temperature_c(t_raw), 3), "°C"),
                 Reading("humidity", round(humidity_pct(rh_raw), 3), "%")]
 
     def close(self) -> None:
         # Idle, the sensor draws a fraction of its measuring current (§2.1).
         try:
-            self._send(_CMD_STOP_PERIODIC)
+            self.send_words(_CMD_STOP_PERIODIC)
         except sensord.SensorError as exc:
             log.warning("%s: cannot stop periodic measurement: %s", self.describe(), exc)
 
@@ -152,24 +153,9 @@ class SCD4x(I2CSensor):
         where there is no `Hardware`). Beware: another chip at 0x62 takes the command bytes as
         a write; an MCP4725 DAC would power its output down."""
         for command, count in ((_CMD_GET_SERIAL_NUMBER, 3), (_CMD_GET_DATA_READY, 1)):
-            try:
-                data = read_command(bus, address, command, count, wait_s=_EXECUTION_S, sleep=sleep)
-                words_with_crc(data, "answer")
-            except (OSError, ValueError):
-                continue
-            return {"type": cls.type_name, "address": address}
+            if answers_command(bus, address, command, count, wait_s=_EXECUTION_S, sleep=sleep):
+                return {"type": cls.type_name, "address": address}
         return None
-
-    # -- bus access ---------------------------------------------------------------------------
-
-    def _send(self, command: int, *words: int) -> None:
-        self.transfer(lambda bus: send_command(bus, self.address, command, *words))
-
-    def _read_words(self, command: int, count: int, what: str) -> list[int]:
-        # The bus lock is held over the 1 ms wait so no other driver's transaction comes between.
-        data = self.transfer(lambda bus: read_command(bus, self.address, command, count, wait_s=_EXECUTION_S,
-                                                        sleep=self.hardware.sleep))
-        return self.crc_words(data, what)
 
 
 @sensord.hookimpl

@@ -58,8 +58,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sensord
-from sensord import Channel, I2CConfig, I2CSensor, Reading, field_range, words_with_crc
-from sensord.i2c import read_command, send_command
+from sensord import Channel, I2CConfig, I2CSensor, Reading, field_range
+from sensord.i2c import answers_command
 
 if TYPE_CHECKING:
     from sensord.testing import I2CDeviceModel
@@ -143,9 +143,9 @@ class SGP40(I2CSensor):
         return [Channel("voc_raw", "", 1.0), *index]
 
     def probe(self) -> None:
-        self.serial_number = serial_number(self._read_words(_CMD_SERIAL_NUMBER, 3, _SERIAL_S, "serial number"))
+        self.serial_number = serial_number(self.read_words(_CMD_SERIAL_NUMBER, 3, "serial number", wait_s=_SERIAL_S))
         if self.config.self_test:
-            (result,) = self._read_words(_CMD_SELF_TEST, 1, _SELF_TEST_S, "self-test")
+            (result,) = self.read_words(_CMD_SELF_TEST, 1, "self-test", wait_s=_SELF_TEST_S)
             if result != _SELF_TEST_PASSED:
                 verdict = "one or more tests failed" if result == _SELF_TEST_FAILED else "an unknown result"
                 raise self.error(f"self-test answered 0x{result:04x} ({verdict}), expected 0x{_SELF_TEST_PASSED:04x}: "
@@ -163,7 +163,7 @@ class SGP40(I2CSensor):
         cfg = self.config
         humidity = 0x8000 if cfg.humidity_pct is None else humidity_ticks(cfg.humidity_pct)
         temperature = 0x6666 if cfg.temperature_c is None else temperature_ticks(cfg.temperature_c)
-        (sraw,) = self._read_words(_CMD_MEASURE_RAW, 1, _MEASURE_S, "raw signal", humidity, temperature)
+        (sraw,) = self.read_words(_CMD_MEASURE_RAW, 1, "raw signal", wait_s=_MEASURE_S, args=(humidity, temperature))
         readings = [Reading("voc_raw", sraw, "")]
         if self._voc is not None:
             index = int(self._voc.process(sraw))
@@ -174,7 +174,7 @@ class SGP40(I2CSensor):
     def close(self) -> None:
         # The hotplate stays on until told otherwise (§3.1).
         try:
-            self.transfer(lambda bus: send_command(bus, self.address, _CMD_HEATER_OFF))
+            self.send_words(_CMD_HEATER_OFF)
         except sensord.SensorError as exc:
             log.warning("%s: cannot switch the hotplate off: %s", self.describe(), exc)
 
@@ -183,18 +183,9 @@ class SGP40(I2CSensor):
         """Ask the serial number, which only reads; three words with valid CRCs identify an
         SGP40 (or an SGP41, which answers the same at the same address). Another chip at 0x59
         receives the bytes 0x36 0x82 as a write."""
-        try:
-            data = read_command(bus, address, _CMD_SERIAL_NUMBER, 3, wait_s=_SERIAL_S, sleep=sleep)
-            words_with_crc(data, "serial number")
-        except (OSError, ValueError):
+        if not answers_command(bus, address, _CMD_SERIAL_NUMBER, 3, wait_s=_SERIAL_S, sleep=sleep):
             return None
         return {"type": cls.type_name, "address": address}
-
-    def _read_words(self, command: int, count: int, wait_s: float, what: str, *args: int) -> list[int]:
-        # The bus lock is held over the wait: the sensor NACKs any transfer meanwhile (§4.5).
-        data = self.transfer(lambda bus: read_command(bus, self.address, command, count, wait_s=wait_s,
-                                                      sleep=self.hardware.sleep, words=args))
-        return self.crc_words(data, what)
 
 
 @sensord.hookimpl

@@ -82,6 +82,18 @@ class I2CSensor(Sensor):
         except ValueError as exc:
             raise self.error(str(exc)) from None
 
+    def send_words(self, command: int, *words: int) -> None:
+        """Send a Sensirion command and its argument words (`send_command`) under the bus lock."""
+        self.transfer(lambda bus: send_command(bus, self.address, command, *words))
+
+    def read_words(self, command: int, count: int, what: str, *, wait_s: float, args: Sequence[int] = ()) -> list[int]:
+        """Run a Sensirion read command (`read_command`, with argument words `args`) and return its
+        `count` CRC-checked words. The bus lock is held over the `wait_s` execution time: the chips
+        NACK any transfer meanwhile, and no other driver's transaction may come between."""
+        data = self.transfer(lambda bus: read_command(bus, self.address, command, count, wait_s=wait_s,
+                                                      sleep=self.hardware.sleep, words=args))
+        return self.crc_words(data, what)
+
     def open(self) -> None:
         try:
             self.bus  # noqa: B018  (opens /dev/i2c-N)
@@ -102,6 +114,22 @@ def swap16(word: int) -> int:
 def signed(value: int, bits: int) -> int:
     """The value of a `bits`-wide two's complement number."""
     return value - (1 << bits) if value & (1 << (bits - 1)) else value
+
+
+def read_id_words(bus: Any, address: int, *registers: int,
+                  guard: tuple[int, int] | None = None) -> list[int] | None:
+    """For an `identify` hook: the 16-bit registers `registers` (id registers) at `address`, each
+    read MSB first; None if the chip does not answer. With `guard=(register, mask)` that register
+    is read first, and None returned if any bit of `mask` is set, before a pointer byte that may
+    be another chip's command is written (0xFE is the soft reset of an HTU21D/Si7021)."""
+    try:
+        if guard is not None:
+            register, mask = guard
+            if int.from_bytes(bytes(bus.read_i2c_block_data(address, register, 2)), "big") & mask:
+                return None
+        return [int.from_bytes(bytes(bus.read_i2c_block_data(address, r, 2)), "big") for r in registers]
+    except OSError:
+        return None
 
 
 def read_bytes(bus: Any, address: int, length: int) -> bytes:
@@ -163,3 +191,14 @@ def read_command(bus: Any, address: int, command: int, count: int, *, wait_s: fl
     send_command(bus, address, command, *words)
     sleep(wait_s)
     return read_bytes(bus, address, 3 * count)
+
+
+def answers_command(bus: Any, address: int, command: int, count: int, *, wait_s: float,
+                    sleep: Callable[[float], None]) -> bool:
+    """Whether the chip at `address` answers a Sensirion read command with `count` words whose
+    CRCs hold: how `identify` hooks recognise a command-based chip. False on a NACK or bad CRC."""
+    try:
+        words_with_crc(read_command(bus, address, command, count, wait_s=wait_s, sleep=sleep), "answer")
+    except (OSError, ValueError):
+        return False
+    return True

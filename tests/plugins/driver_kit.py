@@ -1,19 +1,23 @@
 """What the driver tests share: a driver on a `FakeI2CBus` (bus 1) or a `FakeSerialPort` whose
-sleeps advance a `FakeClock`, a hand-moved pin clock, and the TOML example of a plugin module's
-docstring parsed as a config file."""
+sleeps advance a `FakeClock`, or on a bus with a fake Sensirion chip whose sleeps move the chip's
+own fake time (`SensirionRig`), a check that a bus call NACKs (`nacks`), a hand-moved pin clock,
+and the TOML example of a plugin module's docstring parsed as a config file."""
 
 from __future__ import annotations
 
+import errno
 import textwrap
 import tomllib
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sensord import I2CSensor, Sensor
 from sensord.config import Config, parse_config
 from sensord.hardware import Hardware
 from sensord.testing.clock import FakeClock
 from sensord.testing.i2c import FakeI2CBus
+from sensord.testing.sensirion import SensirionModel
 from sensord.testing.serial import FakeSerialPort, FakeSerialPorts, SerialDeviceModel
 
 S = TypeVar("S", bound=I2CSensor)
@@ -31,6 +35,38 @@ def opened(cls: type[S], chip: Any, clock: FakeClock, *, name: str, **options: A
     sensor = on_bus(cls, bus, clock, name=name, **options)
     sensor.open()
     return sensor, bus
+
+
+M = TypeVar("M", bound=SensirionModel)
+
+
+class SensirionRig(Generic[S, M]):
+    """A `cls` driver named `name`, not yet opened, on a bus holding `model`; its sleeps are
+    recorded in `sleeps` and move the model's fake time."""
+
+    def __init__(self, cls: type[S], model: M, *, name: str, **options: Any) -> None:
+        self.model = model
+        self.bus = FakeI2CBus([model])
+        self.sleeps: list[float] = []
+        hardware = Hardware(i2c_factory=lambda n: self.bus, sleep=self.sleep)
+        self.sensor = cls(cls.Config(**options), name=name, hardware=hardware)
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.model.advance(seconds)
+
+    def values(self) -> dict[str, float]:
+        """One read: each quantity's value."""
+        return {r.quantity: r.value for r in self.sensor.read()}
+
+
+def nacks(fn: Callable[..., object], *args: Any) -> bool:
+    """Whether `fn(*args)`, a bus call, fails as a NACK does (EREMOTEIO)."""
+    try:
+        fn(*args)
+    except OSError as exc:
+        return exc.errno == errno.EREMOTEIO
+    return False
 
 
 U = TypeVar("U", bound=Sensor)

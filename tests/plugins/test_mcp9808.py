@@ -128,20 +128,6 @@ def test_one_nack_is_retried(fake_i2c_bus: FakeI2CBus, fake_hardware: Hardware) 
     assert celsius(sensor) == -25.0
 
 
-def test_nack_after_nack_is_an_error_naming_the_chip(fake_i2c_bus: FakeI2CBus, fake_hardware: Hardware) -> None:
-    sensor = rig(fake_i2c_bus, fake_hardware, MCP9808Model())
-    fake_i2c_bus.fail_next(0x18, count=3)
-    with pytest.raises(SensorError) as excinfo:
-        sensor.read()
-    assert str(excinfo.value) == NACK
-
-
-def test_missing_chip_fails_open(fake_hardware: Hardware) -> None:
-    with pytest.raises(SensorError) as excinfo:
-        make(fake_hardware).open()
-    assert str(excinfo.value) == NACK
-
-
 @pytest.mark.parametrize("address", [0x18, 0x1B, 0x1F])
 def test_every_address(fake_i2c_bus: FakeI2CBus, fake_hardware: Hardware, address: int) -> None:
     sensor = rig(fake_i2c_bus, fake_hardware, MCP9808Model(address=address, temperature_c=4.0), address=address)

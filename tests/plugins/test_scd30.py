@@ -2,39 +2,21 @@
 
 from __future__ import annotations
 
-import errno
+from functools import partial
 from typing import Any
 
 import pytest
-from driver_kit import example_config
+from driver_kit import SensirionRig, example_config, nacks
 
 from sensord import ConfigError, SensorError
 from sensord.config import build_options
-from sensord.hardware import Hardware
 from sensord.i2c import command_bytes, words_with_crc
 from sensord.testing.i2c import FakeI2CBus, RegisterMapDevice
 from sensord.testing.models.scd30 import EXAMPLE_WORDS, SCD30Model, float_words
 from sensord_plugins import scd30 as plugin
 from sensord_plugins.scd30 import SCD30, SCD30Config, decode_float, firmware_version, measurement
 
-
-class Rig:
-    """A driver on a fake bus; its sleeps move the model's fake time and are recorded."""
-
-    def __init__(self, model: SCD30Model, **options: Any) -> None:
-        self.model = model
-        self.bus = FakeI2CBus([model])
-        self.sleeps: list[float] = []
-        hardware = Hardware(i2c_factory=lambda n: self.bus, sleep=self.sleep)
-        self.sensor = SCD30(SCD30Config(**options), name="bedroom", hardware=hardware)
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.model.advance(seconds)
-
-
-def values(rig: Rig) -> dict[str, float]:
-    return {r.quantity: r.value for r in rig.sensor.read()}
+Rig = partial(SensirionRig, SCD30, name="bedroom")
 
 
 # -- interface description values and pure functions -----------------------------------------
@@ -84,9 +66,9 @@ def test_interval_and_pressure_are_set() -> None:
                                   "start_continuous_measurement"]
     assert (rig.model.measurement_interval_s, rig.model.pressure_mbar, rig.model.interval_writes) == (30, 950, 1)
     rig.model.co2_ppm = 1000.0
-    assert values(rig)["carbon_dioxide"] == 1000.0
+    assert rig.values()["carbon_dioxide"] == 1000.0
     assert rig.model.now == pytest.approx(30, abs=0.2)  # waited for the first sample
-    Rig.__init__(rig, rig.model, measurement_interval_s=30, pressure_hpa=950)  # a restart of sensord
+    rig = Rig(rig.model, measurement_interval_s=30, pressure_hpa=950)  # a restart of sensord
     rig.sensor.open()
     assert rig.model.interval_writes == 1
 
@@ -94,9 +76,9 @@ def test_interval_and_pressure_are_set() -> None:
 def test_each_read_waits_for_a_new_sample() -> None:
     rig = Rig(SCD30Model(), measurement_interval_s=5)
     rig.sensor.open()
-    values(rig)
+    rig.values()
     rig.model.co2_ppm = 700.0
-    assert values(rig)["carbon_dioxide"] == 700.0
+    assert rig.values()["carbon_dioxide"] == 700.0
     assert rig.model.now == pytest.approx(10, abs=0.2)
 
 
@@ -116,7 +98,7 @@ def test_bad_crc_is_an_error_and_the_next_read_is_fine() -> None:
     rig.model.corrupt_crc_next()
     with pytest.raises(SensorError, match=r"\(scd30 @ 0x61 on bus 1\): data ready status: CRC mismatch in word 0"):
         rig.sensor.read()
-    assert values(rig)["carbon_dioxide"] == 439.1
+    assert rig.values()["carbon_dioxide"] == 439.1
 
 
 def test_bad_crc_in_the_firmware_version_fails_open() -> None:
@@ -137,7 +119,7 @@ def test_a_nack_is_retried_and_persistent_nacks_name_the_chip() -> None:
     rig = Rig(SCD30Model())
     rig.sensor.open()
     rig.bus.fail_next(0x61)
-    assert values(rig)["humidity"] == 48.81
+    assert rig.values()["humidity"] == 48.81
     rig.bus.fail_next(0x61, count=3)
     with pytest.raises(SensorError, match=r'^sensor "bedroom" \(scd30 @ 0x61 on bus 1\): no answer \(NACK\)'):
         rig.sensor.read()
@@ -158,14 +140,6 @@ def test_close_stops_measuring() -> None:
 
 
 # -- the model keeps the interface description's rules --------------------------------------
-
-def nacks(fn: Any, *args: Any) -> bool:
-    try:
-        fn(*args)
-    except OSError as exc:
-        return exc.errno == errno.EREMOTEIO
-    return False
-
 
 def test_model_refuses_what_the_module_refuses() -> None:
     model = SCD30Model()

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import errno
+from functools import partial
 from typing import Any
 
 import pytest
-from driver_kit import example_config
+from driver_kit import SensirionRig, example_config, nacks
 
 from sensord import ConfigError, SensorError
 from sensord.config import build_options
-from sensord.hardware import Hardware
 from sensord.i2c import command_bytes, crc8, words_with_crc
 from sensord.testing.i2c import FakeI2CBus, RegisterMapDevice
 from sensord.testing.models.scd4x import SCD4xModel
@@ -25,24 +24,7 @@ from sensord_plugins.scd4x import (
     temperature_offset_word,
 )
 
-
-class Rig:
-    """A driver on a fake bus; its sleeps move the model's fake time and are recorded."""
-
-    def __init__(self, model: SCD4xModel, **options: Any) -> None:
-        self.model = model
-        self.bus = FakeI2CBus([model])
-        self.sleeps: list[float] = []
-        hardware = Hardware(i2c_factory=lambda n: self.bus, sleep=self.sleep)
-        self.sensor = SCD4x(SCD4xConfig(**options), name="office", hardware=hardware)
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.model.advance(seconds)
-
-
-def values(rig: Rig) -> dict[str, float]:
-    return {r.quantity: r.value for r in rig.sensor.read()}
+Rig = partial(SensirionRig, SCD4x, name="office")
 
 
 # -- datasheet values and pure functions ------------------------------------------------------
@@ -92,7 +74,7 @@ def test_open_then_read() -> None:
     assert rig.model.commands == ["stop_periodic_measurement", "get_serial_number", "start_periodic_measurement"]
     assert rig.sensor.serial_number == 0xF8969F073BBE
     assert rig.sleeps[0] == 0.5  # after the stop (§3.5.3)
-    got = values(rig)  # the first sample comes 5 s after the start
+    got = rig.values()  # the first sample comes 5 s after the start
     assert got == {"carbon_dioxide": 812, "temperature": pytest.approx(23.4, abs=0.003),
                    "humidity": pytest.approx(51.2, abs=0.002)}
     assert [r.unit for r in rig.sensor.read()] == ["ppm", "°C", "%"]
@@ -103,9 +85,9 @@ def test_open_then_read() -> None:
 def test_each_read_returns_a_new_sample() -> None:
     rig = Rig(SCD4xModel(co2_ppm=600))
     rig.sensor.open()
-    assert values(rig)["carbon_dioxide"] == 600
+    assert rig.values()["carbon_dioxide"] == 600
     rig.model.co2_ppm = 650
-    assert values(rig)["carbon_dioxide"] == 650
+    assert rig.values()["carbon_dioxide"] == 650
     assert rig.model.now == pytest.approx(0.5 + 10.0, abs=0.3)  # waited for the second sample
 
 
@@ -114,7 +96,7 @@ def test_a_waiting_sample_is_read_without_waiting() -> None:
     rig.sensor.open()
     rig.model.advance(60)
     rig.sleeps.clear()
-    values(rig)
+    rig.values()
     assert rig.sleeps == [0.001, 0.001]  # only the execution times of the two read commands
 
 
@@ -125,7 +107,7 @@ def test_a_sensor_left_measuring_is_stopped_first() -> None:
                                   "set_sensor_altitude", "start_periodic_measurement"]
     assert rig.model.altitude_m == 1950
     assert rig.model.temperature_offset_c == pytest.approx(5.4, abs=0.003)
-    assert values(rig)["carbon_dioxide"] == 415
+    assert rig.values()["carbon_dioxide"] == 415
 
 
 def test_no_new_sample_is_an_error() -> None:
@@ -139,7 +121,7 @@ def test_no_new_sample_is_an_error() -> None:
 def test_ready_after_polls() -> None:
     rig = Rig(SCD4xModel(period_s=1e9, ready_after_polls=3, co2_ppm=1234))
     rig.sensor.open()
-    assert values(rig)["carbon_dioxide"] == 1234
+    assert rig.values()["carbon_dioxide"] == 1234
     assert rig.sleeps.count(0.25) == 3
 
 
@@ -151,7 +133,7 @@ def test_bad_crc_is_an_error() -> None:
     with pytest.raises(SensorError, match=r"scd4x @ 0x62 on bus 1\): data ready status: CRC mismatch in word 0 "
                                           r"\(got 0x"):
         rig.sensor.read()
-    assert values(rig)["carbon_dioxide"] == 415  # the next read is fine
+    assert rig.values()["carbon_dioxide"] == 415  # the next read is fine
 
 
 def test_bad_crc_in_the_serial_number_fails_open() -> None:
@@ -167,7 +149,7 @@ def test_a_nack_is_retried() -> None:
     rig.sensor.open()
     rig.model.advance(5)
     rig.bus.fail_next(0x62)
-    assert values(rig)["carbon_dioxide"] == 415
+    assert rig.values()["carbon_dioxide"] == 415
 
 
 def test_persistent_nacks_name_the_chip() -> None:
@@ -193,14 +175,6 @@ def test_close_stops_measuring() -> None:
 
 
 # -- the model keeps the datasheet's rules -------------------------------------------------
-
-def nacks(fn: Any, *args: Any) -> bool:
-    try:
-        fn(*args)
-    except OSError as exc:
-        return exc.errno == errno.EREMOTEIO
-    return False
-
 
 def test_model_refuses_commands_as_the_sensor_does() -> None:
     model = SCD4xModel()

@@ -6,14 +6,14 @@ from __future__ import annotations
 import errno
 import importlib.metadata
 import sys
+from functools import partial
 from typing import Any
 
 import pytest
-from driver_kit import example_config
+from driver_kit import SensirionRig, example_config, nacks
 
 from sensord import ConfigError, SensorError
 from sensord.config import build_options
-from sensord.hardware import Hardware
 from sensord.i2c import command_bytes, read_bytes, words_with_crc
 from sensord.testing.i2c import FakeI2CBus, RegisterMapDevice
 from sensord.testing.models.sgp40 import SGP40Model
@@ -27,24 +27,7 @@ from sensord_plugins.sgp40 import (
     voc_algorithm_class,
 )
 
-
-class Rig:
-    """A driver on a fake bus; its sleeps move the model's fake time and are recorded."""
-
-    def __init__(self, model: SGP40Model, **options: Any) -> None:
-        self.model = model
-        self.bus = FakeI2CBus([model])
-        self.sleeps: list[float] = []
-        hardware = Hardware(i2c_factory=lambda n: self.bus, sleep=self.sleep)
-        self.sensor = SGP40(SGP40Config(**options), name="living_voc", hardware=hardware)
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.model.advance(seconds)
-
-
-def values(rig: Rig) -> dict[str, float]:
-    return {r.quantity: r.value for r in rig.sensor.read()}
+Rig = partial(SensirionRig, SGP40, name="living_voc")
 
 
 @pytest.fixture
@@ -90,7 +73,7 @@ def test_open_then_read_raw_without_compensation(no_voc_package: None) -> None:
     assert rig.sensor.serial_number == 0x0000_0123_4567
     assert rig.sleeps == [0.001, 0.32]
     assert rig.sensor.read()[0].quantity == "voc_raw"
-    assert values(rig) == {"voc_raw": 29817}
+    assert rig.values() == {"voc_raw": 29817}
     assert (rig.model.humidity_ticks, rig.model.temperature_ticks) == (0x8000, 0x6666)  # compensation off
     assert rig.sleeps[-1] == 0.030
     assert rig.model.heater_on
@@ -100,7 +83,7 @@ def test_open_then_read_raw_without_compensation(no_voc_package: None) -> None:
 def test_fixed_humidity_and_temperature_compensate(no_voc_package: None) -> None:
     rig = Rig(SGP40Model(), humidity_pct=45.0, temperature_c=21.0)
     rig.sensor.open()
-    values(rig)
+    rig.values()
     assert rig.model.humidity_ticks == round(45 * 65535 / 100) == 0x7333
     assert rig.model.temperature_ticks == round(66 * 65535 / 175) == 0x608C
 
@@ -126,7 +109,7 @@ def test_bad_crc_is_an_error(no_voc_package: None) -> None:
     rig.model.corrupt_crc_next()
     with pytest.raises(SensorError, match=r"\(sgp40 @ 0x59 on bus 1\): raw signal: CRC mismatch in word 0"):
         rig.sensor.read()
-    assert values(rig) == {"voc_raw": 30000}
+    assert rig.values() == {"voc_raw": 30000}
 
 
 def test_bad_crc_in_the_serial_number_fails_open() -> None:
@@ -151,7 +134,7 @@ def test_a_nack_is_retried_and_persistent_nacks_name_the_chip(no_voc_package: No
     rig = Rig(SGP40Model())
     rig.sensor.open()
     rig.bus.fail_next(0x59)
-    assert values(rig) == {"voc_raw": 30000}
+    assert rig.values() == {"voc_raw": 30000}
     rig.bus.fail_next(0x59, count=3)
     with pytest.raises(SensorError, match=r'^sensor "living_voc" \(sgp40 @ 0x59 on bus 1\): no answer \(NACK\)'):
         rig.sensor.read()
@@ -166,7 +149,7 @@ def test_no_sensor_fails_open() -> None:
 def test_close_switches_the_hotplate_off(no_voc_package: None) -> None:
     rig = Rig(SGP40Model())
     rig.sensor.open()
-    values(rig)
+    rig.values()
     rig.sensor.close()
     assert not rig.model.heater_on
     assert rig.model.commands[-1] == "heater_off"
@@ -178,7 +161,7 @@ def test_without_the_package_there_is_no_voc_index(no_voc_package: None) -> None
     assert voc_algorithm_class() is None
     rig = Rig(SGP40Model())
     rig.sensor.open()
-    assert all(set(values(rig)) == {"voc_raw"} for _ in range(60))
+    assert all(set(rig.values()) == {"voc_raw"} for _ in range(60))
 
 
 def test_voc_index_true_without_the_package_fails_open(no_voc_package: None) -> None:
@@ -202,7 +185,7 @@ def test_voc_index_from_the_real_algorithm() -> None:
     rig = Rig(SGP40Model(sraw=[30000] * 100 + [26000] * 5))
     rig.sensor.open()
     assert [c.quantity for c in rig.sensor.channels()] == ["voc_raw", "voc_index"]
-    got = [values(rig) for _ in range(105)]
+    got = [rig.values() for _ in range(105)]
     assert all(set(g) == {"voc_raw"} for g in got[:45])  # the algorithm's first 45 samples give no index
     assert all(1 <= g["voc_index"] <= 500 for g in got[60:])
     assert got[104]["voc_index"] > got[99]["voc_index"] + 50  # and a drop in SRAW raises the index
@@ -213,26 +196,18 @@ def test_voc_index_false_leaves_the_algorithm_out() -> None:
     rig = Rig(SGP40Model(), voc_index=False)
     rig.sensor.open()
     assert [c.quantity for c in rig.sensor.channels()] == ["voc_raw"]
-    assert all(set(values(rig)) == {"voc_raw"} for _ in range(60))
+    assert all(set(rig.values()) == {"voc_raw"} for _ in range(60))
 
 
 def test_voc_sampling_interval_reaches_the_algorithm() -> None:
     rig = Rig(SGP40Model(), voc_sampling_s=10.0)
     rig.sensor.open()
     assert rig.sensor._voc.get_sampling_interval() == 10.0
-    got = [values(rig) for _ in range(10)]
+    got = [rig.values() for _ in range(10)]
     assert "voc_index" in got[-1]  # at 10 s per sample the 45 s without index are 5 samples
 
 
 # -- the model keeps the datasheet's rules -------------------------------------------------
-
-def nacks(fn: Any, *args: Any) -> bool:
-    try:
-        fn(*args)
-    except OSError as exc:
-        return exc.errno == errno.EREMOTEIO
-    return False
-
 
 def test_model_refuses_what_the_sensor_refuses() -> None:
     model = SGP40Model()

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from sensord.testing.i2c import I2CDeviceModel
+from sensord.testing.pointer import PointerWordModel
 
 _CONVERSION, _CONFIG, _LO_THRESH, _HI_THRESH = 0, 1, 2, 3
 _RESET = (0x0000, 0x8583, 0x8000, 0x7FFF)  # power-up values of the four registers (§9.6)
@@ -30,7 +30,7 @@ _FSR_V = (6.144, 4.096, 2.048, 1.024, 0.512, 0.256, 0.256, 0.256)  # by PGA code
 _MUX = ((0, 1), (0, 3), (1, 3), (2, 3), (0, None), (1, None), (2, None), (3, None))
 
 
-class ADS1115Model(I2CDeviceModel):
+class ADS1115Model(PointerWordModel):
     """An ADS1115 (or, with `chip="ads1015"`, an ADS1015) with settable input voltages."""
 
     DEFAULT_ADDRESS = 0x48
@@ -50,7 +50,6 @@ class ADS1115Model(I2CDeviceModel):
         self.registers[_CONFIG] &= ~_OS
         #: How many single-shot conversions were started.
         self.conversions = 0
-        self.pointer = 0
         self._busy = 0
         self._pending = 0
 
@@ -67,33 +66,24 @@ class ADS1115Model(I2CDeviceModel):
         code = max(-full, min(full - 1, round(volts / _FSR_V[pga] * full)))
         return (code << (16 - bits)) & 0xFFFF
 
-    # -- I2CDeviceModel ------------------------------------------------------------------------
+    # -- PointerWordModel ----------------------------------------------------------------------
 
-    def write_raw(self, data: bytes) -> None:
-        if not data:
-            return
-        if data[0] > _HI_THRESH:
-            raise self.nack(f"pointer byte 0x{data[0]:02x}: bits 7:2 must be 0")
-        self.pointer = data[0]
-        if len(data) == 1:
-            return
-        if len(data) != 3:
-            raise self.nack(f"expected a pointer byte and a 16-bit value, got {len(data)} bytes")
-        value = int.from_bytes(data[1:], "big")
-        if self.pointer == _CONFIG:
+    def check_pointer(self, pointer: int) -> None:
+        if pointer > _HI_THRESH:
+            raise self.nack(f"pointer byte 0x{pointer:02x}: bits 7:2 must be 0")
+
+    def write_word(self, register: int, value: int) -> None:
+        if register == _CONFIG:
             self._write_config(value)
-        elif self.pointer != _CONVERSION:  # the conversion register is read-only
-            self.registers[self.pointer] = value
+        elif register != _CONVERSION:  # the conversion register is read-only
+            self.registers[register] = value
 
-    def read_raw(self, length: int) -> bytes:
-        if self.pointer == _CONFIG:
-            value = self.registers[_CONFIG] | self._status()
-        elif self.pointer == _CONVERSION and not self._single_shot():
-            value = self._convert()
-        else:
-            value = self.registers[self.pointer]
-        raw = value.to_bytes(2, "big")
-        return (raw * (length // 2 + 1))[:length]
+    def read_word(self, register: int) -> int:
+        if register == _CONFIG:
+            return self.registers[_CONFIG] | self._status()
+        if register == _CONVERSION and not self._single_shot():
+            return self._convert()
+        return self.registers[register]
 
     # -- internals -----------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
+from sensord.testing.conversion import PolledConversion
 from sensord.testing.i2c import RegisterMapDevice
 
 _REG_CALIB_TP = 0x88
@@ -119,8 +120,7 @@ class BMP280Model(RegisterMapDevice):
         self.conversions = 0
         self.resets = 0
         self.dig_t, self.dig_p, self.dig_h = dig_t, dig_p, dig_h
-        self._busy = 0
-        self._pending = False
+        self._conversion = PolledConversion(self._latch)
         self._osrs = (0, 0, 0)  # osrs_t, osrs_p, osrs_h of the running conversion
         self.poke(_REG_ID, self.CHIP_ID if chip_id is None else chip_id)
         self.poke(_REG_CALIB_TP, struct.pack("<Hhh", *dig_t) + struct.pack("<Hhhhhhhhh", *dig_p))
@@ -135,15 +135,11 @@ class BMP280Model(RegisterMapDevice):
         # BME280 §5.3, Table 18: reset values; data registers read "skipped" until a conversion.
         self.poke(_REG_CTRL_HUM, [0, 0, 0, 0])  # ctrl_hum, status, ctrl_meas, config
         self.poke(_REG_DATA, [0x80, 0, 0, 0x80, 0, 0, 0x80, 0])
-        self._busy = 0
-        self._pending = False
+        self._conversion.cancel()
 
     def on_read(self, register: int) -> int:
-        if register == _REG_STATUS:
-            if self._busy:
-                self._busy -= 1
-                return _MEASURING
-            self._finish()
+        if register == _REG_STATUS and self._conversion.poll():
+            return _MEASURING
         return self.regs[register]
 
     def on_write(self, register: int, value: int) -> None:
@@ -153,16 +149,10 @@ class BMP280Model(RegisterMapDevice):
         elif register == _REG_CTRL_MEAS and value & 0x03 in (0b01, 0b10):  # forced mode (§3.3.2)
             self.conversions += 1
             self._osrs = (value >> 5, (value >> 2) & 0x07, self.regs[_REG_CTRL_HUM] & 0x07)
-            self._pending = True
-            self._busy = self.busy_reads
-            if not self._busy:
-                self._finish()
+            self._conversion.start(self.busy_reads)
 
-    def _finish(self) -> None:
+    def _latch(self) -> None:
         """End the running conversion: latch the results, fall back to sleep mode."""
-        if not self._pending:
-            return
-        self._pending = False
         osrs_t, osrs_p, osrs_h = self._osrs
         adc_t = self.raw_temperature
         if adc_t is None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from sensord.testing.conversion import PolledConversion
 from sensord.testing.i2c import RegisterMapDevice
 from sensord.testing.models.bme280 import invert_monotonic
 
@@ -157,8 +158,7 @@ class BME680Model(RegisterMapDevice):
         self.cycles = 0
         self.resets = 0
         self.last_res_heat: int | None = None
-        self._busy = 0
-        self._pending = False
+        self._conversion = PolledConversion(self._latch)
         self.poke(_REG_ID, chip_id)
         self.poke(_REG_VARIANT, variant_id)  # 0x01 on a BME688
         self._poke_calibration()
@@ -182,8 +182,7 @@ class BME680Model(RegisterMapDevice):
                          _REG_CONFIG):
             self.poke(register, 0)
         self.poke(_REG_STATUS, [0, 0, 0x80, 0, 0, 0x80, 0, 0, 0x80, 0, 0, 0, 0, 0, 0])
-        self._busy = 0
-        self._pending = False
+        self._conversion.cancel()
 
     # -- the bus ----------------------------------------------------------------------------
 
@@ -202,11 +201,8 @@ class BME680Model(RegisterMapDevice):
             self.write(data[0], data[1:])
 
     def on_read(self, register: int) -> int:
-        if register == _REG_STATUS:
-            if self._busy:
-                self._busy -= 1
-                return _MEASURING | (_GAS_MEASURING if self.regs[_REG_CTRL_GAS_1] & 0x10 else 0)
-            self._finish()
+        if register == _REG_STATUS and self._conversion.poll():
+            return _MEASURING | (_GAS_MEASURING if self.regs[_REG_CTRL_GAS_1] & 0x10 else 0)
         return self.regs[register]
 
     def on_write(self, register: int, value: int) -> None:
@@ -215,17 +211,11 @@ class BME680Model(RegisterMapDevice):
             self._reset_registers()
         elif register == _REG_CTRL_MEAS and value & 0x03 == 0b01:  # forced mode (§3.1)
             self.cycles += 1
-            self._pending = True
             self.poke(_REG_STATUS, 0)  # new_data_0 clears as the cycle starts
-            self._busy = self.busy_reads
-            if not self._busy:
-                self._finish()
+            self._conversion.start(self.busy_reads)
 
-    def _finish(self) -> None:
+    def _latch(self) -> None:
         """End the running cycle: latch the results into field 0, fall back to sleep."""
-        if not self._pending:
-            return
-        self._pending = False
         cal = self.calibration
         ctrl_meas = self.regs[_REG_CTRL_MEAS]
         osrs_t, osrs_p, osrs_h = ctrl_meas >> 5, (ctrl_meas >> 2) & 0x07, self.regs[_REG_CTRL_HUM] & 0x07

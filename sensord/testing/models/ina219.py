@@ -21,14 +21,14 @@ register read, standing in for the conversion time.
 
 from __future__ import annotations
 
-from sensord.testing.i2c import I2CDeviceModel
+from sensord.testing.pointer import PointerWordModel
 
 _CONFIG, _SHUNT, _BUS, _POWER, _CURRENT, _CALIBRATION = range(6)
 _CONFIG_DEFAULT = 0x399F
 _SHUNT_LIMITS = (4000, 8000, 16000, 32000)  # 40, 80, 160, 320 mV in 10 µV steps, by PG code
 
 
-class INA219Model(I2CDeviceModel):
+class INA219Model(PointerWordModel):
     """An INA219 with a settable bus voltage and current through a settable shunt."""
 
     DEFAULT_ADDRESS = 0x40
@@ -44,7 +44,6 @@ class INA219Model(I2CDeviceModel):
         self.shunt_ohms = shunt_ohms
         #: Bus voltage reads with CNVR = 0 after a configuration write or a power read.
         self.conversion_reads = conversion_reads
-        self.pointer = 0
         self.config = _CONFIG_DEFAULT
         self.calibration = 0
         self._not_ready = conversion_reads
@@ -77,34 +76,27 @@ class INA219Model(I2CDeviceModel):
             _CALIBRATION: self.calibration,
         }
 
-    # -- I2CDeviceModel ------------------------------------------------------------------------
+    # -- PointerWordModel ----------------------------------------------------------------------
 
-    def write_raw(self, data: bytes) -> None:
-        if not data:
-            return
-        if data[0] > _CALIBRATION:
-            raise self.nack(f"no register 0x{data[0]:02x}")
-        self.pointer = data[0]
-        if len(data) == 1:
-            return
-        if len(data) != 3:
-            raise self.nack(f"expected a pointer byte and a 16-bit value, got {len(data)} bytes")
-        value = int.from_bytes(data[1:], "big")
-        if self.pointer == _CONFIG:
+    def check_pointer(self, pointer: int) -> None:
+        if pointer > _CALIBRATION:
+            raise self.nack(f"no register 0x{pointer:02x}")
+
+    def write_word(self, register: int, value: int) -> None:
+        if register == _CONFIG:
             if value & 0x8000:  # RST (§8.6.2.1)
                 self.power_cycle()
             else:
                 self.config = value
                 self._not_ready = self.conversion_reads
-        elif self.pointer == _CALIBRATION:
+        elif register == _CALIBRATION:
             self.calibration = value & 0xFFFE  # bit 0 (FS0) cannot be set (§8.6.3.5)
         # The measurement registers 01h-04h are read-only: writes are ignored.
 
-    def read_raw(self, length: int) -> bytes:
-        value = self.registers()[self.pointer]
-        if self.pointer == _BUS and self._not_ready:
+    def read_word(self, register: int) -> int:
+        value = self.registers()[register]
+        if register == _BUS and self._not_ready:
             self._not_ready -= 1
-        elif self.pointer == _POWER:
+        elif register == _POWER:
             self._not_ready = self.conversion_reads  # reading power clears CNVR (§8.6.3.2)
-        raw = value.to_bytes(2, "big")
-        return (raw * (length // 2 + 1))[:length]
+        return value

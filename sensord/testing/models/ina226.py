@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from sensord.testing.i2c import I2CDeviceModel
+from sensord.testing.pointer import PointerWordModel
 
 _CONFIG, _SHUNT, _BUS, _POWER, _CURRENT, _CALIBRATION, _MASK, _ALERT = range(8)
 _MANUFACTURER, _DIE = 0xFE, 0xFF
@@ -40,7 +40,7 @@ _AVG = (1, 4, 16, 64, 128, 256, 512, 1024)
 _CT_S = (140e-6, 204e-6, 332e-6, 588e-6, 1.1e-3, 2.116e-3, 4.156e-3, 8.244e-3)
 
 
-class INA226Model(I2CDeviceModel):
+class INA226Model(PointerWordModel):
     """An INA226 with a settable bus voltage and current through a settable shunt."""
 
     DEFAULT_ADDRESS = 0x40
@@ -68,7 +68,6 @@ class INA226Model(I2CDeviceModel):
         self.stalled = stalled
         #: How many times the chip was reset (RST or `power_cycle()`).
         self.resets = 0
-        self.pointer = 0
         self._clock = clock
         self.power_cycle()
         self.resets = 0
@@ -125,39 +124,32 @@ class INA226Model(I2CDeviceModel):
                 _CURRENT: current & 0xFFFF, _CALIBRATION: self.calibration, _MASK: mask, _ALERT: self.alert,
                 _MANUFACTURER: self.manufacturer_id, _DIE: self.die_id}
 
-    # -- I2CDeviceModel ------------------------------------------------------------------------
+    # -- PointerWordModel ----------------------------------------------------------------------
 
-    def write_raw(self, data: bytes) -> None:
-        if not data:
-            return
-        if data[0] not in self.REGISTERS:
-            raise self.nack(f"no register 0x{data[0]:02x}")
-        self.pointer = data[0]
-        if len(data) == 1:
-            return
-        if len(data) != 3:
-            raise self.nack(f"expected a pointer byte and a 16-bit value, got {len(data)} bytes")
-        value = int.from_bytes(data[1:], "big")
-        if self.pointer == _CONFIG:
+    def check_pointer(self, pointer: int) -> None:
+        if pointer not in self.REGISTERS:
+            raise self.nack(f"no register 0x{pointer:02x}")
+
+    def write_word(self, register: int, value: int) -> None:
+        if register == _CONFIG:
             if value & 0x8000:
                 self.power_cycle()
             else:
                 self.config = value & 0x0FFF | self.RESET_CONFIG & 0x7000
                 self._restart()
-        elif self.pointer == _CALIBRATION:
+        elif register == _CALIBRATION:
             self.calibration = value & 0x7FFF  # bit 15 is reserved
-        elif self.pointer == _MASK:
+        elif register == _MASK:
             self.mask = value & _MASK_WRITABLE
-        elif self.pointer == _ALERT:
+        elif register == _ALERT:
             self.alert = value
         # The measurement and id registers are read-only: writes are ignored.
 
-    def read_raw(self, length: int) -> bytes:
-        value = self.registers()[self.pointer]
-        if self.pointer == _MASK:
+    def read_word(self, register: int) -> int:
+        value = self.registers()[register]
+        if register == _MASK:
             self._cleared = self._now()  # reading mask/enable clears CVRF
-        raw = value.to_bytes(2, "big")
-        return (raw * (length // 2 + 1))[:length]
+        return value
 
 
 class INA260Model(INA226Model):

@@ -30,8 +30,7 @@ from __future__ import annotations
 import math
 import struct
 
-from sensord.i2c import crc8
-from sensord.testing.i2c import I2CDeviceModel
+from sensord.testing.sensirion import SensirionModel
 
 # command: (name, argument words: a tuple of the counts it takes)
 _COMMANDS: dict[int, tuple[str, tuple[int, ...]]] = {
@@ -58,7 +57,7 @@ def float_words(value: float) -> tuple[int, int]:
     return raw >> 16, raw & 0xFFFF
 
 
-class SCD30Model(I2CDeviceModel):
+class SCD30Model(SensirionModel):
     """An SCD30 with settable readings, fake time and the interface description's command rules."""
 
     DEFAULT_ADDRESS = 0x61
@@ -76,45 +75,24 @@ class SCD30Model(I2CDeviceModel):
         self.pressure_mbar = 0
         #: Whether continuous measurement runs.
         self.measuring = measuring
-        #: Fake seconds since power-up; moved by `advance()`.
-        self.now = 0.0
-        #: Names of the commands accepted so far, oldest first.
-        self.commands: list[str] = []
         self.interval_writes = 0
-        self._pending: str | None = None
         self._sample = False
         self._next_sample = measurement_interval_s if measuring else math.inf
-        self._corrupt = False
 
     def advance(self, seconds: float) -> None:
         """Let `seconds` of fake time pass."""
-        self.now += seconds
+        super().advance(seconds)
         if self.measuring and self.now >= self._next_sample:
             self._sample = True
             while self._next_sample <= self.now:
                 self._next_sample += self.measurement_interval_s
 
-    def corrupt_crc_next(self) -> None:
-        """Send a wrong CRC with the first word of the next answer."""
-        self._corrupt = True
-
     # -- I2CDeviceModel ------------------------------------------------------------------------
 
     def write_raw(self, data: bytes) -> None:
-        if len(data) < 2:
-            raise self.nack(f"expected a 16-bit command, got {len(data)} byte(s)")
-        command = int.from_bytes(data[:2], "big")
-        if command not in _COMMANDS:
-            raise self.nack(f"unknown command 0x{command:04x}")
+        command, args = self.decode_command(data, _COMMANDS)
         name, counts = _COMMANDS[command]
-        args = data[2:]
-        if len(args) % 3 or len(args) // 3 not in counts:
-            raise self.nack(f"{name}: expected {' or '.join(map(str, counts))} word(s) with CRC, got {len(args)} bytes")
-        words = []
-        for i in range(0, len(args), 3):
-            if crc8(args[i:i + 2]) != args[i + 2]:
-                raise self.nack(f"{name}: CRC mismatch in word {i // 3}")
-            words.append(int.from_bytes(args[i:i + 2], "big"))
+        words = self.argument_words(name, args, counts)
         self._pending = None
         if name == "start_continuous_measurement":
             if words[0] != 0 and not 700 <= words[0] <= 1400:
@@ -136,18 +114,7 @@ class SCD30Model(I2CDeviceModel):
 
     def read_raw(self, length: int) -> bytes:
         self.advance(0.0)
-        name, self._pending = self._pending, None
-        if name is None:
-            raise self.nack("no read command before this read")
-        data = bytearray()
-        for word in self._answer(name):
-            raw = word.to_bytes(2, "big")
-            data += raw + bytes([crc8(raw)])
-        if self._corrupt:
-            data[2] ^= 0xFF
-            self._corrupt = False
-        # Past the answer the bus reads 0xFF.
-        return bytes(data[:length]).ljust(length, b"\xff")
+        return self.answer_bytes(self._answer(self.take_pending()), length)
 
     def _answer(self, name: str) -> list[int]:
         if name == "read_measurement":

@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import math
 
-from sensord.i2c import crc8
-from sensord.testing.i2c import I2CDeviceModel
+from sensord.testing.sensirion import SensirionModel
 
 # command: (name, allowed during periodic measurement, argument words, execution time in s)
 _COMMANDS: dict[int, tuple[str, bool, int, float]] = {
@@ -47,7 +46,7 @@ def _word(value: float) -> int:
     return max(0, min(0xFFFF, round(value)))
 
 
-class SCD4xModel(I2CDeviceModel):
+class SCD4xModel(SensirionModel):
     """An SCD4x with settable readings, fake time and the datasheet's command rules."""
 
     DEFAULT_ADDRESS = 0x62
@@ -56,7 +55,7 @@ class SCD4xModel(I2CDeviceModel):
                  co2_ppm: float = 415, temperature_c: float = 21.5, humidity_pct: float = 45.0,
                  measuring: bool = False, period_s: float = 5.0, ready_after_polls: int | None = None,
                  enforce_timing: bool = True) -> None:
-        super().__init__(address=address)
+        super().__init__(address=address, enforce_timing=enforce_timing)
         self.serial_number = serial_number
         self.co2_ppm = co2_ppm
         self.temperature_c = temperature_c
@@ -65,32 +64,19 @@ class SCD4xModel(I2CDeviceModel):
         self.measuring = measuring
         self.period_s = period_s
         self.ready_after_polls = ready_after_polls
-        #: Whether to NACK during execution times; False lets a test skip fake time altogether.
-        self.enforce_timing = enforce_timing
-        #: Fake seconds since power-up; moved by `advance()`.
-        self.now = 0.0
         self.altitude_m = 0
         self.temperature_offset_c = 4.0
-        #: Names of the commands accepted so far, oldest first.
-        self.commands: list[str] = []
-        self._busy_until = 0.0
-        self._pending: str | None = None
         self._sample = False
         self._next_sample = period_s if measuring else math.inf
         self._polls = 0
-        self._corrupt = False
 
     def advance(self, seconds: float) -> None:
         """Let `seconds` of fake time pass."""
-        self.now += seconds
+        super().advance(seconds)
         if self.measuring and self.now >= self._next_sample:
             self._sample = True
             while self._next_sample <= self.now:
                 self._next_sample += self.period_s
-
-    def corrupt_crc_next(self) -> None:
-        """Send a wrong CRC with the first word of the next answer."""
-        self._corrupt = True
 
     @property
     def data_ready(self) -> bool:
@@ -101,24 +87,12 @@ class SCD4xModel(I2CDeviceModel):
 
     def write_raw(self, data: bytes) -> None:
         self.advance(0.0)
-        if self.enforce_timing and self.now < self._busy_until:
-            raise self.nack(f"busy with {self.commands[-1]} for {self._busy_until - self.now:.4f} s more")
-        if len(data) < 2:
-            raise self.nack(f"expected a 16-bit command, got {len(data)} byte(s)")
-        command = int.from_bytes(data[:2], "big")
-        if command not in _COMMANDS:
-            raise self.nack(f"unknown command 0x{command:04x}")
+        self.check_idle()
+        command, args = self.decode_command(data, _COMMANDS)
         name, while_measuring, n_words, execution_s = _COMMANDS[command]
         if self.measuring and not while_measuring:
             raise self.nack(f"{name} is refused during periodic measurement")
-        args = data[2:]
-        if len(args) != 3 * n_words:
-            raise self.nack(f"{name}: expected {n_words} word(s) with CRC, got {len(args)} bytes")
-        words = []
-        for i in range(0, len(args), 3):
-            if crc8(args[i:i + 2]) != args[i + 2]:
-                raise self.nack(f"{name}: CRC mismatch in word {i // 3}")
-            words.append(int.from_bytes(args[i:i + 2], "big"))
+        words = self.argument_words(name, args, (n_words,))
         self.commands.append(name)
         self._busy_until = self.now + execution_s
         self._pending = name if name.startswith(("get_", "read_")) else None
@@ -135,21 +109,9 @@ class SCD4xModel(I2CDeviceModel):
 
     def read_raw(self, length: int) -> bytes:
         self.advance(0.0)
-        if self.enforce_timing and self.now < self._busy_until:
-            raise self.nack("read header during the execution time")
-        name, self._pending = self._pending, None
-        if name is None:
-            raise self.nack("no read command before this read")
-        words = self._answer(name)
-        data = bytearray()
-        for word in words:
-            raw = word.to_bytes(2, "big")
-            data += raw + bytes([crc8(raw)])
-        if self._corrupt:
-            data[2] ^= 0xFF
-            self._corrupt = False
+        self.check_idle(reading=True)
         # The master may stop early (§3.5.2); past the answer the bus reads 0xFF.
-        return bytes(data[:length]).ljust(length, b"\xff")
+        return self.answer_bytes(self._answer(self.take_pending()), length)
 
     def _answer(self, name: str) -> list[int]:
         if name == "read_measurement":

@@ -28,8 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sensord.i2c import crc8
-from sensord.testing.i2c import I2CDeviceModel
+from sensord.testing.sensirion import SensirionModel
 
 # command: (name, argument words, execution time in s)
 _COMMANDS: dict[int, tuple[str, int, float]] = {
@@ -40,7 +39,7 @@ _COMMANDS: dict[int, tuple[str, int, float]] = {
 }
 
 
-class SGP40Model(I2CDeviceModel):
+class SGP40Model(SensirionModel):
     """An SGP40 with a settable raw signal, fake time and the datasheet's command rules."""
 
     DEFAULT_ADDRESS = 0x59
@@ -48,53 +47,23 @@ class SGP40Model(I2CDeviceModel):
     def __init__(self, *, address: int = DEFAULT_ADDRESS, sraw: int | Sequence[int] = 30000,
                  serial_number: int = 0x0000_0123_4567, self_test_result: int = 0xD400,
                  enforce_timing: bool = True) -> None:
-        super().__init__(address=address)
+        super().__init__(address=address, enforce_timing=enforce_timing)
         self.sraw = sraw
         self.serial_number = serial_number
         self.self_test_result = self_test_result
-        self.enforce_timing = enforce_timing
-        #: Fake seconds since power-up; moved by `advance()`.
-        self.now = 0.0
         self.heater_on = False
         self.humidity_ticks: int | None = None
         self.temperature_ticks: int | None = None
-        #: Names of the commands accepted so far, oldest first.
-        self.commands: list[str] = []
         self.measurements = 0
-        self._busy_until = 0.0
         self._answer: list[int] | None = None
-        self._corrupt = False
-
-    def advance(self, seconds: float) -> None:
-        """Let `seconds` of fake time pass."""
-        self.now += seconds
-
-    def corrupt_crc_next(self) -> None:
-        """Send a wrong CRC with the first word of the next answer."""
-        self._corrupt = True
-
-    def _busy(self) -> bool:
-        return self.enforce_timing and self.now < self._busy_until
 
     # -- I2CDeviceModel ------------------------------------------------------------------------
 
     def write_raw(self, data: bytes) -> None:
-        if self._busy():
-            raise self.nack(f"busy with {self.commands[-1]} for {self._busy_until - self.now:.4f} s more")
-        if len(data) < 2:
-            raise self.nack(f"expected a 16-bit command, got {len(data)} byte(s)")
-        command = int.from_bytes(data[:2], "big")
-        if command not in _COMMANDS:
-            raise self.nack(f"unknown command 0x{command:04x}")
+        self.check_idle()
+        command, args = self.decode_command(data, _COMMANDS)
         name, n_words, execution_s = _COMMANDS[command]
-        args = data[2:]
-        if len(args) != 3 * n_words:
-            raise self.nack(f"{name}: expected {n_words} word(s) with CRC, got {len(args)} bytes")
-        words = []
-        for i in range(0, len(args), 3):
-            if crc8(args[i:i + 2]) != args[i + 2]:
-                raise self.nack(f"{name}: CRC mismatch in word {i // 3}")
-            words.append(int.from_bytes(args[i:i + 2], "big"))
+        words = self.argument_words(name, args, (n_words,))
         self.commands.append(name)
         self._busy_until = self.now + execution_s
         self._answer = None
@@ -114,16 +83,8 @@ class SGP40Model(I2CDeviceModel):
         return self.sraw if isinstance(self.sraw, int) else self.sraw[min(count, len(self.sraw) - 1)]
 
     def read_raw(self, length: int) -> bytes:
-        if self._busy():
-            raise self.nack("read header during the execution time")
+        self.check_idle(reading=True)
         words, self._answer = self._answer, None
         if words is None:
             return b"\xff" * length
-        data = bytearray()
-        for word in words:
-            raw = word.to_bytes(2, "big")
-            data += raw + bytes([crc8(raw)])
-        if self._corrupt:
-            data[2] ^= 0xFF
-            self._corrupt = False
-        return bytes(data[:length]).ljust(length, b"\xff")
+        return self.answer_bytes(words, length)
