@@ -258,3 +258,14 @@ def test_each_config_and_filters_module_imports_first() -> None:
     result = subprocess.run([sys.executable, "-c", script, *FIRST_IMPORTS], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_package_is_in_the_wheel() -> None:
+    """pyproject.toml lists the packages (not find:): a new one left out of it imports from the
+    source tree and the editable install, and is missing from the wheel and the .deb."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(init.parent.relative_to(root).parts) for init in (root / "sensord").rglob("__init__.py")}
+    assert on_disk - listed == set()

@@ -50,3 +50,46 @@ def test_the_service_may_open_the_serial_ports_and_no_terminal() -> None:
     assert "m sensord dialout" in sysusers.splitlines()
     control = (ROOT / "debian" / "control").read_text()
     assert "python3-serial (>= 3.5)," in control and "python3-serial <!nocheck>," in control
+
+
+def bridge_settings() -> dict[str, list[str]]:
+    unit = (ROOT / "debian" / "sensord.sensord-bridge.service").read_text()
+    settings: dict[str, list[str]] = {}
+    for line in unit.splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            settings.setdefault(key.strip(), []).extend(value.split())
+    return settings
+
+
+def test_the_bridge_service_is_sandboxed_like_the_node_less_the_devices() -> None:
+    """sensord-bridge.service keeps every hardening setting of sensord.service, opens no device
+    (PrivateDevices=yes, no DeviceAllow=) and needs no supplementary group (PrivateUsers=yes)."""
+    _, node = unit_settings()
+    bridge = bridge_settings()
+    sandbox = [key for key in node if key.startswith(("Protect", "Private", "Restrict", "SystemCall", "NoNew",
+                                                       "Capability", "Ambient", "Lock", "Memory", "Keyring",
+                                                       "RemoveIPC", "DevicePolicy", "UMask"))]
+    assert len(sandbox) > 20
+    for key in sandbox:
+        if key == "PrivateDevices":
+            continue
+        assert bridge.get(key) == node[key], key
+    assert bridge["PrivateDevices"] == ["yes"] and bridge["PrivateUsers"] == ["yes"]
+    assert "DeviceAllow" not in bridge and "SupplementaryGroups" not in bridge
+    assert bridge["User"] == node["User"] == ["sensord"]
+
+
+def test_the_bridge_service_runs_the_shipped_config_with_its_state_directory() -> None:
+    import tomllib
+
+    from sensord.bridge.config import DEFAULT_BRIDGE_PATH, parse_bridge_config
+
+    bridge = bridge_settings()
+    assert bridge["ExecStart"] == ["/usr/bin/sensord", "bridge", "-c", DEFAULT_BRIDGE_PATH]
+    shipped = parse_bridge_config(tomllib.loads((ROOT / "debian" / "bridge.toml").read_text()), "bridge.toml")
+    assert shipped.bridge.state_dir == "/var/lib/" + bridge["StateDirectory"][0]
+    assert (shipped.bridge.line_protocol, shipped.bridge.out_prefix) == ("", "sensord-plain")  # not the journal
+    assert "debian/bridge.toml etc/sensord" in (ROOT / "debian" / "sensord.install").read_text().splitlines()
+    rules = (ROOT / "debian" / "rules").read_text()
+    assert "dh_installsystemd --name=sensord-bridge --no-enable --no-start" in rules
