@@ -135,8 +135,11 @@ class Connection:
                  clean_start: bool, logger: logging.Logger) -> None:
         # The library's own timeouts are a backstop: the awaits here use their own, shorter ones.
         kwargs: dict[str, Any] = {"identifier": client_id, "timeout": 3600} if _GEN2 else {"client_id": client_id}
-        if mqtt5:  # paho refuses clean_start for 3.1.1, whose clean session flag is left at 1
+        if mqtt5:  # paho refuses clean_start for 3.1.1, which has the clean session flag instead
             kwargs["clean_start"] = clean_start
+        else:
+            kwargs["clean_session"] = clean_start
+        self._clean_start = clean_start
         self._client = lib.Client(
             host, port, username=username, password=password, logger=logger, tls_context=tls,
             protocol=lib.ProtocolVersion.V5 if mqtt5 else lib.ProtocolVersion.V311,
@@ -294,6 +297,10 @@ class Connection:
         and returns how long to wait. `Failure("no_connack")` then means that a listener took the
         connection and the CONNECT, and said nothing."""
         self._opening = True
+        if not self._clean_start:
+            # A kept session's queued messages come right after CONNACK: asyncio-mqtt 0.16 drops
+            # what arrives before its message queue exists.
+            await self._message_source()
         self._paho._connect_timeout = timeout_s  # TCP connect; both paho versions default to 5 s
         try:
             enter = self._client.__aenter__() if _GEN2 else self._client.connect(timeout=3600)

@@ -34,7 +34,7 @@ from ..sensor import Value
 from ..systemd import Notifier
 from .compat import Connection
 from .discovery import Announcer
-from .link import Backoff, ConnectionFactory, MqttLink, Will
+from .link import Backoff, ConnectionFactory, MqttLink, Will, connect_timeout_s
 
 # The name it had as the module sensord.publisher: log filters and tests look for it.
 log = logging.getLogger("sensord.publisher")
@@ -112,7 +112,7 @@ class Publisher:
         delay = will_delay_s(config) if self.duty else None
         # A broker silent for 1.5 x keepalive counts as gone (as the broker judges us); the same
         # bound, within [3 s, 30 s], limits how long a connect or a PUBACK may take.
-        timeout_s = max(3.0, min(30.0, 1.5 * self.mqtt.keepalive_s))
+        timeout_s = connect_timeout_s(self.mqtt.keepalive_s)
         self.link = MqttLink(config=self.mqtt, client_id=self.mqtt.client_id or f"sensord-{config.node.id}",
                              will=Will(topics.status, OFFLINE, qos=1, retain=True, delay_s=delay),
                              session_expiry_s=(2 * delay if delay else None), timeout_s=timeout_s,
