@@ -148,6 +148,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"{cfg.file}: OK")
     print(f"  node {cfg.node.id}, broker {cfg.mqtt.host}:{cfg.mqtt.port} ({cfg.mqtt.mode}), "
           f"buffer {cfg.buffer.path}")
+    from ..mqtt.reconnect import describe_policy  # here: the other commands need no MQTT library
+
+    for line in describe_policy(cfg.mqtt):
+        print(f"  {line}")
     print(f"  plugins: {', '.join(p.name for p in loaded.plugins.loaded)}")
     print(f"  sensors: {len(cfg.sensors)} ({len(enabled)} enabled)")
     for spec in cfg.sensors:

@@ -130,6 +130,13 @@ class Publisher:
         self._task: asyncio.Task[None] | None = None
         self.announcer = announcer
         self._reader: asyncio.Task[None] | None = None  # messages on our subscriptions
+        # What cuts a reconnect backoff short (see link_up and urgent): the kernel saying the link
+        # is back, and a reading of an urgent sensor (one extra attempt per backoff step).
+        self._link_up = asyncio.Event()
+        self._link_up_what = ""
+        self._urgent = asyncio.Event()
+        self._urgent_used = False  # this backoff step had its extra attempt
+        self._step_end: float | None = None  # loop time the current backoff step ends
         self._stats = buffer.stats()  # refreshed by _set_status after each drain
 
     # -- the loop --------------------------------------------------------------------------------
@@ -167,6 +174,10 @@ class Publisher:
         self._failing = False
         self._failing_permanent = False
         self.backoff.reset()
+        self._link_up.clear()
+        self._urgent.clear()
+        self._urgent_used = False
+        self._step_end = None
         self.buffer.set_link(True)
         await self.link.publish(self.topics.status, ONLINE, qos=1, retain=True)
         if not (self.duty and self._meta_sent):
@@ -310,10 +321,49 @@ class Publisher:
         self._failing = True
         self._failing_permanent = permanent or self._failing_permanent
         self._set_status()
-        delay = self.backoff.next_delay()
-        waiter = asyncio.create_task(self._finish_requested())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(waiter, delay)
+        self._urgent.clear()  # an urgent reading sealed before this attempt was what it tried to send
+        loop = asyncio.get_running_loop()
+        if self._step_end is None:  # else the extra attempt for an urgent reading failed: finish the step
+            self._step_end = loop.time() + self.backoff.next_delay()
+        await self._back_off(self._step_end - loop.time())
+
+    # -- what cuts the backoff short -------------------------------------------------------------
+
+    def link_up(self, what: str) -> None:
+        """The kernel reports the link back (`sensord.linkwatch`: carrier or operstate up, an
+        address or a default route added): while disconnected, try at once and restart the
+        backoff from its first step. `what` says which event, for the log."""
+        self._link_up_what = what
+        self._link_up.set()
+
+    def urgent(self) -> None:
+        """A reading of an urgent sensor was sealed: while disconnected, one extra attempt now,
+        at most once per backoff step (the step's wait then goes on)."""
+        if not self.connected:
+            self._urgent.set()
+
+    async def _back_off(self, delay_s: float) -> None:
+        """Wait out one backoff step, or less: a stop (once), a link-up event, an urgent reading."""
+        waits = {asyncio.create_task(self._finish_requested()), link := asyncio.create_task(self._link_up.wait())}
+        urgent = None if self._urgent_used else asyncio.create_task(self._urgent.wait())
+        if urgent is not None:
+            waits.add(urgent)
+        try:
+            done, _ = await asyncio.wait(waits, timeout=max(0.0, delay_s), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+        if link in done:
+            log.info("%s: connecting now", self._link_up_what)
+            self._link_up.clear()
+            self.backoff.reset()
+        elif urgent is not None and urgent in done:
+            log.info("urgent reading while disconnected: one extra attempt now")
+            self._urgent.clear()
+            self._urgent_used = True
+            return  # the step goes on if it fails
+        self._urgent_used = False
+        self._step_end = None
 
     async def _on_refusal(self, exc: BrokerRefused) -> None:
         """The broker took the connection but not the batch: keep both, back off, send it again.
