@@ -25,3 +25,12 @@ def test_the_service_leaves_the_kernel_sensors_readable() -> None:
             assert not any(wanted == path or wanted.startswith(path + "/") for wanted in read), (key, path)
     assert settings.get("PrivateDevices", ["no"]) == ["no"]  # it would hide /dev/gpiochip* and /dev/i2c-*
     assert "/sys/bus/iio/devices" in unit and "/sys/class/hwmon" in unit  # the comment says why it works
+
+
+def test_the_service_may_open_the_netlink_socket_for_link_events() -> None:
+    """sensord.linkwatch reads rtnetlink (AF_NETLINK): without it the daemon only warns and
+    reconnects on its backoff alone. .ci/deb-test-inside checks the booted service's log line."""
+    unit = (ROOT / "debian" / "sensord.service").read_text()
+    families = [line.split("=", 1)[1].split() for line in unit.splitlines()
+                if line.startswith("RestrictAddressFamilies=")]
+    assert families == [["AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK"]]
