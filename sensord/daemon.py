@@ -219,6 +219,7 @@ class Daemon:
                               meta=lambda: self._meta(sensors), notifier=self.notifier,
                               encodings=self.loaded.plugins.encodings, announcer=self.announcer)
         self._publisher = publisher
+        publisher.link_watched = self._linkwatch.watching
         pipeline.on_urgent = publisher.urgent
         tasks = [asyncio.create_task(scheduler.run(), name="scheduler"),
                  asyncio.create_task(pipeline.flush_forever(), name="flusher"),

@@ -4,6 +4,7 @@ readings (against the in-memory broker), and the backoff's schedule over a 10-mi
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -159,3 +160,61 @@ def test_ten_minutes_of_outage_take_the_documented_number_of_attempts(tmp_path: 
         if now < 600.0:
             started.append(now)
     assert started == pytest.approx(schedule)
+
+
+def no_route(broker: FakeBroker) -> None:
+    broker.os_error(OSError(errno.ENETUNREACH, "Network is unreachable"))
+
+
+def test_duty_cycle_without_a_route_waits_for_the_link_instead_of_retrying(
+        tmp_path: Path, broker: FakeBroker, caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        no_route(broker)
+        node = Node(tmp_path, broker, mode="duty_cycle", reconnect_max_s=30.0)
+        node.publisher.link_watched = True
+        node.seal()
+        node.start()
+        await attempts_settle(broker, 1)
+        await asyncio.sleep(0.3)  # the backoff (a thousandth of 1, 2, 4 ... s) would have tried ~10 times
+        assert len(broker.connects) == 1
+        broker.accept()
+        node.publisher.link_up("address 10.0.0.7 added on wwan0")
+        await until(lambda: node.pending() == 0)
+        await node.finish()
+
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        run(main())
+    assert "no route to localhost: waiting for the link to come back (or 30 s)" in caplog.text
+    assert "address 10.0.0.7 added on wwan0: connecting now" in caplog.text
+
+
+def test_duty_cycle_without_the_watch_keeps_the_backoff(tmp_path: Path, broker: FakeBroker) -> None:
+    async def main() -> None:
+        no_route(broker)
+        node = Node(tmp_path, broker, mode="duty_cycle")
+        node.seal()
+        node.start()
+        await until(lambda: len(broker.connects) >= 3)  # a thousandth of 1 s, 2 s ...
+        await node.finish(timeout_s=0.01)
+
+    run(main())
+
+
+def test_duty_cycle_asleep_ignores_link_events(tmp_path: Path, broker: FakeBroker) -> None:
+    async def main() -> None:
+        node = Node(tmp_path, broker, mode="duty_cycle")
+        node.publisher.link_watched = True
+        node.seal()
+        node.start()
+        await until(lambda: node.pending() == 0 and not node.publisher.connected)
+        assert len(broker.connects) == 1
+        for what in ("carrier up on wlan0", "default route added via 10.0.0.1"):
+            node.publisher.link_up(what)
+        await asyncio.sleep(0.1)
+        assert len(broker.connects) == 1  # nothing to send: the radio stays quiet
+        node.seal()
+        await until(lambda: node.pending() == 0)
+        assert len(broker.connects) == 2
+        await node.finish()
+
+    run(main())

@@ -17,6 +17,7 @@ untrusted certificate) at ERROR. Password-file and TLS-file problems are `Config
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import random
@@ -60,6 +61,7 @@ _BAD_CREDENTIALS = {4, 0x86}
 _NOT_AUTHORIZED = {5, 0x87, 0x8A, 0x8C}
 _NO_MQTT5 = {1, 0x84}
 _BAD_CLIENT_ID = {2, 0x85}
+_NO_ROUTE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN}
 _V5_PROBE_MIN_S = 5.0
 _V5_PROBE_FACTOR = 4.0
 
@@ -495,4 +497,6 @@ class MqttLink:
             return BrokerUnreachable(f"{where}: cannot resolve host name {self._config.host!r} ({exc.strerror})")
         if isinstance(exc, TimeoutError):
             return BrokerTimeout(f"{where}: connect: no answer (TCP or TLS handshake timed out)")
-        return BrokerUnreachable(f"{where}: cannot connect: {_reason(exc)}")
+        error = BrokerUnreachable(f"{where}: cannot connect: {_reason(exc)}")
+        error.no_route = exc.errno in _NO_ROUTE
+        return error

@@ -13,6 +13,13 @@ Modes:
   back, the next wake-up cancels it, and a node that misses its wake-up turns `offline` by itself.
   MQTT 3.1.1 has no will delay: the node disconnects normally, its status stays `online` between
   wake-ups, and only a connection lost mid-session (not a missed wake-up) publishes `offline`.
+
+Cutting the backoff short (`link_up`, `urgent`): the daemon's `sensord.linkwatch` reports the
+kernel's link-up events; one ends the current backoff step at once and restarts the backoff. A
+reading of an urgent sensor while disconnected gets one extra attempt per backoff step. In
+duty-cycle mode an asleep node ignores link events (nothing to send, the radio stays quiet), and
+one with batches due and no route to the broker (its own link down) waits for the event, or
+`reconnect_max_s`, instead of retrying on the backoff.
 """
 
 from __future__ import annotations
@@ -137,6 +144,10 @@ class Publisher:
         self._urgent = asyncio.Event()
         self._urgent_used = False  # this backoff step had its extra attempt
         self._step_end: float | None = None  # loop time the current backoff step ends
+        #: Link-up events arrive (the daemon's `LinkWatch` runs): in duty-cycle mode a node with no
+        #: route to the broker then waits for one instead of retrying on the backoff.
+        self.link_watched = False
+        self._awaiting_link = False  # logged that it waits for the link
         self._stats = buffer.stats()  # refreshed by _set_status after each drain
 
     # -- the loop --------------------------------------------------------------------------------
@@ -178,6 +189,7 @@ class Publisher:
         self._urgent.clear()
         self._urgent_used = False
         self._step_end = None
+        self._awaiting_link = False
         self.buffer.set_link(True)
         await self.link.publish(self.topics.status, ONLINE, qos=1, retain=True)
         if not (self.duty and self._meta_sent):
@@ -283,6 +295,9 @@ class Publisher:
         while not self.buffer.peek(1) and not self._finishing:
             self.wake.clear()
             await self.wake.wait()
+            # Asleep, the node ignores link events (it has nothing to send); one that came meanwhile
+            # must not cut the backoff of this wake-up's connect.
+            self._link_up.clear()
         if self._finishing and not self.buffer.peek(1):
             self._drained.set()
             await asyncio.Event().wait()
@@ -323,7 +338,17 @@ class Publisher:
         self._set_status()
         self._urgent.clear()  # an urgent reading sealed before this attempt was what it tried to send
         loop = asyncio.get_running_loop()
-        if self._step_end is None:  # else the extra attempt for an urgent reading failed: finish the step
+        if self.duty and self.link_watched and getattr(exc, "no_route", False):
+            # The node's own link is down: retrying cannot help before it is back, and the kernel
+            # says when. Wait for that, or for reconnect_max_s in case it comes back unannounced
+            # (a route the watch does not report); the backoff does not advance meanwhile.
+            if not self._awaiting_link:
+                log.info("no route to %s: waiting for the link to come back (or %g s)", self.mqtt.host,
+                         self.mqtt.reconnect_max_s)
+                self._awaiting_link = True
+            if self._step_end is None:
+                self._step_end = loop.time() + self.mqtt.reconnect_max_s
+        elif self._step_end is None:  # else the extra attempt for an urgent reading failed: finish the step
             self._step_end = loop.time() + self.backoff.next_delay()
         await self._back_off(self._step_end - loop.time())
 
