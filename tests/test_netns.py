@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from sensord.mqtt.reconnect import attempt_times
 from sensord.testing.broker import INSTALL_HINT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,6 +99,15 @@ class Processes:
                     proc.wait()
 
 
+def node_config(path: Path, *, reconnect_max_s: float = 60) -> Path:
+    path.write_text(
+        f'[node]\nid = "nsnode"\n[mqtt]\nhost = "{BROKER_IP}"\nport = 1883\nkeepalive_s = 2\nstop_timeout_s = 5\n'
+        f'reconnect_max_s = {reconnect_max_s}\n[batch]\nmax_age_s = 0.5\n'
+        f'[buffer]\npath = "{path.parent / "buffer.db"}"\ncommit_interval_s = 0.5\n'
+        f'[plugins]\ndirs = []\n[[sensor]]\nname = "c0"\ntype = "sim"\ninterval_s = 0.1\nsignal = "counter"\n')
+    return path
+
+
 def test_back_within_2_s_of_the_link_and_nothing_lost(namespaces: tuple[str, str], tmp_path: Path) -> None:
     broker_ns, node_ns = namespaces
     mosquitto = shutil.which("mosquitto", path=os.environ.get("PATH", "") + ":/usr/sbin")
@@ -107,11 +117,7 @@ def test_back_within_2_s_of_the_link_and_nothing_lost(namespaces: tuple[str, str
     (tmp_path / "mosquitto.conf").write_text(
         f"listener 1883 {BROKER_IP}\nallow_anonymous true\npersistence false\nlog_dest file {broker_log}\n"
         f"log_type all\n{'user root' if os.geteuid() == 0 else ''}\n")
-    config = tmp_path / "node.toml"
-    config.write_text(
-        f'[node]\nid = "nsnode"\n[mqtt]\nhost = "{BROKER_IP}"\nport = 1883\nkeepalive_s = 2\nstop_timeout_s = 5\n'
-        f'[batch]\nmax_age_s = 0.5\n[buffer]\npath = "{tmp_path / "buffer.db"}"\ncommit_interval_s = 0.5\n'
-        f'[plugins]\ndirs = []\n[[sensor]]\nname = "c0"\ntype = "sim"\ninterval_s = 0.1\nsignal = "counter"\n')
+    config = node_config(tmp_path / "node.toml")
     procs = Processes()
     try:
         procs.start(broker_ns, [mosquitto, "-c", str(tmp_path / "mosquitto.conf")], tmp_path / "mosquitto.out")
@@ -155,3 +161,32 @@ def test_back_within_2_s_of_the_link_and_nothing_lost(namespaces: tuple[str, str
     unique = {(row["seq"], row["ts"]): row["value"] for row in rows() if "seq" in row}
     values = [unique[key] for key in sorted(unique)]  # type: ignore[type-var]
     assert values == list(range(len(values))) and len(values) > 100, values[:50]
+
+
+def test_syns_to_a_refusing_broker_follow_the_documented_backoff(namespaces: tuple[str, str], tmp_path: Path) -> None:
+    """The 10-minute outage at 1/30 scale: `reconnect_max_s = 2` instead of 60, 20 s instead of
+    600 s, nothing listening at the broker's address (each attempt: one SYN, one RST). The SYNs
+    counted on the broker's end of the veth must lie within the computed schedule's bounds (every
+    delay at half its cap, or at its cap). With the node's own link down no SYN leaves at all (the
+    kernel fails the connect: ENETUNREACH), so this outage is the one that costs bytes."""
+    broker_ns, node_ns = namespaces
+    tcpdump = shutil.which("tcpdump", path=os.environ.get("PATH", "") + ":/usr/sbin")
+    if tcpdump is None:
+        pytest.skip("tcpdump not installed")
+    capture, node_log = tmp_path / "syn.txt", tmp_path / "node.log"
+    procs = Processes()
+    try:
+        procs.start(broker_ns, [tcpdump, "-lnn", "-tt", "-i", "vb",
+                                "tcp dst port 1883 and tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn"], capture)
+        wait_for(capture, "listening on")
+        procs.start(node_ns, [sys.executable, "-m", "sensord", "-v", "run", "-c",
+                              str(node_config(tmp_path / "node.toml", reconnect_max_s=2))], node_log)
+        first = wait_for(capture, " > 10.200.0.1.1883: Flags [S]", timeout_s=30)
+        time.sleep(max(0.0, first + 21.0 - time.monotonic()))  # the outage: 20 s from the first SYN, and a margin
+    finally:
+        procs.close()
+    stamps = [float(line.split()[0]) for line in capture.read_text().splitlines() if "Flags [S]" in line]
+    counted = sum(1 for t in stamps if t - stamps[0] < 20.0)
+    low, mean, high = (len(attempt_times(max_s=2, horizon_s=20, rand=lambda r=r: r)) for r in (1.0, 0.5, 0.0))
+    print(f"\nSYNs in 20 s with reconnect_max_s = 2: {counted} (schedule: {low}-{high}, {mean} at the mean jitter)")
+    assert low <= counted <= high, stamps
