@@ -218,3 +218,23 @@ def test_duty_cycle_asleep_ignores_link_events(tmp_path: Path, broker: FakeBroke
         await node.finish()
 
     run(main())
+
+
+@pytest.mark.parametrize("age_s", [3600.0, 0.0])
+def test_a_link_event_while_connected_counts_only_if_recent(tmp_path: Path, broker: FakeBroker, age_s: float) -> None:
+    """A link that flapped faster than the keepalive noticed: the event came while the publisher
+    still thought itself connected, and cuts the first step after the loss. One from an hour ago
+    (a DHCP renewal) does not."""
+    async def main() -> None:
+        node, _ = slow_node(tmp_path, broker)
+        node.start()
+        await attempts_settle(broker, 1)
+        node.publisher.link_up("address 10.0.0.8 added on wlan0")
+        node.publisher._link_up_at -= age_s
+        broker.unreachable()
+        broker.drop()
+        await until(lambda: not node.publisher.connected)
+        await attempts_settle(broker, 1 if age_s else 2)  # else the first step is 30 s
+        await node.finish(timeout_s=0.1)
+
+    run(main())

@@ -119,7 +119,7 @@ class Publisher:
         delay = will_delay_s(config) if self.duty else None
         # A broker silent for 1.5 x keepalive counts as gone (as the broker judges us); the same
         # bound, within [3 s, 30 s], limits how long a connect or a PUBACK may take.
-        timeout_s = connect_timeout_s(self.mqtt.keepalive_s)
+        timeout_s = self.link_timeout_s = connect_timeout_s(self.mqtt.keepalive_s)
         self.link = MqttLink(config=self.mqtt, client_id=self.mqtt.client_id or f"sensord-{config.node.id}",
                              will=Will(topics.status, OFFLINE, qos=1, retain=True, delay_s=delay),
                              session_expiry_s=(2 * delay if delay else None), timeout_s=timeout_s,
@@ -141,6 +141,7 @@ class Publisher:
         # is back, and a reading of an urgent sensor (one extra attempt per backoff step).
         self._link_up = asyncio.Event()
         self._link_up_what = ""
+        self._link_up_at = 0.0
         self._urgent = asyncio.Event()
         self._urgent_used = False  # this backoff step had its extra attempt
         self._step_end: float | None = None  # loop time the current backoff step ends
@@ -338,6 +339,10 @@ class Publisher:
         self._set_status()
         self._urgent.clear()  # an urgent reading sealed before this attempt was what it tried to send
         loop = asyncio.get_running_loop()
+        # A link event while connected counts only if the connection may have been dead already
+        # (a link that flapped faster than the keepalive noticed), not one from hours ago.
+        if loop.time() - self._link_up_at > self.mqtt.keepalive_s + 2 * self.link_timeout_s:
+            self._link_up.clear()
         if self.duty and self.link_watched and getattr(exc, "no_route", False):
             # The node's own link is down: retrying cannot help before it is back, and the kernel
             # says when. Wait for that, or for reconnect_max_s in case it comes back unannounced
@@ -359,6 +364,7 @@ class Publisher:
         address or a default route added): while disconnected, try at once and restart the
         backoff from its first step. `what` says which event, for the log."""
         self._link_up_what = what
+        self._link_up_at = asyncio.get_running_loop().time()
         self._link_up.set()
 
     def urgent(self) -> None:
