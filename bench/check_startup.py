@@ -5,6 +5,9 @@ Baseline in the same run: a bare `python3 -c pass` (interpreter start-up alone),
 can be read as "sensord's own cost" on a noisy shared machine. Prints medians over --runs.
 One untimed run first writes the bytecode caches (even under PYTHONDONTWRITEBYTECODE), as an
 installed package has them: compiling sensord's sources on every run would be measured otherwise.
+The three commands take turns, run by run, so a machine that slows down mid-way slows all three;
+besides the wall-clock time each run's CPU time (user + system, from wait4) is reported, which a
+shared machine blurs less (it still counts cache misses, not the time spent waiting for a core).
 
     python bench/check_startup.py [--sensors 100] [--runs 15]
 """
@@ -21,12 +24,19 @@ import time
 from pathlib import Path
 
 
-def timed(cmd: list[str], runs: int) -> list[float]:
-    out = []
+def timed(cmds: dict[str, list[str]], runs: int) -> dict[str, tuple[list[float], list[float]]]:
+    """Wall-clock and CPU seconds of each command's runs, the commands taking turns."""
+    out: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in cmds}
     for _ in range(runs):
-        t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        out.append(time.perf_counter() - t0)
+        for name, cmd in cmds.items():
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            if proc.returncode:
+                raise subprocess.CalledProcessError(proc.returncode, cmd)
+            out[name][0].append(time.perf_counter() - t0)
+            out[name][1].append(usage.ru_utime + usage.ru_stime)
     return out
 
 
@@ -43,15 +53,18 @@ def main() -> None:
         warm_env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         subprocess.run([sys.executable, "-m", "sensord", "check", "-c", str(cfg)], check=True,
                        stdout=subprocess.DEVNULL, env=warm_env)
-        base = timed([sys.executable, "-c", "pass"], args.runs)
-        check = timed([sys.executable, "-m", "sensord", "check", "-c", str(cfg)], args.runs)
-        check_open = timed([sys.executable, "-m", "sensord", "check", "--open", "-c", str(cfg)], args.runs)
-    med = statistics.median
-    print(f"sensord check, {args.sensors} sim sensors, median of {args.runs} runs")
-    print(f"  python3 -c pass (baseline)  {med(base) * 1000:7.1f} ms")
-    print(f"  sensord check               {med(check) * 1000:7.1f} ms  ({med(check) / med(base):.1f}x baseline)")
-    print(f"  sensord check --open        {med(check_open) * 1000:7.1f} ms")
-    print(f"  sensord's own share         {(med(check) - med(base)) * 1000:7.1f} ms")
+        res = timed({"base": [sys.executable, "-c", "pass"],
+                     "check": [sys.executable, "-m", "sensord", "check", "-c", str(cfg)],
+                     "open": [sys.executable, "-m", "sensord", "check", "--open", "-c", str(cfg)]}, args.runs)
+    wall = {k: statistics.median(v[0]) * 1000 for k, v in res.items()}
+    cpu = {k: statistics.median(v[1]) * 1000 for k, v in res.items()}
+    print(f"sensord check, {args.sensors} sim sensors, median of {args.runs} runs (wall clock; CPU user+sys)")
+    print(f"  python3 -c pass (baseline)  {wall['base']:7.1f} ms  {cpu['base']:7.1f} ms CPU")
+    print(f"  sensord check               {wall['check']:7.1f} ms  {cpu['check']:7.1f} ms CPU  "
+          f"({wall['check'] / wall['base']:.1f}x baseline)")
+    print(f"  sensord check --open        {wall['open']:7.1f} ms  {cpu['open']:7.1f} ms CPU")
+    own_wall, own_cpu = wall["check"] - wall["base"], cpu["check"] - cpu["base"]
+    print(f"  sensord's own share         {own_wall:7.1f} ms  {own_cpu:7.1f} ms CPU")
 
 
 if __name__ == "__main__":

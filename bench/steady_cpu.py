@@ -29,7 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from delivery import config  # noqa: E402  (bench/ is the script's directory)
+from delivery import config, write_bytecode  # noqa: E402  (bench/ is the script's directory)
 
 from sensord.testing.broker import Mosquitto  # noqa: E402
 
@@ -79,6 +79,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args()
+    write_bytecode()
     runs = [one_run(args.seconds, args.warmup, args.interval) for _ in range(args.rounds)]
     for run in runs:
         threads = ", ".join(f"{k} {v:.1f}" for k, v in run["per_thread_ms"].items())

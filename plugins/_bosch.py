@@ -1,17 +1,38 @@
 """What the Bosch Sensortec pressure sensor drivers share (BME280/BMP280 in `bme280`, BMP388/BMP390
-in `bmp3xx`): a chip id in one register checked against a set of ids, a soft reset by writing
-0xB6 to a command register, and a status register polled until a conversion is done.
+in `bmp3xx`, BME680 in `bme680`): a chip id in one register checked against a set of ids, a soft
+reset by writing 0xB6 to a command register, a status register polled until a conversion is done,
+and for the BME280 and BME680 the oversampling codes and the C division of their integer
+compensation code.
 
 Not a plugin: the loader skips modules whose name starts with an underscore."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 
 from sensord import I2CSensor
 
-#: The soft reset command of every Bosch Sensortec pressure sensor (BME280 §5.4.2, BMP388 §4.3.20).
+
+def trunc_div(a: int, b: int) -> int:
+    """C's integer division, which truncates toward zero (Python's // floors), as the integer
+    compensation code of datasheets (Bosch's) divides."""
+    q = abs(a) // abs(b)
+    return q if (a < 0) == (b < 0) else -q
+
+
+#: Bosch's oversampling factors (BME280, BMP280, BME680; the BMP388 has ×32 and
+#: other codes): samples averaged per measurement.
+Oversampling = Literal[1, 2, 4, 8, 16]
+
+
+def osrs_code(samples: int) -> int:
+    """Bosch's osrs_x register code of an oversampling factor: skipped (0) → 0, ×1 → 1, ×2 → 2,
+    ×4 → 3, ×8 → 4, ×16 → 5 (BME280 §5.4.5, BME680 §5.3.2)."""
+    return samples.bit_length()
+
+
+#: The soft reset command of every Bosch Sensortec pressure sensor (BME280 §5.4.2, BMP388 §4.3.20, BME680 §5.3.4).
 SOFT_RESET = 0xB6
 
 

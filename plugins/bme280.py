@@ -46,12 +46,12 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sensord
 from sensord import Channel, I2CConfig, I2CSensor, Reading, Sensor, field_range
 
-from ._bosch import chip_id_in, describe_ids, poll_register, soft_reset
+from ._bosch import Oversampling, chip_id_in, describe_ids, osrs_code, poll_register, soft_reset, trunc_div
 
 if TYPE_CHECKING:
     from sensord.testing import I2CDeviceModel
@@ -79,9 +79,6 @@ _BMP280_IDS = (0x56, 0x57, 0x58)
 _STARTUP_S = 0.002  # BME280 §1, Table 1: start-up time after power-on (and soft reset) 2 ms
 _POLL_S = 0.001  # between status polls
 _POLLS = 20  # status polls before giving up: the measurement time already passed once
-
-Oversampling = Literal[1, 2, 4, 8, 16]
-
 
 @dataclass(frozen=True)
 class BMP280Config(I2CConfig):
@@ -146,12 +143,6 @@ def compensate_temperature(adc_t: int, cal: Calibration) -> tuple[int, int]:
     return (t_fine * 5 + 128) >> 8, t_fine
 
 
-def _div(a: int, b: int) -> int:
-    """C's integer division, which truncates toward zero (Python's // floors)."""
-    q = abs(a) // abs(b)
-    return q if (a < 0) == (b < 0) else -q
-
-
 def compensate_pressure(adc_p: int, t_fine: int, cal: Calibration) -> int:
     """Pressure in Pa as Q24.8 (divide by 256), with the 64-bit integer formula of §4.2.3.
     0 when dig_P1 is 0, as the datasheet's code returns (a division by zero otherwise)."""
@@ -164,7 +155,7 @@ def compensate_pressure(adc_p: int, t_fine: int, cal: Calibration) -> int:
     if var1 == 0:
         return 0
     p = 1048576 - adc_p
-    p = _div(((p << 31) - var2) * 3125, var1)
+    p = trunc_div(((p << 31) - var2) * 3125, var1)
     var1 = (cal.dig_P9 * (p >> 13) * (p >> 13)) >> 25
     var2 = (cal.dig_P8 * p) >> 19
     return ((p + var1 + var2) >> 8) + (cal.dig_P7 << 4)
@@ -192,10 +183,6 @@ def measurement_time_s(samples_t: int, samples_p: int, samples_h: int = 0) -> fl
     return ms / 1000
 
 
-def _osrs(samples: int) -> int:
-    """Register code of an oversampling factor: skipped (0) → 0, ×1 → 1, ×2 → 2, ×4 → 3,
-    ×8 → 4, ×16 → 5 (§5.4.5)."""
-    return samples.bit_length()
 
 
 class BMP280(I2CSensor):
@@ -241,9 +228,9 @@ class BMP280(I2CSensor):
         if cal is None:
             raise self.error("read() before open()")
         cfg = self.config
-        osrs_t, osrs_p = _osrs(cfg.oversampling_temperature), _osrs(cfg.oversampling_pressure)
+        osrs_t, osrs_p = osrs_code(cfg.oversampling_temperature), osrs_code(cfg.oversampling_pressure)
         samples_h = cfg.oversampling_humidity if isinstance(cfg, BME280Config) else 0
-        osrs_h = _osrs(samples_h)
+        osrs_h = osrs_code(samples_h)
         length = 8 if osrs_h else 6
         with self.bus.lock:  # one measurement is one transaction: nobody else starts one meanwhile
             if osrs_h:

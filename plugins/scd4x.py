@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sensord
-from sensord import Channel, I2CConfig, I2CSensor, Reading, crc8, field_range, words_with_crc
+from sensord import Channel, I2CConfig, I2CSensor, Reading, field_range, words_with_crc
+from sensord.i2c import read_command, send_command
 
 if TYPE_CHECKING:
     from sensord.testing import I2CDeviceModel
@@ -57,15 +58,6 @@ _STOP_S = 0.5  # §3.5.3
 _PERIOD_S = 5.0  # §3.5.1: signal update interval
 _READY_POLL_S = 0.25
 _READY_WAIT_S = _PERIOD_S + 0.5  # one period and some slack for the sensor's clock
-
-
-def command_bytes(command: int, *words: int) -> list[int]:
-    """A command and its argument words as sent: MSB first, each word followed by its CRC (§3.2)."""
-    out = list(command.to_bytes(2, "big"))
-    for word in words:
-        raw = word.to_bytes(2, "big")
-        out += [*raw, crc8(raw)]
-    return out
 
 
 def temperature_c(raw: int) -> float:
@@ -92,25 +84,6 @@ def data_ready(status: int) -> bool:
 def serial_number(words: list[int]) -> int:
     """§3.9.2: the 48-bit serial number from its three words, first word most significant."""
     return words[0] << 32 | words[1] << 16 | words[2]
-
-
-def _command(bus: Any, address: int, command: int, *words: int) -> None:
-    """A "send command" or "write" sequence (§3.3): the command and its words, one message."""
-    from smbus2 import i2c_msg  # lazy: sensord imports without smbus2
-
-    bus.i2c_rdwr(i2c_msg.write(address, command_bytes(command, *words)))
-
-
-def _command_read(bus: Any, address: int, command: int, count: int, sleep: Callable[[float], None]) -> list[int]:
-    """A "read" sequence (§3.3): the command, its execution time, then `count` words with CRCs.
-    Two transactions: the sensor NACKs a read header during the execution time."""
-    from smbus2 import i2c_msg
-
-    _command(bus, address, command)
-    sleep(_EXECUTION_S)
-    msg: Any = i2c_msg.read(address, 3 * count)  # Any: smbus2's stub gives __iter__ the wrong type
-    bus.i2c_rdwr(msg)
-    return list(msg)
 
 
 @dataclass(frozen=True)
@@ -180,7 +153,7 @@ class SCD4x(I2CSensor):
         a write; an MCP4725 DAC would power its output down."""
         for command, count in ((_CMD_GET_SERIAL_NUMBER, 3), (_CMD_GET_DATA_READY, 1)):
             try:
-                data = _command_read(bus, address, command, count, sleep)
+                data = read_command(bus, address, command, count, wait_s=_EXECUTION_S, sleep=sleep)
                 words_with_crc(data, "answer")
             except (OSError, ValueError):
                 continue
@@ -190,11 +163,12 @@ class SCD4x(I2CSensor):
     # -- bus access ---------------------------------------------------------------------------
 
     def _send(self, command: int, *words: int) -> None:
-        self.transfer(lambda bus: _command(bus, self.address, command, *words))
+        self.transfer(lambda bus: send_command(bus, self.address, command, *words))
 
     def _read_words(self, command: int, count: int, what: str) -> list[int]:
         # The bus lock is held over the 1 ms wait so no other driver's transaction comes between.
-        data = self.transfer(lambda bus: _command_read(bus, self.address, command, count, self.hardware.sleep))
+        data = self.transfer(lambda bus: read_command(bus, self.address, command, count, wait_s=_EXECUTION_S,
+                                                        sleep=self.hardware.sleep))
         return self.crc_words(data, what)
 
 

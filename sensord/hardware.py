@@ -1,10 +1,11 @@
-"""Access to hardware, injected into drivers: I2C buses (one lock per bus), the GPIO pin factory
-and the kernel's sysfs tree.
+"""Access to hardware, injected into drivers: I2C buses (one lock per bus), serial ports, the GPIO
+pin factory and the kernel's sysfs tree.
 
-Drivers receive a `Hardware` and ask it for `i2c(bus_number)`, `pin_factory` or `sysfs`; they never
-open `SMBus(1)` or a file under `/sys` themselves. Tests pass a `Hardware` built on
-`sensord.testing.FakeI2CBus`, gpiozero's `MockFactory` and `sensord.testing.FakeSysfs`. smbus2 and
-gpiozero are imported lazily so sensord imports anywhere.
+Drivers receive a `Hardware` and ask it for `i2c(bus_number)`, `serial(port, ...)`, `pin_factory`
+or `sysfs`; they never open `SMBus(1)`, `/dev/serial0` or a file under `/sys` themselves. Tests
+pass a `Hardware` built on `sensord.testing.FakeI2CBus`, `sensord.testing.FakeSerialPorts`,
+gpiozero's `MockFactory` and `sensord.testing.FakeSysfs`. smbus2, pyserial and gpiozero are
+imported lazily so sensord imports anywhere.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
+
+from .errors import SensorError
 
 T = TypeVar("T")
 NACK_ERRNOS = frozenset({errno.EREMOTEIO})  # 121: the Linux I2C drivers' "no acknowledge"
@@ -121,6 +124,44 @@ class Sysfs:
         return os.path.relpath(target, root)
 
 
+class SerialPort(Protocol):
+    """The subset of pyserial's `serial.Serial` that drivers may use. `read(size)` returns up to
+    `size` bytes: fewer (maybe none) when the port's `timeout` (seconds) runs out first."""
+
+    timeout: float | None
+
+    def read(self, size: int = 1) -> bytes: ...
+    def write(self, data: bytes) -> int | None: ...
+    def reset_input_buffer(self) -> None: ...
+    def close(self) -> None: ...
+
+
+#: Opens a serial port: `(path, baudrate, timeout_s)`, 8 data bits, no parity, 1 stop bit.
+SerialFactory = Callable[[str, int, float], SerialPort]
+
+#: What the serial port errors mean on a Raspberry Pi, by errno, for `Hardware.serial`'s messages.
+_SERIAL_HINTS = {
+    errno.ENOENT: "no such device: enable the UART (enable_uart=1 in /boot/firmware/config.txt, serial "
+                  "console off: raspi-config, Interface Options, Serial Port) or plug in the USB adapter "
+                  "(ls /dev/serial* /dev/ttyUSB*)",
+    errno.EACCES: "permission denied: the user running sensord must be in the group owning the port, "
+                  "dialout (sudo usermod -aG dialout USER; the packaged service has SupplementaryGroups=dialout)",
+    errno.EBUSY: "in use by another program (a serial console, getty, ModemManager?)",
+    errno.EAGAIN: "in use by another program (a serial console, getty, ModemManager?)",
+}
+_SERIAL_HINTS[errno.EPERM] = _SERIAL_HINTS[errno.EACCES]
+
+
+def _open_pyserial(port: str, baudrate: int, timeout_s: float) -> SerialPort:
+    import serial  # lazy: pyserial (Debian: python3-serial) is needed only by the UART sensors
+
+    # exclusive: an advisory lock, so a second sensord (or another well-behaved program) gets
+    # EAGAIN instead of both reading halves of the same frames.
+    opened: SerialPort = serial.Serial(port, baudrate=baudrate, bytesize=8, parity="N", stopbits=1,
+                                       timeout=timeout_s, exclusive=True)
+    return opened
+
+
 def _open_smbus(number: int) -> I2CBus:
     from smbus2 import SMBus  # lazy: not needed on a laptop or in tests
 
@@ -134,14 +175,18 @@ class Hardware:
     `i2c_factory(n)` opens bus n (default `smbus2.SMBus(n)`); `pin_factory` is a gpiozero pin
     factory (default: gpiozero's own choice, e.g. lgpio on a Pi); `sleep(seconds)` is how drivers
     wait for a conversion (tests pass one that returns at once); `w1_root` is where the kernel's
-    1-Wire devices appear; `sysfs` reads the kernel's sysfs (IIO and hwmon devices), `/sys` by default.
+    1-Wire devices appear; `sysfs` reads the kernel's sysfs (IIO and hwmon devices), `/sys` by default;
+    `serial_factory(path, baudrate, timeout_s)` opens a serial port (default pyserial's
+    `serial.Serial`, 8N1, exclusive).
     """
 
     def __init__(self, *, i2c_factory: Callable[[int], I2CBus] | None = None,
                  pin_factory: Any = None, sleep: Callable[[float], None] = time.sleep,
                  w1_root: str = "/sys/bus/w1/devices", bus_lock_timeout_s: float = 2.0,
-                 sysfs: Sysfs | None = None) -> None:
+                 sysfs: Sysfs | None = None, serial_factory: SerialFactory | None = None) -> None:
         self._i2c_factory = i2c_factory or _open_smbus
+        self._serial_factory = serial_factory or _open_pyserial
+        self._serial_ports: dict[str, tuple[str, SerialPort]] = {}  # path → (owner, port)
         self._pin_factory = pin_factory
         self.sleep = sleep  # drivers wait for conversions with this; tests make it free
         self.w1_root = w1_root
@@ -157,6 +202,36 @@ class Hardware:
                 self._buses[number] = LockedBus(self._i2c_factory(number), number,
                                                 lock_timeout_s=self.bus_lock_timeout_s)
             return self._buses[number]
+
+    def serial(self, port: str, *, baudrate: int, timeout_s: float, owner: str) -> SerialPort:
+        """Open serial port `port` (`/dev/serial0`) for one sensor, `owner` (its `describe()`, for
+        messages). A UART carries one device, so a port is not shared: a second owner gets a
+        SensorError naming the first. Errors name the owner and the port and say what to do
+        (a missing port, the dialout group, a port in use). Give it back with `release_serial`."""
+        with self._guard:
+            if port in self._serial_ports:
+                holder = self._serial_ports[port][0]
+                raise SensorError(f"{owner}: serial port {port} is already used by {holder}: one "
+                                  f"device per UART")
+            try:
+                opened = self._serial_factory(port, baudrate, timeout_s)
+            except ImportError as exc:
+                raise SensorError(f"{owner}: cannot open serial port {port}: pyserial is not installed "
+                                  f"(Debian: apt install python3-serial; pip: pyserial): {exc}") from exc
+            except OSError as exc:  # pyserial's SerialException is an OSError carrying the errno
+                hint = _SERIAL_HINTS.get(exc.errno or 0, exc.strerror or str(exc))
+                raise SensorError(f"{owner}: cannot open serial port {port}: {hint}") from exc
+            except ValueError as exc:  # pyserial: a bad setting, e.g. a baud rate the port lacks
+                raise SensorError(f"{owner}: cannot open serial port {port}: {exc}") from exc
+            self._serial_ports[port] = (owner, opened)
+            return opened
+
+    def release_serial(self, port: str) -> None:
+        """Close serial port `port` (opened by `serial()`); nothing when it is not open."""
+        with self._guard:
+            entry = self._serial_ports.pop(port, None)
+        if entry is not None:
+            entry[1].close()
 
     @property
     def pin_factory(self) -> Any:
@@ -174,6 +249,10 @@ class Hardware:
             for bus in self._buses.values():
                 bus.bus.close()
             self._buses.clear()
+            ports = [port for _, port in self._serial_ports.values()]
+            self._serial_ports.clear()
+        for port in ports:
+            port.close()
 
 
 def retry_nack(fn: Callable[[], T], *, sleep: Callable[[float], None], attempts: int = 3,

@@ -75,6 +75,12 @@ DEVICE_CLASSES: tuple[_Rule, ...] = (
     _Rule("pressure", ("hPa", "Pa", "kPa", "bar", "mbar", "psi", "mmHg", "inHg")),
     _Rule("illuminance", ("lx",)),
     _Rule("carbon_dioxide", ("ppm",), ("carbon_dioxide", "co2")),
+    _Rule("aqi", ("",), ("voc_index",)),  # Sensirion's VOC index (sgp40): unitless, 1 to 500
+    # Particulate matter (pms5003, sds011, iio): pm10 before pm1, whose name it contains.
+    _Rule("pm10", ("μg/m³",), ("pm10",)),
+    _Rule("pm25", ("μg/m³",), ("pm2_5", "pm25")),
+    _Rule("pm4", ("μg/m³",), ("pm4",)),
+    _Rule("pm1", ("μg/m³",), ("pm1",)),
     _Rule("voltage", ("V", "mV")),
     _Rule("current", ("A", "mA")),
     _Rule("power", ("W", "kW")),
@@ -85,7 +91,8 @@ DEVICE_CLASSES: tuple[_Rule, ...] = (
     _Rule("water", ("L", "m³", "gal"), (), ("total",)),
     _Rule("distance", ("m", "km"), (), ("total",)),
 )
-_UNIT_SPELLING = {"l": "L", "m3": "m³"}
+# Home Assistant writes µg/m³ with the Greek mu (U+03BC), sensord with the micro sign (U+00B5).
+_UNIT_SPELLING = {"l": "L", "m3": "m³", "\u00b5g/m³": "\u03bcg/m³", "ug/m3": "\u03bcg/m³"}
 
 #: binary_sensor device classes by a word in the quantity's name, first match wins.
 BINARY_CLASSES: tuple[tuple[str, str], ...] = (
@@ -109,7 +116,7 @@ def classify(channel: Channel) -> tuple[str, str | None, str | None, str | None]
     for rule in DEVICE_CLASSES:
         if unit in rule.units and channel.kind in rule.kinds and (
                 not rule.quantities or any(word in quantity for word in rule.quantities)):
-            return "sensor", rule.device_class, unit, state_class
+            return "sensor", rule.device_class, unit or None, state_class
     return "sensor", None, unit or None, state_class
 
 

@@ -135,3 +135,31 @@ def words_with_crc(data: bytes | bytearray | Sequence[int], what: Any) -> list[i
                              f"expected 0x{crc8(word):02x})")
         out.append(int.from_bytes(word, "big"))
     return out
+
+
+def command_bytes(command: int, *words: int) -> list[int]:
+    """A Sensirion command (SCD4x, SCD30, SGP40) and its argument words as sent: the 16-bit
+    command MSB first, each word MSB first followed by its `crc8`."""
+    out = list(command.to_bytes(2, "big"))
+    for word in words:
+        raw = word.to_bytes(2, "big")
+        out += [*raw, crc8(raw)]
+    return out
+
+
+def send_command(bus: Any, address: int, command: int, *words: int) -> None:
+    """A Sensirion "send command" or "write" sequence: the command and its words, one write message."""
+    from smbus2 import i2c_msg  # lazy: sensord imports without smbus2
+
+    bus.i2c_rdwr(i2c_msg.write(address, command_bytes(command, *words)))
+
+
+def read_command(bus: Any, address: int, command: int, count: int, *, wait_s: float,
+                 sleep: Callable[[float], None], words: Sequence[int] = ()) -> bytes:
+    """A Sensirion "read" sequence: the command (with argument `words`), `wait_s` for the chip to
+    execute it, then `count` words with their CRCs (3 × `count` bytes, not checked: see
+    `words_with_crc`). Two transactions with a stop between, not a repeated start: the chips NACK
+    a read header while they execute, and the SCD30 does not support repeated starts at all."""
+    send_command(bus, address, command, *words)
+    sleep(wait_s)
+    return read_bytes(bus, address, 3 * count)

@@ -17,9 +17,7 @@ table against what importing every module registers.
 
 from __future__ import annotations
 
-import difflib
 import importlib
-import importlib.metadata
 import importlib.util
 import inspect
 import logging
@@ -34,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from . import hookspecs
+from . import entrypoints, hookspecs
 from .encoding import ENCODINGS, Encoding
 from .errors import PluginError
 from .filters import OR, FilterFactory, builtin_filters
@@ -191,7 +189,7 @@ def get_plugin_manager(*, dirs: Iterable[str] = (), disabled: Iterable[str] = ()
     # or not the config names that type, instead of clashing in the sensor types only sometimes.
     builtin_names = {m.rsplit(".", 1)[-1] for m in builtins} - blocked
     if entry_points:
-        for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        for ep in entrypoints.entry_points(ENTRY_POINT_GROUP):
             dist = ep.dist
             dist_text = f"{dist.name} {dist.version}" if dist is not None else "unknown dist"
             info = PluginInfo(ep.name, "entry point", dist.version if dist else "", dist_text)
@@ -296,7 +294,7 @@ def _import_file(path: Path) -> ModuleType:
 
 def _discoverable(dirs: Iterable[str], builtins: Iterable[str]) -> set[str]:
     names = {m.rsplit(".", 1)[-1] for m in builtins}
-    names |= {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    names |= {ep.name for ep in entrypoints.entry_points(ENTRY_POINT_GROUP)}
     for directory in dirs:
         if Path(directory).is_dir():
             names |= {p.stem for p in Path(directory).glob("*.py")}
@@ -312,6 +310,8 @@ def _check_hooks(pm: pluggy.PluginManager) -> None:
             if not attr.startswith("sensord_") or attr in specs:
                 continue
             if callable(impl) and hasattr(impl, f"{hookspecs.PROJECT}_impl"):
+                import difflib  # here: only an error's did-you-mean needs it (0.2 MiB)
+
                 close = difflib.get_close_matches(attr, specs, n=1)
                 hint = f', did you mean "{close[0]}"?' if close else f"; known hooks: {', '.join(specs)}"
                 raise PluginError(f'plugin "{plugin_name}": unknown hook "{attr}"{hint}')

@@ -16,7 +16,6 @@ and `config` imports `filters`: importing `sensord.config.<anything>` runs the c
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import json
 import math
@@ -52,6 +51,8 @@ def show(value: Any) -> str:
 
 def did_you_mean(word: str, known: Iterable[str]) -> str:
     """`, did you mean "x"?` when one of `known` is close to `word`, else ""."""
+    import difflib  # here: only an error's did-you-mean needs it (0.2 MiB)
+
     close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
     return f", did you mean {show(close[0])}?" if close else ""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass
 
 from . import config as cfgmod
@@ -46,6 +45,8 @@ def load(path: str, *, entry_points: bool = True) -> Loaded:
                                  filter_types=host.filter_types)
     known = [*host.encodings, PER_CHANNEL]
     if config.batch.encoding not in known:
+        import difflib  # here: only an error's did-you-mean needs it (0.2 MiB)
+
         close = difflib.get_close_matches(config.batch.encoding, known, n=1)
         hint = f', did you mean "{close[0]}"?' if close else ""
         raise ConfigError(f'{path}: batch.encoding: unknown encoding "{config.batch.encoding}"{hint}; '

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 from sensord.encoding import BatchData, ChannelInfo
 from sensord.sensor import Sample
 
@@ -67,3 +69,15 @@ def test_the_idle_bench_counts_every_threads_switches_and_writes_a_config_sensor
         loaded = startup.load_runnable(str(cfg), entry_points=False)
         assert loaded.config.mqtt.keepalive_s == scenario["keepalive_s"]
         assert [s.interval_s for s in loaded.config.sensors] == [scenario["interval_s"]]
+
+
+def test_the_delivery_bench_writes_the_bytecode_caches_an_installed_package_has(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    delivery = bench_script("delivery")
+    for package in ("sensord", "plugins"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "mod.py").write_text("X = 1\n")
+    monkeypatch.setattr(delivery, "ROOT", tmp_path)
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # PYTHONDONTWRITEBYTECODE
+    delivery.write_bytecode()
+    assert all(list((tmp_path / p / "__pycache__").glob("mod.*.pyc")) for p in ("sensord", "plugins"))

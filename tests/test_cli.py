@@ -157,12 +157,14 @@ def test_detect_fake_prints_pasteable_toml() -> None:
     assert out.returncode == 0, out.stderr
     doc = tomllib.loads(out.stdout)
     types = {s["type"] for s in doc["sensor"]}
-    assert {"bme280", "bmp280", "sht3x", "sht4x", "aht20", "htu21d", "ina219", "ads1115", "scd4x", "veml7700",
-            "tsl2591", "bmp388", "bmp390", "mcp9808", "hdc1080", "ina226", "ina260", "ds18b20", "iio",
-            "hwmon"} <= types
+    assert {"bme280", "bmp280", "sht3x", "sht4x", "aht20", "htu21d", "ina219", "ads1115", "scd4x", "scd30", "sgp40",
+            "veml7700", "tsl2591", "bme680", "bmp388", "bmp390", "mcp9808", "hdc1080", "ina226", "ina260", "ds18b20",
+            "iio", "hwmon"} <= types
     assert "## I2C bus 3 (fake: one of each built-in and plugin chip model): 3 chips" in out.stdout
-    assert {(s["type"], s["bus"]) for s in doc["sensor"] if s["type"].startswith("bmp3") or s["type"] == "htu21d"} \
-        == {("bmp388", 3), ("bmp390", 3), ("htu21d", 3)}
+    assert "## I2C bus 4 (fake: one of each built-in and plugin chip model): 1 chip" in out.stdout
+    assert {(s["type"], s["bus"], s["address"]) for s in doc["sensor"]
+            if s["type"].startswith(("bmp3", "bme6")) or s["type"] == "htu21d"} \
+        == {("bme680", 3, 0x77), ("bmp388", 3, 0x76), ("htu21d", 3, 0x40), ("bmp390", 4, 0x77)}
     assert '## IIO devices in ' in out.stdout and 'channels = ["temp", "humidityrelative"]' in out.stdout
     assert "# 0x23: unknown chip; sensor types that use this address: bh1750" in out.stdout
     assert "address = 0x76" in out.stdout  # hex, as datasheets write it
@@ -179,17 +181,22 @@ def test_read_every_builtin_type_on_fake_hardware(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     by_sensor = {r["sensor"]: r for r in rows}
-    assert len(by_sensor) == 28
+    assert len(by_sensor) == 34
     assert {r["quantity"] for r in rows} >= {"temperature", "humidity", "pressure", "illuminance", "voltage",
-                                              "current", "power", "carbon_dioxide", "contact", "motion", "count"}
+                                              "current", "power", "carbon_dioxide", "contact", "motion", "count",
+                                              "pm1", "pm2_5", "pm10"}
     assert by_sensor["tank"]["value"] == 21.5
     values = {(r["sensor"], r["quantity"]): (r["value"], r["unit"]) for r in rows}
     assert values["porch", "temperature"] == (21.3, "°C")  # iio: a DHT22 on the kernel's dht11 driver
     assert values["battery", "power"] == (0.15024, "W")  # hwmon: an INA219 on the kernel's ina2xx driver
     assert values["desk", "illuminance"] == (pytest.approx(250.0, abs=0.2688), "lx")  # VEML7700Model's default
+    assert values["bedroom_co2", "carbon_dioxide"] == (439.1, "ppm")  # SCD30Model: the read_measurement example
+    assert values["living_voc", "voc_raw"] == (30000, "")  # SGP40Model's default SRAW
+    assert values["lounge", "gas_resistance"] == (20467, "Ω")  # BME680Model's worked example, on bus 3
+    assert values["lounge", "temperature"] == (19.31, "°C")
     assert values["window", "illuminance"] == (pytest.approx(250.0, abs=0.2), "lx")  # TSL2591Model's default
     assert values["mast", "pressure"] == (1008.76, "hPa")  # BMP388Model's default: a real chip's reading
-    assert values["barometer", "temperature"] == (30.5, "°C")  # BMP390Model's, on the fake node's bus 3
+    assert values["barometer", "temperature"] == (30.5, "°C")  # BMP390Model's, on the fake node's bus 4
     assert values["fridge", "temperature"] == (21.0, "°C")  # MCP9808Model's default
     assert values["pantry", "humidity"] == (pytest.approx(45.0, abs=0.01), "%")  # HDC1080Model's default
     assert values["bathroom", "humidity"] == (pytest.approx(50.0, abs=0.01), "%")  # the HTU21D, on bus 3
@@ -198,6 +205,10 @@ def test_read_every_builtin_type_on_fake_hardware(tmp_path: Path) -> None:
     assert values["pump", "voltage_ch0_ch1"] == (pytest.approx(0.9, abs=3.3 / 4096), "V")  # the MCP3208 on CE1
     assert values["house_battery", "power"] == (pytest.approx(6.0, abs=0.01), "W")  # INA226Model: 12 V, 0.5 A
     assert values["charger", "current"] == (0.5, "A")  # INA260Model's default, 1.25 mA steps
+    # The UART sensors on the fake node's serial ports, at their models' defaults.
+    assert values["balcony", "pm2_5"] == (12, "µg/m³")  # PMS5003 on /dev/ttyUSB0
+    assert values["street", "pm10"] == (261.8, "µg/m³")  # SDS011: the control protocol's example frame
+    assert values["living_room_co2", "carbon_dioxide"] == (544, "ppm")  # MH-Z19B: the manual's example
 
 
 SIM = '[[sensor]]\nname = "a"\ntype = "sim"\ninterval_s = 1\n'

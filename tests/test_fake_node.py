@@ -26,12 +26,18 @@ PHYSICAL_RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("pressure", "hPa"): (300.0, 1100.0),  # BMP280/BME280 operating range
     ("illuminance", "lx"): (0.0, math.inf),
     ("carbon_dioxide", "ppm"): (0.0, 40000.0),  # SCD4x output range
+    ("voc_raw", ""): (0.0, 65535.0),  # SGP40: 16-bit SRAW ticks
+    ("gas_resistance", "Ω"): (0.0, 1e9),  # BME680: a positive resistance, MΩ at most in clean air
+    ("voc_index", ""): (1.0, 500.0),  # Sensirion's VOC index scale
     ("voltage", "V"): (0.0, 36.0),  # bus voltage: INA219 26 V, INA226 and INA260 36 V
     ("current", "A"): (-20.0, 20.0),  # INA219 ±3.2 A (0.1 Ω), INA226 ±20 A (its defaults), INA260 ±15 A
     ("power", "W"): (0.0, 36.0 * 20.0),
     (r"voltage_a[0-3](-a[0-3])?", "V"): (-6.144, 6.144),  # ADS1115: the widest full-scale range
     ("voltage_1", "V"): (0.0, 26.0),  # INA219 on the kernel's ina2xx driver (hwmon): in1, the bus voltage
     ("full_spectrum|infrared", ""): (0.0, 65535.0),  # TSL2591: 16-bit ADC counts
+    ("pm1|pm10", "µg/m³"): (0.0, 1000.0),  # PMS5003: effective range 0-500, maximum 1000 µg/m³
+    ("pm2_5", "µg/m³"): (0.0, 1000.0),  # PMS5003; SDS011: 0.0-999.9
+    (r"particles_\w+", "/dL"): (0.0, 65535.0),  # PMS5003 counts per 0.1 L, 16-bit
 }
 
 
@@ -87,8 +93,9 @@ def detect_check_read(tmp_path: Path, env: dict[str, str] | None = None) -> tupl
 def test_detected_config_checks_and_reads_in_range(tmp_path: Path) -> None:
     sensors, rows = detect_check_read(tmp_path)
     assert {s["type"] for s in sensors} >= {"bme280", "bmp280", "sht3x", "sht4x", "aht20", "htu21d", "ina219",
-                                            "veml7700", "tsl2591", "bmp388", "bmp390", "mcp9808", "hdc1080",
-                                            "ina226", "ina260", "ads1115", "scd4x", "ds18b20", "iio", "hwmon"}
+                                            "veml7700", "tsl2591", "bme680", "bmp388", "bmp390", "mcp9808", "hdc1080",
+                                            "ina226", "ina260", "ads1115", "scd4x", "scd30", "sgp40", "ds18b20", "iio",
+                                            "hwmon"}
     # Both fixed at 0x40: the HDC1080 (loaded first) on bus 1, the HTU21D on the second bus.
     assert {(s["type"], s["bus"], s["address"]) for s in sensors if s["type"] in ("hdc1080", "htu21d")} == \
         {("hdc1080", 1, 0x40), ("htu21d", 3, 0x40)}
@@ -262,3 +269,18 @@ def test_a_model_that_fails_to_import_is_an_error_naming_the_plugin(tmp_path: Pa
         get_plugin_manager(dirs=[str(tmp_path)], entry_points=False)
     assert str(info.value) == ('plugin "broken_models": sensord_register_device_models raised '
                                "ModuleNotFoundError: No module named 'fake_node_no_such_model_module'")
+
+
+def test_the_fake_node_has_one_of_each_uart_sensor_on_its_serial_ports() -> None:
+    """Serial sensors are not detected (nothing to probe without a command): config/fake.toml
+    names them on the fake node's ports, and each reads in its physical range."""
+    read = sensord_cmd("read", "--fake", "--json", "-c", str(ROOT / "config" / "fake.toml"))
+    assert read.returncode == 0, read.stderr
+    rows = [json.loads(line) for line in read.stdout.splitlines()]
+    uart_rows = [r for r in rows if r["sensor"] in ("balcony", "street", "living_room_co2")]
+    assert {(r["sensor"], r["quantity"]) for r in uart_rows} >= {
+        ("balcony", "pm1"), ("balcony", "pm2_5"), ("balcony", "pm10"), ("balcony", "particles_0_3um"),
+        ("street", "pm2_5"), ("street", "pm10"), ("living_room_co2", "carbon_dioxide")}
+    for row in uart_rows:
+        low, high = physical_range(row["quantity"], row["unit"])
+        assert low <= row["value"] <= high, row

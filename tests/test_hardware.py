@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
+import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 
 from sensord import I2CConfig, I2CSensor, Reading, SensorError, field_range
 from sensord.config import SensorSpec
-from sensord.hardware import Hardware
+from sensord.hardware import Hardware, SerialPort
 from sensord.scheduler import Scheduler
 from sensord.sensor import Sample
-from sensord.testing import FakeI2CBus, RegisterMapDevice
+from sensord.testing import FakeI2CBus, FakeSerialPorts, RegisterMapDevice
 
 
 @dataclass(frozen=True)
@@ -104,3 +108,69 @@ def test_nack_on_one_sensor_leaves_the_others_on_the_bus_unaffected(hardware: Ha
         first.read()
     assert second.read() == [Reading("value", 9, "")]
     assert [t.addr for t in bus.log if t.error is None][-1] == 0x11
+
+
+# -- serial ports -----------------------------------------------------------------------------------
+
+
+def _refusing(code: int) -> Callable[[str, int, float], SerialPort]:
+    def open_port(path: str, baudrate: int, timeout_s: float) -> SerialPort:
+        raise OSError(code, f"could not open port {path}: [Errno {code}] {os.strerror(code)}")
+
+    return open_port
+
+
+@pytest.mark.parametrize(("code", "hint"), [
+    (errno.ENOENT, r"no such device: enable the UART \(enable_uart=1 in /boot/firmware/config.txt, serial console "
+                   r"off"),
+    (errno.EACCES, r"permission denied: the user running sensord must be in the group owning the port, dialout"),
+    (errno.EAGAIN, r"in use by another program \(a serial console, getty, ModemManager\?\)"),
+    (errno.EIO, r"could not open port /dev/serial0: \[Errno 5\] Input/output error"),
+])
+def test_a_serial_port_that_cannot_be_opened_names_sensor_port_and_fix(code: int, hint: str) -> None:
+    hardware = Hardware(serial_factory=_refusing(code))
+    with pytest.raises(SensorError, match=rf'^sensor "co2" \(mhz19\): cannot open serial port /dev/serial0: {hint}'):
+        hardware.serial("/dev/serial0", baudrate=9600, timeout_s=1.0, owner='sensor "co2" (mhz19)')
+
+
+def test_without_pyserial_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "serial", None)  # import serial: ImportError
+    with pytest.raises(SensorError, match=r"pyserial is not installed \(Debian: apt install python3-serial"):
+        Hardware().serial("/dev/serial0", baudrate=9600, timeout_s=1.0, owner="s")
+
+
+def test_a_serial_port_has_one_owner_until_released() -> None:
+    ports = FakeSerialPorts()
+    ports.attach("/dev/serial0", None)
+    hardware = Hardware(serial_factory=ports.open)
+    port = hardware.serial("/dev/serial0", baudrate=9600, timeout_s=1.0, owner='sensor "a" (pms5003)')
+    with pytest.raises(SensorError, match=r'sensor "b" \(mhz19\): serial port /dev/serial0 is already used by '
+                                          r'sensor "a" \(pms5003\)'):
+        hardware.serial("/dev/serial0", baudrate=9600, timeout_s=1.0, owner='sensor "b" (mhz19)')
+    hardware.release_serial("/dev/serial0")
+    assert not port.is_open  # type: ignore[attr-defined]
+    hardware.serial("/dev/serial0", baudrate=9600, timeout_s=1.0, owner='sensor "b" (mhz19)')
+    hardware.close()
+    assert not port.is_open  # type: ignore[attr-defined]
+
+
+def test_the_default_factory_opens_a_real_tty_with_pyserial() -> None:
+    """pyserial on a pseudo-terminal: 9600 8N1, the timeout, exclusive access, bytes both ways."""
+    pytest.importorskip("serial")
+    controller, device = os.openpty()
+    path = os.ttyname(device)
+    hardware = Hardware()
+    try:
+        port = hardware.serial(path, baudrate=9600, timeout_s=0.05, owner="s")
+        assert (port.baudrate, port.bytesize, port.parity, port.stopbits) == (9600, 8, "N", 1)  # type: ignore[attr-defined]
+        os.write(controller, b"\x42\x4d")
+        assert port.read(2) == b"\x42\x4d"
+        assert port.read(1) == b""  # the timeout, not a hang
+        port.write(b"\xff\x01")
+        assert os.read(controller, 2) == b"\xff\x01"
+        with pytest.raises(SensorError, match="in use by another program"):
+            Hardware().serial(path, baudrate=9600, timeout_s=0.05, owner="t")  # the exclusive lock
+    finally:
+        hardware.close()
+        os.close(controller)
+        os.close(device)

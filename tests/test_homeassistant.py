@@ -25,6 +25,7 @@ from sensord.mqtt.discovery import Announcer
 from sensord.sensor import Channel, Sample
 from sensord.systemd import Notifier
 from sensord.testing.fake_mqtt import FakeBroker
+from sensord_plugins.sgp40 import voc_algorithm_class
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +57,18 @@ def test_the_fake_node_announces_every_channel_with_its_class_unit_and_precision
     assert (mast.device_class, mast.unit, mast.precision) == ("pressure", "hPa", 2)
     assert (by_name["office_co2 carbon_dioxide"].device_class, by_name["office_co2 carbon_dioxide"].precision) == \
         ("carbon_dioxide", 0)
+    co2 = by_name["bedroom_co2 carbon_dioxide"]  # SCD30: floats, shown to 0.1 ppm
+    assert (co2.device_class, co2.unit, co2.precision) == ("carbon_dioxide", "ppm", 1)
+    gas = by_name["lounge gas_resistance"]  # BME680: Home Assistant has no device class for Ω
+    assert (gas.device_class, gas.unit, gas.state_class, gas.precision) == (None, "Ω", "measurement", 0)
+    # SGP40: voc_index with Sensirion's algorithm, which the test extra installs and Debian lacks
+    # (the .deb's build-time run of this test goes without it).
+    with_voc = voc_algorithm_class() is not None
+    if with_voc:
+        voc = by_name["living_voc voc_index"]
+        assert (voc.device_class, voc.unit, voc.precision) == ("aqi", None, 0)
+    else:
+        assert "living_voc voc_index" not in by_name and "living_voc voc_raw" in by_name
     rain = by_name["rain total"]
     assert (rain.device_class, rain.unit, rain.state_class) == ("precipitation", "mm", "total_increasing")
     assert by_name["rain count"].state_class == "total_increasing"
@@ -76,8 +89,15 @@ def test_the_fake_node_announces_every_channel_with_its_class_unit_and_precision
     assert (infrared.device_class, infrared.unit, infrared.state_class) == (None, None, "measurement")  # counts
     fridge = by_name["fridge temperature"]
     assert (fridge.device_class, fridge.unit, fridge.precision) == ("temperature", "°C", 2)  # MCP9808: 0.0625 °C steps
+    # UART sensors: particulate matter in Home Assistant's spelling of µg/m³ (a Greek mu), CO2 as scd4x's.
+    assert [(by_name[f"balcony {q}"].device_class, by_name[f"balcony {q}"].unit, by_name[f"balcony {q}"].precision)
+            for q in ("pm1", "pm2_5", "pm10")] == [("pm1", "\u03bcg/m³", 0), ("pm25", "\u03bcg/m³", 0),
+                                                     ("pm10", "\u03bcg/m³", 0)]
+    assert (by_name["street pm2_5"].device_class, by_name["street pm2_5"].precision) == ("pm25", 1)
+    assert (by_name["balcony particles_0_3um"].device_class, by_name["balcony particles_0_3um"].unit) == (None, "/dL")
+    assert by_name["living_room_co2 carbon_dioxide"].device_class == "carbon_dioxide"
     # Every sensor channel of the config and the diagnostics, each once.
-    assert len({e.component_id for e in entities}) == len({e.key for e in entities}) == len(entities) == 59
+    assert len({e.component_id for e in entities}) == len({e.key for e in entities}) == len(entities) == 79 + with_voc
 
 
 def test_every_built_in_mapping_is_one_home_assistant_accepts() -> None:
@@ -88,7 +108,7 @@ def test_every_built_in_mapping_is_one_home_assistant_accepts() -> None:
     for rule in ha.DEVICE_CLASSES:
         known = sensor_classes[rule.device_class]
         for unit in rule.units:
-            assert unit in known["units"], (rule.device_class, unit, known["units"])
+            assert (unit or None) in known["units"], (rule.device_class, unit, known["units"])
         for kind in rule.kinds:
             state_class = "total_increasing" if kind == "total" else "measurement"
             assert known["state_classes"] is None or state_class in known["state_classes"], (rule, state_class)
@@ -106,10 +126,16 @@ def test_every_built_in_mapping_is_one_home_assistant_accepts() -> None:
     (Channel("soil_moisture", "%", 0.1), ("sensor", "moisture", "%", "measurement")),
     (Channel("memory_used", "%", 0.1), ("sensor", None, "%", "measurement")),
     (Channel("load_1m", "", 0.01), ("sensor", None, None, "measurement")),
+    (Channel("voc_index", "", 1.0), ("sensor", "aqi", None, "measurement")),
+    (Channel("voc_raw", "", 1.0), ("sensor", None, None, "measurement")),
     (Channel("energy", "Wh", 1.0, "total"), ("sensor", "energy", "Wh", "total_increasing")),
     (Channel("water", "l", 1.0, "total"), ("sensor", "water", "L", "total_increasing")),
     (Channel("wind_run", "m", 0.667, "total"), ("sensor", "distance", "m", "total_increasing")),
     (Channel("uptime", "s", 1.0, "total"), ("sensor", "duration", "s", "total_increasing")),
+    (Channel("pm1", "µg/m³", 1.0), ("sensor", "pm1", "μg/m³", "measurement")),
+    (Channel("pm10", "µg/m³", 1.0), ("sensor", "pm10", "μg/m³", "measurement")),
+    (Channel("pm2_5", "µg/m³", 0.1), ("sensor", "pm25", "μg/m³", "measurement")),
+    (Channel("pm4", "µg/m³", 1.0), ("sensor", "pm4", "μg/m³", "measurement")),
     (Channel("door_open", kind="binary"), ("binary_sensor", "door", None, None)),
     (Channel("float_switch", kind="binary"), ("binary_sensor", None, None, None)),
 ])

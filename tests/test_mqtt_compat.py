@@ -23,7 +23,7 @@ def fake_aiomqtt(monkeypatch: pytest.MonkeyPatch, *, module_version: str, dist_v
             raise importlib.metadata.PackageNotFoundError(dist)
         return dist_version
 
-    monkeypatch.setattr(mqtt_compat.importlib.metadata, "version", version)
+    monkeypatch.setattr(importlib.metadata, "version", version)
 
 
 def test_debian_trixie_aiomqtt_with_a_placeholder_module_version_is_accepted(
@@ -38,6 +38,14 @@ def test_debian_trixie_aiomqtt_with_a_placeholder_module_version_is_accepted(
 def test_aiomqtt_without_dist_info_falls_back_to_the_module_version(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_aiomqtt(monkeypatch, module_version="2.5.0", dist_version=None)
     assert mqtt_compat._import_library()[1] == "aiomqtt"
+
+
+def test_a_real_module_version_is_taken_without_reading_the_dist_info(monkeypatch: pytest.MonkeyPatch) -> None:
+    # importlib.metadata (email, zipfile...) is imported only for trixie's placeholder.
+    fake_aiomqtt(monkeypatch, module_version="2.5.1", dist_version=None)
+    monkeypatch.setattr(importlib.metadata, "version", lambda dist: pytest.fail("read the dist-info"))
+    assert mqtt_compat._import_library()[1] == "aiomqtt"
+    assert mqtt_compat._library_version(types.SimpleNamespace(__version__="3.0.0"), "aiomqtt") == "3.0.0"
 
 
 @pytest.mark.parametrize("dist_version", ["1.2.1", "3.0.0"])

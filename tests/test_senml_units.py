@@ -56,6 +56,12 @@ BUILTIN = [
     # The iio and hwmon types' units (plugins/iio.py TYPES, plugins/hwmon.py TYPES).
     ("resistance", "Ω", "Ohm", 0, 47000), ("fan_speed", "rpm", "1/min", 0, 1830),
     ("conductivity", "S/m", "S/m", 0, 1.413), ("oxygen", "%", "/", -2, 20.9), ("uv_index", "", None, 0, 3),
+    ("gas_resistance", "Ω", "Ohm", 0, 20467),
+    ("voc_raw", "", None, 0, 30000), ("voc_index", "", None, 0, 100),
+    # The UART particulate sensors (pms5003, sds011): µg/m³ and counts per 0.1 L have no plain
+    # SenML unit (kg/m3 would need 10**-9), so they go out with sensord_u.
+    ("pm1", "µg/m³", None, 0, 8), ("pm2_5", "µg/m³", None, 0, 12.3), ("pm10", "µg/m³", None, 0, 15),
+    ("particles_0_3um", "/dL", None, 0, 1530),
 ]
 
 
@@ -82,8 +88,9 @@ def test_kernel_sensor_units_are_in_the_table() -> None:
     declared = {(q, u) for q, u, _ in [*iio.TYPES.values(), *iio.MODIFIED.values()]}
     declared |= {(q, u) for q, u, *_ in hwmon.TYPES.values()}
     covered = {u for _, u, *_ in BUILTIN}
-    # Not registered, sent with sensord_u: Wh (a secondary unit), µg/m³ (its kg/m3 needs 10**-9).
-    assert {u for _, u in declared} - covered == {"Wh", "µg/m³"}
+    # Not registered, sent with sensord_u: Wh (a secondary unit); µg/m³ (its kg/m3 needs 10**-9) is
+    # in the table for the UART particulate sensors.
+    assert {u for _, u in declared} - covered == {"Wh"}
 
 
 def test_the_registry_list_in_the_code_is_the_rfcs() -> None:
@@ -103,7 +110,8 @@ def test_builtin_units_go_out_registered(quantity: str, unit: str, registered: s
         v = record.get("v", record.get(2))
         assert Decimal(str(v)) == Decimal(repr(value)).scaleb(n), name  # exact, short: 0.374, 101325
         assert len(str(v)) <= len(repr(value)) + 6
-        assert "sensord_u" not in record or unit == "ppm"  # ppm shares "/" with %, so it says which
+        # ppm shares "/" with %, so it says which; an unregistered unit goes as sensord_u alone.
+        assert "sensord_u" not in record or unit == "ppm" or registered is None
 
 
 def test_percent_is_a_ratio_and_humidity_is_percent_rh() -> None:

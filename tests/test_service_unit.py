@@ -7,16 +7,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_the_service_leaves_the_kernel_sensors_readable() -> None:
-    """The iio and hwmon types read /sys/bus/iio/devices, /sys/class/hwmon and what their links
-    lead to (/sys/devices, the device tree under /sys/firmware): nothing in the unit may hide or
-    replace those. /sys read-only (ProtectKernelTunables=yes) is what they need, and intended."""
+def unit_settings() -> tuple[str, dict[str, list[str]]]:
+    """The unit's text, and its settings: each key's words, over all its lines."""
     unit = (ROOT / "debian" / "sensord.service").read_text()
     settings: dict[str, list[str]] = {}
     for line in unit.splitlines():
         if "=" in line and not line.startswith("#"):
             key, value = line.split("=", 1)
             settings.setdefault(key.strip(), []).extend(value.split())
+    return unit, settings
+
+
+def test_the_service_leaves_the_kernel_sensors_readable() -> None:
+    """The iio and hwmon types read /sys/bus/iio/devices, /sys/class/hwmon and what their links
+    lead to (/sys/devices, the device tree under /sys/firmware): nothing in the unit may hide or
+    replace those. /sys read-only (ProtectKernelTunables=yes) is what they need, and intended."""
+    unit, settings = unit_settings()
     assert settings["ProtectKernelTunables"] == ["yes"] and settings["ProtectSystem"] == ["strict"]
     read = ["/sys/bus/iio/devices", "/sys/class/hwmon", "/sys/devices", "/sys/firmware/devicetree/base"]
     for key in ("InaccessiblePaths", "TemporaryFileSystem", "BindPaths", "BindReadOnlyPaths", "NoExecPaths"):
@@ -27,10 +33,27 @@ def test_the_service_leaves_the_kernel_sensors_readable() -> None:
     assert "/sys/bus/iio/devices" in unit and "/sys/class/hwmon" in unit  # the comment says why it works
 
 
+def test_the_service_may_open_the_serial_ports_and_no_terminal() -> None:
+    """The UART sensors open /dev/serial0 (ttyS0 or ttyAMA0), /dev/ttyUSB*, /dev/ttyACM*: the
+    group dialout owns them and DevicePolicy=closed must allow their device classes (names of
+    /proc/devices), each read-write (commands are written). Terminals (tty, console, pts) stay closed."""
+    unit, settings = unit_settings()
+    assert settings["DevicePolicy"] == ["closed"]
+    assert "dialout" in settings["SupplementaryGroups"]
+    allowed = dict(zip(settings["DeviceAllow"][::2], settings["DeviceAllow"][1::2], strict=True))
+    for device_class in ("char-ttyS", "char-ttyAMA", "char-ttyUSB", "char-ttyACM"):
+        assert allowed.get(device_class) == "rw", device_class
+    assert not {"char-tty", "char-pts", "char-console", "/dev/console", "/dev/ptmx"} & set(allowed)
+    for name in ("/dev/serial0", "/dev/ttyAMA0", "/dev/ttyUSB", "/proc/devices"):
+        assert name in unit  # the comment says which devices and why
+    sysusers = (ROOT / "debian" / "sensord.sysusers").read_text()
+    assert "m sensord dialout" in sysusers.splitlines()
+    control = (ROOT / "debian" / "control").read_text()
+    assert "python3-serial (>= 3.5)," in control and "python3-serial <!nocheck>," in control
+
+
 def test_the_service_may_open_the_netlink_socket_for_link_events() -> None:
     """sensord.linkwatch reads rtnetlink (AF_NETLINK): without it the daemon only warns and
     reconnects on its backoff alone. .ci/deb-test-inside checks the booted service's log line."""
-    unit = (ROOT / "debian" / "sensord.service").read_text()
-    families = [line.split("=", 1)[1].split() for line in unit.splitlines()
-                if line.startswith("RestrictAddressFamilies=")]
-    assert families == [["AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK"]]
+    _, settings = unit_settings()
+    assert settings["RestrictAddressFamilies"] == ["AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK"]

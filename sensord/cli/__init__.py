@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import difflib
 import json
 import logging
 import os
@@ -204,6 +203,8 @@ def cmd_read(args: argparse.Namespace) -> int:
     if args.sensors:
         for name in args.sensors:
             if name not in by_name:
+                import difflib  # here: only an error's did-you-mean needs it (0.2 MiB)
+
                 close = difflib.get_close_matches(name, list(by_name), n=1)
                 hint = f', did you mean "{close[0]}"?' if close else ""
                 print(f'sensord: no sensor "{name}" in {cfg.file}{hint}', file=sys.stderr)
@@ -346,10 +347,11 @@ def cmd_detect(args: argparse.Namespace) -> int:
             return EX_FAIL
         buses = [(args.bus, bus)]
         if args.fake and args.bus == 1:
-            from ..testing.fakenode import SECOND_BUS
+            from ..testing.fakenode import SPARE_BUSES
 
-            with contextlib.suppress(OSError):  # only there when a chip model did not fit on bus 1
-                buses.append((SECOND_BUS, hardware.i2c(SECOND_BUS)))
+            for number in SPARE_BUSES:
+                with contextlib.suppress(OSError):  # only there when a chip model did not fit before
+                    buses.append((number, hardware.i2c(number)))
         kind = " (fake: one of each built-in and plugin chip model)" if args.fake else ""
         for number, each in buses:
             found = identify(each, scan(each), host.sensor_types.values(), sleep=hardware.sleep)

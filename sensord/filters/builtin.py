@@ -30,9 +30,8 @@ import re
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import ConfigError
 from ..schema import show
@@ -49,6 +48,9 @@ from .chain import (
     period_passed,
     usable,
 )
+
+if TYPE_CHECKING:
+    from decimal import Decimal
 
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*%\s*$")
 
@@ -138,21 +140,31 @@ class Clamp(Filter):
 class Quantise(Filter):
     """Round to a multiple of `quantum` (10^-decimals for `round`, the step for `step`)."""
 
-    def __init__(self, quantum: Decimal) -> None:
-        self.quantum = quantum
-        self._integral = quantum == quantum.to_integral_value()
-        # `round = N` (N >= 0): a quantum of 10**-N, rounded on the repr's digits (`_round_repr`).
-        sign, digits, exponent = quantum.as_tuple()
-        self._places = -exponent if (not sign and digits == (1,) and isinstance(exponent, int)
-                                     and exponent <= 0) else None
+    def __init__(self, quantum: str, *, places: int | None = None) -> None:
+        """`quantum` as decimal text (`"0.05"`, `"1E-2"`); `places` when it is 10**-places, places >= 0.
+
+        `decimal` is imported only when a value needs the Decimal path (a repr in exponent form,
+        `step`): it costs every daemon 0.4 MiB, and `round = N` on a float takes `_round_repr`."""
+        self._text = quantum
+        self._places = places
+        self._resolution = float(quantum)
+        self._quantum: Decimal | None = None
+
+    @property
+    def quantum(self) -> Decimal:
+        if self._quantum is None:
+            from decimal import Decimal
+
+            self._quantum = Decimal(self._text)
+        return self._quantum
 
     @classmethod
     def decimals(cls, places: int) -> Quantise:
-        return cls(Decimal(1).scaleb(-places))
+        return cls(f"1E{-places:+d}", places=places if places >= 0 else None)
 
     @classmethod
     def step(cls, step: float) -> Quantise:
-        return cls(Decimal(repr(step)))
+        return cls(repr(step))
 
     def process(self, value: Value, ts: float, force: bool = False) -> Value | None:
         if type(value) is float and self._places is not None and math.isfinite(value):
@@ -163,13 +175,16 @@ class Quantise(Filter):
             return None
         if not is_number(value):
             return value
+        from decimal import ROUND_HALF_UP, Decimal
+
         # Decimal on the shortest repr: 2.675 is printed 2.675 and should round to 2.68.
-        units = (Decimal(repr(value)) / self.quantum).to_integral_value(rounding=ROUND_HALF_UP)
-        result = units * self.quantum
-        return int(result) if self._integral else float(result)
+        quantum = self.quantum
+        units = (Decimal(repr(value)) / quantum).to_integral_value(rounding=ROUND_HALF_UP)
+        result = units * quantum
+        return int(result) if quantum == quantum.to_integral_value() else float(result)
 
     def resolution(self, upstream: float | None) -> float | None:
-        quantum = float(self.quantum)
+        quantum = self._resolution
         # Values already on a coarser grid that is a multiple of ours stay on it.
         return upstream if upstream is not None and on_grid(upstream, quantum) else quantum
 

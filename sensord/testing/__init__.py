@@ -1,10 +1,12 @@
 """Test helpers for sensord drivers and plugins: a fake I2C bus with chip models, mock GPIO pins, a
-virtual clock, a fake sysfs tree for the kernel's IIO and hwmon devices (`FakeSysfs`), a real
+virtual clock, a fake sysfs tree for the kernel's IIO and hwmon devices (`FakeSysfs`), fake
+serial ports with frame-level device models for UART sensors (`FakeSerialPorts`, `FakeSerialPort`,
+`SerialDeviceModel`), a real
 mosquitto broker (`Mosquitto`, `make_test_pki`) with a paho subscriber to watch it (`Subscription`,
 `Message`), a TCP proxy to cut or stall links (`TcpProxy`), an in-memory broker for fast tests of
 the MQTT stage (`FakeBroker`), a harness that runs one sensor through scheduler, filters and
 encoder on virtual time without MQTT (`run_sensor`, `HarnessResult`), and a pytest plugin
-(fixtures `fake_i2c_bus`, `mock_pin_factory`, `mock_pins`, `fake_sysfs`, `fake_hardware`,
+(fixtures `fake_i2c_bus`, `mock_pin_factory`, `mock_pins`, `fake_sysfs`, `fake_serial_ports`, `fake_hardware`,
 `fake_clock`, `sensor_harness`, `mqtt_broker`, `mqtt_broker_factory`, `fake_mqtt_broker`) that is
 active once sensord is installed.
 
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from .mqtt_client import Message, Subscription
     from .pins import MockPins, fake_hardware, mock_pin_factory
     from .proxy import TcpProxy
+    from .serial import FakeSerialPort, FakeSerialPorts, SerialDeviceModel
     from .sysfs import FakeSysfs
 
 __all__ = [
@@ -35,6 +38,8 @@ __all__ = [
     "FakeBroker",
     "FakeClock",
     "FakeI2CBus",
+    "FakeSerialPort",
+    "FakeSerialPorts",
     "FakeSysfs",
     "HarnessResult",
     "I2CDeviceModel",
@@ -42,6 +47,7 @@ __all__ = [
     "MockPins",
     "Mosquitto",
     "RegisterMapDevice",
+    "SerialDeviceModel",
     "Subscription",
     "TcpProxy",
     "Transaction",
@@ -56,6 +62,8 @@ _MODULE_OF = {
     "FakeBroker": "fake_mqtt",
     "FakeClock": "clock",
     "FakeI2CBus": "i2c",
+    "FakeSerialPort": "serial",
+    "FakeSerialPorts": "serial",
     "FakeSysfs": "sysfs",
     "HarnessResult": "harness",
     "I2CDeviceModel": "i2c",
@@ -63,6 +71,7 @@ _MODULE_OF = {
     "MockPins": "pins",
     "Mosquitto": "broker",
     "RegisterMapDevice": "i2c",
+    "SerialDeviceModel": "serial",
     "Subscription": "mqtt_client",
     "TcpProxy": "proxy",
     "Transaction": "i2c",

@@ -27,6 +27,8 @@ from .i2c import FakeI2CBus
 if TYPE_CHECKING:
     from gpiozero.pins.mock import MockFactory, MockPin
 
+    from .serial import FakeSerialPorts
+
 #: A gpiozero pin name: a BCM number (17) or a name ("GPIO17", "BOARD11").
 PinName = int | str
 
@@ -105,13 +107,15 @@ class MockPins:
 
 def fake_hardware(i2c_buses: Mapping[int, FakeI2CBus] | FakeI2CBus | None = None,
                   pin_factory: Any = None, sleep: Callable[[float], None] | None = None,
-                  w1_root: str | None = None, sysfs: Sysfs | None = None) -> Hardware:
+                  w1_root: str | None = None, sysfs: Sysfs | None = None,
+                  serial: FakeSerialPorts | None = None) -> Hardware:
     """A `Hardware` on fake I2C buses and a `MockFactory`, to hand to a `Sensor`; its sysfs is
     `sysfs` (a `sensord.testing.FakeSysfs`), or one in a fresh empty directory, never the host's.
 
     `i2c_buses` maps bus numbers to buses; a single `FakeI2CBus` is bus 1, None gives an empty
     bus 1. Opening another bus number fails like `SMBus(n)` does when /dev/i2c-n is missing.
-    `pin_factory` defaults to a fresh `mock_pin_factory()`.
+    `pin_factory` defaults to a fresh `mock_pin_factory()`. Serial ports are `serial`'s
+    (a `sensord.testing.FakeSerialPorts`), or none: opening one then fails with ENOENT.
     """
     if i2c_buses is None:
         buses: dict[int, FakeI2CBus] = {1: FakeI2CBus()}
@@ -132,8 +136,13 @@ def fake_hardware(i2c_buses: Mapping[int, FakeI2CBus] | FakeI2CBus | None = None
         from .sysfs import FakeSysfs
 
         sysfs = FakeSysfs()
+    if serial is None:
+        from .serial import FakeSerialPorts
+
+        serial = FakeSerialPorts()
     hardware = Hardware(i2c_factory=open_bus, pin_factory=pin_factory,
-                        sleep=sleep if sleep is not None else (lambda _s: None), sysfs=sysfs)
+                        sleep=sleep if sleep is not None else (lambda _s: None), sysfs=sysfs,
+                        serial_factory=serial.open)
     if w1_root is not None:
         hardware.w1_root = w1_root
     return hardware

@@ -2,8 +2,9 @@
 
 Fixtures for driver and plugin tests: `fake_i2c_bus`, `mock_pin_factory`, `mock_pins`,
 `fake_sysfs` (an empty `sensord.testing.FakeSysfs` tree under the test's `tmp_path`: add IIO and
-hwmon devices, inject read errors), `fake_hardware` (a `Hardware` on the first two and
-`fake_sysfs`), `fake_clock`, and `sensor_harness`
+hwmon devices, inject read errors), `fake_serial_ports` (a `sensord.testing.FakeSerialPorts` on
+`fake_clock`: attach a `SerialDeviceModel` at a path, unplug it, inject bytes), `fake_hardware`
+(a `Hardware` on the first two, `fake_sysfs` and `fake_serial_ports`), `fake_clock`, and `sensor_harness`
 (`sensord.testing.run_sensor` on that `fake_hardware` and `fake_clock`: a sensor through
 scheduler, filters and encoder on virtual time, without MQTT).
 
@@ -37,7 +38,16 @@ if TYPE_CHECKING:
 
     from sensord.hardware import Hardware
     from sensord.sensor import Sensor, SensorConfig
-    from sensord.testing import FakeBroker, FakeClock, FakeI2CBus, FakeSysfs, HarnessResult, MockPins, Mosquitto
+    from sensord.testing import (
+        FakeBroker,
+        FakeClock,
+        FakeI2CBus,
+        FakeSerialPorts,
+        FakeSysfs,
+        HarnessResult,
+        MockPins,
+        Mosquitto,
+    )
 
 
 @pytest.fixture
@@ -79,12 +89,24 @@ def fake_sysfs(tmp_path: Path) -> FakeSysfs:
 
 
 @pytest.fixture
-def fake_hardware(fake_i2c_bus: FakeI2CBus, mock_pin_factory: MockFactory, fake_sysfs: FakeSysfs) -> Iterator[Hardware]:
-    """A `Hardware` whose bus 1 is `fake_i2c_bus`, whose pin factory is `mock_pin_factory` and
-    whose sysfs is `fake_sysfs`."""
+def fake_serial_ports(fake_clock: FakeClock) -> FakeSerialPorts:
+    """No serial ports yet, on `fake_clock`: `fake_serial_ports.attach("/dev/serial0", model)`
+    gives a `FakeSerialPort` (`unplug()`, `pull()`, `inject(b"...")`); `deny(path)` makes
+    opening it fail with EACCES."""
+    from sensord.testing.serial import FakeSerialPorts
+
+    return FakeSerialPorts(clock=fake_clock)
+
+
+@pytest.fixture
+def fake_hardware(fake_i2c_bus: FakeI2CBus, mock_pin_factory: MockFactory, fake_sysfs: FakeSysfs,
+                  fake_serial_ports: FakeSerialPorts) -> Iterator[Hardware]:
+    """A `Hardware` whose bus 1 is `fake_i2c_bus`, whose pin factory is `mock_pin_factory`,
+    whose sysfs is `fake_sysfs` and whose serial ports are `fake_serial_ports`."""
     from sensord.testing.pins import fake_hardware as make_hardware
 
-    hardware = make_hardware(fake_i2c_bus, pin_factory=mock_pin_factory, sysfs=fake_sysfs)
+    hardware = make_hardware(fake_i2c_bus, pin_factory=mock_pin_factory, sysfs=fake_sysfs,
+                             serial=fake_serial_ports)
     yield hardware
     hardware.close()
 

@@ -1,5 +1,6 @@
-"""What the driver tests share: a driver on a `FakeI2CBus` (bus 1) whose sleeps advance a
-`FakeClock`, a hand-moved pin clock, and the TOML example of a plugin module's docstring parsed as a config file."""
+"""What the driver tests share: a driver on a `FakeI2CBus` (bus 1) or a `FakeSerialPort` whose
+sleeps advance a `FakeClock`, a hand-moved pin clock, and the TOML example of a plugin module's
+docstring parsed as a config file."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sensord.config import Config, parse_config
 from sensord.hardware import Hardware
 from sensord.testing.clock import FakeClock
 from sensord.testing.i2c import FakeI2CBus
+from sensord.testing.serial import FakeSerialPort, FakeSerialPorts, SerialDeviceModel
 
 S = TypeVar("S", bound=I2CSensor)
 
@@ -29,6 +31,19 @@ def opened(cls: type[S], chip: Any, clock: FakeClock, *, name: str, **options: A
     sensor = on_bus(cls, bus, clock, name=name, **options)
     sensor.open()
     return sensor, bus
+
+
+U = TypeVar("U", bound=Sensor)
+
+
+def on_port(cls: type[U], model: SerialDeviceModel | None, clock: FakeClock, *, name: str,
+            path: str = "/dev/serial0", **options: Any) -> tuple[U, FakeSerialPort]:
+    """A `cls` driver named `name`, not yet opened, whose `port` is `path` with `model` on the
+    line, and that port; reads on it and the driver's sleeps advance `clock`."""
+    ports = FakeSerialPorts(clock=clock)
+    port = ports.attach(path, model)
+    hardware = Hardware(serial_factory=ports.open, sleep=clock.advance)
+    return cls(cls.Config(port=path, **options), name=name, hardware=hardware), port
 
 
 def example_config(module: ModuleType, *types: type[Sensor]) -> Config:

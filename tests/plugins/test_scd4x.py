@@ -11,14 +11,13 @@ from driver_kit import example_config
 from sensord import ConfigError, SensorError
 from sensord.config import build_options
 from sensord.hardware import Hardware
-from sensord.i2c import crc8, words_with_crc
+from sensord.i2c import command_bytes, crc8, words_with_crc
 from sensord.testing.i2c import FakeI2CBus, RegisterMapDevice
 from sensord.testing.models.scd4x import SCD4xModel
 from sensord_plugins import scd4x as plugin
 from sensord_plugins.scd4x import (
     SCD4x,
     SCD4xConfig,
-    command_bytes,
     data_ready,
     humidity_pct,
     serial_number,

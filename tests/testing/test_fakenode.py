@@ -16,7 +16,7 @@ from sensord.config import parse_config
 from sensord.detect import identify, scan, suggest_name, toml_block
 from sensord.plugins import collect_device_models, get_plugin_manager
 from sensord.testing import FakeI2CBus, I2CDeviceModel, RegisterMapDevice
-from sensord.testing.fakenode import SECOND_BUS, fake_node_bus, fake_node_buses
+from sensord.testing.fakenode import SECOND_BUS, SPARE_BUSES, fake_node_bus, fake_node_buses
 
 
 def built_in_models() -> list[type[Any]]:
@@ -65,6 +65,17 @@ def test_fake_bus_places_models_in_order_and_leaves_out_one_with_no_free_address
     assert not any(isinstance(m, ThermoModel) for m in full.devices.values())
 
 
+def test_a_model_with_addresses_goes_on_the_next_spare_bus() -> None:
+    class BoschLikeModel(RegisterMapDevice):
+        DEFAULT_ADDRESS = 0x77
+        ADDRESSES = (0x76, 0x77)
+
+    buses = fake_node_buses([BoschLikeModel] * 7)
+    assert SPARE_BUSES == (SECOND_BUS, 4) and sorted(buses) == [1, 3, 4]
+    assert all(sorted(buses[n].devices) == [0x76, 0x77] and buses[n].number == n for n in (1, 3, 4))  # 7th: left out
+    assert buses[4].devices[0x76].address == 0x76  # built with address=
+
+
 def test_a_model_with_addresses_keeps_to_them_and_goes_to_the_second_bus_when_they_are_taken() -> None:
     class FixedModel(RegisterMapDevice):
         DEFAULT_ADDRESS = 0x40
@@ -81,24 +92,25 @@ def test_a_model_with_addresses_keeps_to_them_and_goes_to_the_second_bus_when_th
         DEFAULT_ADDRESS = 0x40
 
     buses = fake_node_buses([FixedModel, FreeModel, PinsModel, OtherFixedModel])
-    assert SECOND_BUS == 3 and set(buses) == {1, 3}
+    assert SECOND_BUS == 3 and set(buses) == {1, 3, 4}
     placed = {(n, a): type(m).__name__ for n, bus in buses.items() for a, m in bus.devices.items()}
     # FreeModel takes the next free address (0x41); PinsModel finds both of its own taken on bus 1;
-    # OtherFixedModel finds 0x40 taken on both buses and is left out.
-    assert placed == {(1, 0x40): "FixedModel", (1, 0x41): "FreeModel", (3, 0x40): "PinsModel"}
+    # OtherFixedModel finds 0x40 taken on buses 1 and 3 and goes on bus 4.
+    assert placed == {(1, 0x40): "FixedModel", (1, 0x41): "FreeModel", (3, 0x40): "PinsModel",
+                      (4, 0x40): "OtherFixedModel"}
     assert fake_node_bus([FixedModel]).devices.keys() == {0x40}
     assert set(fake_node_buses([FixedModel])) == {1}  # no second bus when nothing needs it
 
 
-def test_a_model_with_no_free_address_on_either_bus_is_left_out() -> None:
+def test_a_model_with_no_free_address_on_any_bus_is_left_out() -> None:
     class FixedModel(RegisterMapDevice):
         DEFAULT_ADDRESS = 0x40
         ADDRESSES = (0x40,)
 
-    clones = [type(f"Clone{i}", (FixedModel,), {}) for i in range(3)]
+    clones = [type(f"Clone{i}", (FixedModel,), {}) for i in range(4)]
     buses = fake_node_buses(clones)
     assert {n: [type(m).__name__ for m in bus.devices.values()] for n, bus in buses.items()} == \
-        {1: ["Clone0"], 3: ["Clone1"]}
+        {1: ["Clone0"], 3: ["Clone1"], 4: ["Clone2"]}
 
 
 def test_fake_bus_with_the_built_in_models() -> None:
@@ -138,7 +150,7 @@ def test_a_model_whose_addresses_are_taken_goes_on_the_second_bus() -> None:
     assert {a: type(m).__name__ for a, m in fake_node_buses([OtherHolderModel, PinnedModel])[1].devices.items()} \
         == {0x77: "OtherHolderModel", 0x76: "PinnedModel"}
     # Both taken: bus 3, not a wrapped address no config for the chip could name; then its other address there.
-    buses = fake_node_buses([HolderModel, OtherHolderModel, PinnedModel, PinnedModel, PinnedModel])
+    buses = fake_node_buses([HolderModel, OtherHolderModel, PinnedModel, PinnedModel])
     assert sorted(buses) == [1, SECOND_BUS] and SECOND_BUS == 3
     assert sorted(buses[1].devices) == [0x76, 0x77]
     assert {a: type(m).__name__ for a, m in buses[SECOND_BUS].devices.items()} == {0x77: "PinnedModel",
@@ -146,10 +158,11 @@ def test_a_model_whose_addresses_are_taken_goes_on_the_second_bus() -> None:
     assert buses[SECOND_BUS].number == 3 and buses[SECOND_BUS].devices[0x76].address == 0x76
 
 
-def test_the_built_in_bosch_models_share_two_buses() -> None:
+def test_the_built_in_bosch_models_share_three_buses() -> None:
     from sensord.testing.fakenode import fake_node_buses
 
     buses = fake_node_buses(built_in_models())
     names = {(n, a): type(m).__name__ for n, bus in buses.items() for a, m in bus.devices.items()}
     assert {k: v for k, v in names.items() if k[1] in (0x76, 0x77)} == {
-        (1, 0x76): "BMP280Model", (1, 0x77): "BME280Model", (3, 0x77): "BMP388Model", (3, 0x76): "BMP390Model"}
+        (1, 0x76): "BMP280Model", (1, 0x77): "BME280Model", (3, 0x77): "BME680Model", (3, 0x76): "BMP388Model",
+        (4, 0x77): "BMP390Model"}

@@ -1,0 +1,57 @@
+"""What a daemon's start-up does not import: modules that only an error, another encoding or a
+third-party plugin needs (issue 13: every module imported stays resident for the daemon's life).
+
+Checked in a fresh interpreter that imports what `sensord run` imports and builds the runnable
+node from a config with a `sim` sensor and a `round` filter (this interpreter has imported
+everything already).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CONFIG = """\
+[plugins]
+dirs = []
+[[sensor]]
+name = "s"
+type = "sim"
+interval_s = 1
+filters = [{round = 1}]
+"""
+
+
+def loaded_by_start_up(tmp_path: Path) -> set[str]:
+    cfg = tmp_path / "node.toml"
+    cfg.write_text(CONFIG)
+    code = ("import json, sys\nimport sensord.cli, sensord.daemon, sensord.mqtt.compat\n"
+            "from sensord import startup\nstartup.load_runnable(sys.argv[1])\n"
+            "print(json.dumps(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code, str(cfg)], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return set(json.loads(out.stdout.splitlines()[-1]))
+
+
+def imports_itself(module: str, by: str) -> bool:
+    code = f"import sys, {by}; print({module!r} in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.strip() == "True"
+
+
+def test_the_did_you_mean_and_decimal_modules_wait_for_their_use(tmp_path: Path) -> None:
+    # difflib: only an error's did-you-mean; decimal: `round` on a value in exponent form, `step`, SenML.
+    assert {"difflib", "decimal"} & loaded_by_start_up(tmp_path) == set()
+
+
+def test_no_entry_point_scan_without_a_plugin_that_declares_one(tmp_path: Path) -> None:
+    # No distribution in this venv declares [sensord]; the MQTT library's version comes from its module.
+    if imports_itself("importlib.metadata", "pluggy"):
+        pytest.skip("this pluggy imports importlib.metadata itself (1.0, bookworm's)")
+    assert "importlib.metadata" not in loaded_by_start_up(tmp_path)
