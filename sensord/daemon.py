@@ -41,6 +41,7 @@ from .buffer import Buffer
 from .config import Config, SensorSpec
 from .encoding import DEFAULT_ENCODING, DecodeError
 from .hardware import Hardware
+from .linkwatch import LinkWatch
 from .mqtt import Publisher, Topics
 from .mqtt.discovery import Announcer
 from .pipeline import MEMORY_MAX_READINGS, Pipeline, filtered_channels
@@ -62,8 +63,10 @@ class Daemon:
 
     def __init__(self, config_path: str, loaded: startup.Loaded, *, hardware: Hardware | None = None,
                  notifier: Notifier | None = None, memory_max_readings: int = MEMORY_MAX_READINGS,
-                 timebase: TimeBase | None = None) -> None:
-        """`timebase`: the clocks and sync source (tests inject them); default from `[clock]`."""
+                 timebase: TimeBase | None = None, linkwatch: LinkWatch | None = None) -> None:
+        """`timebase`: the clocks and sync source (tests inject them); default from `[clock]`.
+        `linkwatch`: the kernel's link-up events (`sensord.linkwatch`), which end the publisher's
+        reconnect backoff."""
         self.config_path = config_path
         self.loaded = loaded
         self.hardware = hardware or Hardware()
@@ -80,6 +83,8 @@ class Daemon:
         self._schedule: dict[str, NextRead] = {}  # each sensor's next read, kept across reloads
         self.timebase = timebase or self._timebase()
         self.timebase.on_sync = self._clock_synced
+        self._publisher: Publisher | None = None  # this generation's, for the link-up events
+        self._linkwatch = linkwatch or LinkWatch(self._link_up)
         # Home Assistant discovery: what it published last is kept beside the buffer.
         self.announcer = Announcer(loaded.config, state_file=Path(self.buffer_path).with_name("homeassistant.json"),
                                    state_topic="", status_topic="", version=__version__)
@@ -89,6 +94,10 @@ class Daemon:
         return self.loaded.config
 
     # -- signals ---------------------------------------------------------------------------------
+
+    def _link_up(self, what: str) -> None:
+        if self._publisher is not None:
+            self._publisher.link_up(what)
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -118,6 +127,7 @@ class Daemon:
         self.timebase.start()
         self._recover_staged()
         watchdog = asyncio.create_task(self._watchdog())
+        self._linkwatch.start()
         try:
             first = True
             while True:
@@ -128,6 +138,7 @@ class Daemon:
             return EX_IOERR if self._lost else 0
         finally:
             watchdog.cancel()
+            self._linkwatch.close()
             self.buffer.close()
             self.hardware.close()
             self.notifier.close()
@@ -207,6 +218,9 @@ class Daemon:
         publisher = Publisher(cfg, topics=topics, buffer=self.buffer, wake=self._wake,
                               meta=lambda: self._meta(sensors), notifier=self.notifier,
                               encodings=self.loaded.plugins.encodings, announcer=self.announcer)
+        self._publisher = publisher
+        publisher.link_watched = self._linkwatch.watching
+        pipeline.on_urgent = publisher.urgent
         tasks = [asyncio.create_task(scheduler.run(), name="scheduler"),
                  asyncio.create_task(pipeline.flush_forever(), name="flusher"),
                  asyncio.create_task(publisher.run(), name="publisher")]

@@ -45,9 +45,12 @@ class BrokerError(SensordError, ConnectionError):
 
     The daemon retries every BrokerError with backoff. `transient` is False when retrying alone
     will not help (a wrong password, an untrusted certificate): log those at ERROR, as they
-    need someone to change the configuration or the broker."""
+    need someone to change the configuration or the broker. `no_route` is True when the
+    kernel had no way to the broker (network or host unreachable, network down): the node's own
+    link is down, and no packet went out."""
 
     transient: bool = True
+    no_route: bool = False
 
 
 class BrokerUnreachable(BrokerError):

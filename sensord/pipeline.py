@@ -112,6 +112,7 @@ class Pipeline:
         self.seal_retry_at = 0.0  # monotonic; after a refused seal, no new attempt before this
         self._unsealable: set[str] = set()  # channels whose bad values were named
         self._kicked: Callable[[], None] = lambda: None  # wakes flush_forever to look again
+        self.on_urgent: Callable[[], None] = lambda: None  # a reading of an urgent sensor passed (the publisher)
 
     def configure(self, sensors: Sequence[tuple[str, ChannelFilters, Sensor]], *, node: str, batcher: Batcher,
                   encoding: str | Encoding, encodings: Mapping[str, Encoding] | None = None,
@@ -152,6 +153,8 @@ class Pipeline:
         fresh = not self.batcher.has_unstaged()  # the first reading to stage (and maybe of the batch)
         if (self.batcher.add(passed) or sensor in self.urgent) and may_seal:
             self.seal()
+        if sensor in self.urgent:
+            self.on_urgent()
         if fresh:
             self._kicked()  # a deadline may have appeared: the batch's age, a stage
         return passed

@@ -52,6 +52,13 @@ def test_the_service_may_open_the_serial_ports_and_no_terminal() -> None:
     assert "python3-serial (>= 3.5)," in control and "python3-serial <!nocheck>," in control
 
 
+def test_the_service_may_open_the_netlink_socket_for_link_events() -> None:
+    """sensord.linkwatch reads rtnetlink (AF_NETLINK): without it the daemon only warns and
+    reconnects on its backoff alone. .ci/deb-test-inside checks the booted service's log line."""
+    _, settings = unit_settings()
+    assert settings["RestrictAddressFamilies"] == ["AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK"]
+
+
 def bridge_settings() -> dict[str, list[str]]:
     unit = (ROOT / "debian" / "sensord.sensord-bridge.service").read_text()
     settings: dict[str, list[str]] = {}
@@ -72,9 +79,11 @@ def test_the_bridge_service_is_sandboxed_like_the_node_less_the_devices() -> Non
                                                        "RemoveIPC", "DevicePolicy", "UMask"))]
     assert len(sandbox) > 20
     for key in sandbox:
-        if key == "PrivateDevices":
+        if key in ("PrivateDevices", "RestrictAddressFamilies"):
             continue
         assert bridge.get(key) == node[key], key
+    # The node's AF_NETLINK is for its link events (sensord.linkwatch); the bridge watches no link.
+    assert bridge["RestrictAddressFamilies"] == ["AF_UNIX", "AF_INET", "AF_INET6"]
     assert bridge["PrivateDevices"] == ["yes"] and bridge["PrivateUsers"] == ["yes"]
     assert "DeviceAllow" not in bridge and "SupplementaryGroups" not in bridge
     assert bridge["User"] == node["User"] == ["sensord"]

@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("listen", help="subscribe to nodes' batches and print one JSON line per reading",
                        description="Subscribe to sensord batches and print one JSON object per reading per line "
-                                   "(node, sensor, quantity, value, unit, ts, seq).")
+                                   "(node, sensor, quantity, value, unit, ts, seq). Survives broker restarts: "
+                                   "reconnects with backoff and says so in one line on stderr.")
     p.add_argument("-c", "--config", metavar="FILE",
                    help="take broker, prefix and node from this config (options below override it)")
     p.add_argument("--host", help="broker host (default: from the config, else localhost)")
@@ -97,7 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--node", help="only this node (default: every node)")
     p.add_argument("--count", type=int, metavar="N", help="exit 0 after N readings")
     p.add_argument("--timeout", type=float, metavar="S", help="exit 0 after S seconds")
-    p.add_argument("--status", action="store_true", help='also print status changes as {"node": ..., "status": ...}')
+    p.add_argument("--status", action="store_true", help='also print status changes as {"node": ..., "status": ...}; '
+                   "after a reconnect, a retained status that changed meanwhile")
+    p.add_argument("--session", metavar="NAME",
+                   help="use a persistent session (QoS 1, kept 24 h): batches published while listen is away, "
+                        "or the broker restarts, are delivered when it is back")
     p.set_defaults(func=cmd_listen)
 
     p = sub.add_parser("bridge", help="server side: write every node's readings, once, as line protocol, "
@@ -154,6 +159,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"{cfg.file}: OK")
     print(f"  node {cfg.node.id}, broker {cfg.mqtt.host}:{cfg.mqtt.port} ({cfg.mqtt.mode}), "
           f"buffer {cfg.buffer.path}")
+    from ..mqtt.reconnect import describe_policy  # here: the other commands need no MQTT library
+
+    for line in describe_policy(cfg.mqtt):
+        print(f"  {line}")
     print(f"  plugins: {', '.join(p.name for p in loaded.plugins.loaded)}")
     print(f"  sensors: {len(cfg.sensors)} ({len(enabled)} enabled)")
     for spec in cfg.sensors:
@@ -442,7 +451,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
     return asyncio.run(listen(host=host, port=port, prefix=prefix, node=node, count=args.count,
                               timeout_s=args.timeout, status=args.status, emit=emit, mqtt=mqtt,
-                              encodings=encodings))
+                              encodings=encodings, session=args.session))
 
 
 def cmd_bridge(args: argparse.Namespace) -> int:

@@ -12,8 +12,8 @@ Tests run the link and the publisher against `sensord.testing.fake_mqtt.FakeBrok
 """
 
 from .compat import LIBRARY
-from .link import Backoff, MqttLink, Received, Will, make_tls_context, read_password_file, v5_probe_s
+from .link import Backoff, MqttLink, Received, Will, connect_timeout_s, make_tls_context, read_password_file, v5_probe_s
 from .publisher import OFFLINE, ONLINE, Publisher, Topics, format_value, will_delay_s
 
 __all__ = ["LIBRARY", "OFFLINE", "ONLINE", "Backoff", "MqttLink", "Publisher", "Received", "Topics", "Will",
-           "format_value", "make_tls_context", "read_password_file", "v5_probe_s", "will_delay_s"]
+           "connect_timeout_s", "format_value", "make_tls_context", "read_password_file", "v5_probe_s", "will_delay_s"]

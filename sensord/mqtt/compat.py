@@ -140,8 +140,10 @@ class Connection:
                  clean_start: bool, logger: logging.Logger, manual_ack: bool = False) -> None:
         # The library's own timeouts are a backstop: the awaits here use their own, shorter ones.
         kwargs: dict[str, Any] = {"identifier": client_id, "timeout": 3600} if _GEN2 else {"client_id": client_id}
-        if mqtt5:  # paho refuses clean_start for 3.1.1, whose clean session flag is left at 1
+        if mqtt5:  # paho refuses clean_start for 3.1.1, which has the clean session flag instead
             kwargs["clean_start"] = clean_start
+        else:
+            kwargs["clean_session"] = clean_start
         self._client = lib.Client(
             host, port, username=username, password=password, logger=logger, tls_context=tls,
             protocol=lib.ProtocolVersion.V5 if mqtt5 else lib.ProtocolVersion.V311,

@@ -17,6 +17,7 @@ untrusted certificate) at ERROR. Password-file and TLS-file problems are `Config
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import random
@@ -42,7 +43,7 @@ from ..errors import (
 from .compat import DISCONNECT_WITH_WILL, LIBRARY, Connection, Failure, PacketTypes, properties
 from .keepalive import Clock, MonotonicClock, keep_alive
 
-__all__ = ["LIBRARY", "Backoff", "ConnectionFactory", "MqttLink", "Received", "Transport", "Will",
+__all__ = ["LIBRARY", "Backoff", "ConnectionFactory", "connect_timeout_s", "MqttLink", "Received", "Transport", "Will",
            "make_tls_context", "read_password_file", "v5_probe_s"]
 
 # The name it had as the module sensord.mqtt: log filters and tests look for it.
@@ -60,6 +61,7 @@ _BAD_CREDENTIALS = {4, 0x86}
 _NOT_AUTHORIZED = {5, 0x87, 0x8A, 0x8C}
 _NO_MQTT5 = {1, 0x84}
 _BAD_CLIENT_ID = {2, 0x85}
+_NO_ROUTE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN}
 _V5_PROBE_MIN_S = 5.0
 _V5_PROBE_FACTOR = 4.0
 
@@ -93,6 +95,20 @@ class Transport(Protocol):
 
 #: Makes a `Transport` from the keyword arguments of `compat.Connection`'s constructor.
 ConnectionFactory = Callable[..., Transport]
+
+
+CONNECT_TIMEOUT_MIN_S = 3.0
+CONNECT_TIMEOUT_MAX_S = 30.0
+
+
+def connect_timeout_s(keepalive_s: float) -> float:
+    """How long a connect (TCP, TLS, CONNACK), a PUBACK or a PINGRESP may take: 1.5 x keepalive,
+    the silence after which the broker gives up on a client (MQTT 3.1.1 §3.1.2.10, MQTT 5
+    §3.1.2.10), within [3 s, 30 s]. At the default keepalive of 60 s that is 30 s: long enough for a
+    slow cellular link's handshakes, short enough that a SYN lost into a dead link does not hold
+    the next attempt back for the kernel's two minutes of SYN retries. At 3 s (keepalive <= 2 s)
+    it still covers two SYN retransmissions (1 s, then 2 s)."""
+    return max(CONNECT_TIMEOUT_MIN_S, min(CONNECT_TIMEOUT_MAX_S, 1.5 * keepalive_s))
 
 
 def v5_probe_s(setup_s: float) -> float:
@@ -238,12 +254,14 @@ class MqttLink:
     """
 
     def __init__(self, *, config: MqttConfig, client_id: str, will: Will | None = None,
-                 session_expiry_s: int | None = None, timeout_s: float = 30.0,
+                 session_expiry_s: int | None = None, keep_session: bool = False, timeout_s: float = 30.0,
                  logger: logging.Logger | None = None, connection_factory: ConnectionFactory = Connection,
                  clock: Clock | None = None, ack_when_handled: bool = False) -> None:
         """`client_id` should stay the same across restarts (the session and the will delay hang on
         it). `session_expiry_s` (MQTT 5) keeps the session on the broker that long after a
-        disconnect; it is raised to `will.delay_s` when that is longer. `timeout_s` is the default
+        disconnect; it is raised to `will.delay_s` when that is longer. `keep_session` asks for a
+        persistent session under MQTT 3.1.1 too (clean session 0; the broker's own expiry applies),
+        and connects with clean start 0 under MQTT 5 even without an expiry. `timeout_s` is the default
         for every wait on the broker. Reads the password file and the TLS files now, so their
         ConfigErrors come at start-up. `connection_factory` makes each network connection: the
         MQTT library's by default, an in-memory one in tests (`sensord.testing.fake_mqtt`).
@@ -260,6 +278,7 @@ class MqttLink:
         self._client_id = client_id
         self._will = will
         self._session_expiry_s = max(session_expiry_s or 0, (will.delay_s or 0) if will else 0)
+        self._keep_session = keep_session
         self._timeout_s = timeout_s
         self._log = logger or log
         self._where = f"MQTT broker {config.host}:{config.port}"
@@ -341,7 +360,8 @@ class MqttLink:
             tls=self._tls, will=(will.topic, will.payload, will.qos, will.retain, will_props) if will else None,
             connect_properties=(properties(PacketTypes.CONNECT, SessionExpiryInterval=self._session_expiry_s)
                                 if session else None),
-            clean_start=not session, logger=self._log.getChild("client"), **self._factory_extra)
+            clean_start=not (session or self._keep_session), logger=self._log.getChild("client"),
+            **self._factory_extra)
         await conn.open(timeout_s, connack_timeout=(lambda setup_s: min(timeout_s, v5_probe_s(setup_s)))
                         if probe else None)
         return conn
@@ -484,4 +504,6 @@ class MqttLink:
             return BrokerUnreachable(f"{where}: cannot resolve host name {self._config.host!r} ({exc.strerror})")
         if isinstance(exc, TimeoutError):
             return BrokerTimeout(f"{where}: connect: no answer (TCP or TLS handshake timed out)")
-        return BrokerUnreachable(f"{where}: cannot connect: {_reason(exc)}")
+        error = BrokerUnreachable(f"{where}: cannot connect: {_reason(exc)}")
+        error.no_route = exc.errno in _NO_ROUTE
+        return error

@@ -13,6 +13,13 @@ Modes:
   back, the next wake-up cancels it, and a node that misses its wake-up turns `offline` by itself.
   MQTT 3.1.1 has no will delay: the node disconnects normally, its status stays `online` between
   wake-ups, and only a connection lost mid-session (not a missed wake-up) publishes `offline`.
+
+Cutting the backoff short (`link_up`, `urgent`): the daemon's `sensord.linkwatch` reports the
+kernel's link-up events; one ends the current backoff step at once and restarts the backoff. A
+reading of an urgent sensor while disconnected gets one extra attempt per backoff step. In
+duty-cycle mode an asleep node ignores link events (nothing to send, the radio stays quiet), and
+one with batches due and no route to the broker (its own link down) waits for the event, or
+`reconnect_max_s`, instead of retrying on the backoff.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from ..sensor import Value
 from ..systemd import Notifier
 from .compat import Connection
 from .discovery import Announcer
-from .link import Backoff, ConnectionFactory, MqttLink, Will
+from .link import Backoff, ConnectionFactory, MqttLink, Will, connect_timeout_s
 
 # The name it had as the module sensord.publisher: log filters and tests look for it.
 log = logging.getLogger("sensord.publisher")
@@ -112,7 +119,7 @@ class Publisher:
         delay = will_delay_s(config) if self.duty else None
         # A broker silent for 1.5 x keepalive counts as gone (as the broker judges us); the same
         # bound, within [3 s, 30 s], limits how long a connect or a PUBACK may take.
-        timeout_s = max(3.0, min(30.0, 1.5 * self.mqtt.keepalive_s))
+        timeout_s = self.link_timeout_s = connect_timeout_s(self.mqtt.keepalive_s)
         self.link = MqttLink(config=self.mqtt, client_id=self.mqtt.client_id or f"sensord-{config.node.id}",
                              will=Will(topics.status, OFFLINE, qos=1, retain=True, delay_s=delay),
                              session_expiry_s=(2 * delay if delay else None), timeout_s=timeout_s,
@@ -130,6 +137,18 @@ class Publisher:
         self._task: asyncio.Task[None] | None = None
         self.announcer = announcer
         self._reader: asyncio.Task[None] | None = None  # messages on our subscriptions
+        # What cuts a reconnect backoff short (see link_up and urgent): the kernel saying the link
+        # is back, and a reading of an urgent sensor (one extra attempt per backoff step).
+        self._link_up = asyncio.Event()
+        self._link_up_what = ""
+        self._link_up_at = 0.0
+        self._urgent = asyncio.Event()
+        self._urgent_used = False  # this backoff step had its extra attempt
+        self._step_end: float | None = None  # loop time the current backoff step ends
+        #: Link-up events arrive (the daemon's `LinkWatch` runs): in duty-cycle mode a node with no
+        #: route to the broker then waits for one instead of retrying on the backoff.
+        self.link_watched = False
+        self._awaiting_link = False  # logged that it waits for the link
         self._stats = buffer.stats()  # refreshed by _set_status after each drain
 
     # -- the loop --------------------------------------------------------------------------------
@@ -167,6 +186,11 @@ class Publisher:
         self._failing = False
         self._failing_permanent = False
         self.backoff.reset()
+        self._link_up.clear()
+        self._urgent.clear()
+        self._urgent_used = False
+        self._step_end = None
+        self._awaiting_link = False
         self.buffer.set_link(True)
         await self.link.publish(self.topics.status, ONLINE, qos=1, retain=True)
         if not (self.duty and self._meta_sent):
@@ -272,6 +296,9 @@ class Publisher:
         while not self.buffer.peek(1) and not self._finishing:
             self.wake.clear()
             await self.wake.wait()
+            # Asleep, the node ignores link events (it has nothing to send); one that came meanwhile
+            # must not cut the backoff of this wake-up's connect.
+            self._link_up.clear()
         if self._finishing and not self.buffer.peek(1):
             self._drained.set()
             await asyncio.Event().wait()
@@ -310,10 +337,64 @@ class Publisher:
         self._failing = True
         self._failing_permanent = permanent or self._failing_permanent
         self._set_status()
-        delay = self.backoff.next_delay()
-        waiter = asyncio.create_task(self._finish_requested())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(waiter, delay)
+        self._urgent.clear()  # an urgent reading sealed before this attempt was what it tried to send
+        loop = asyncio.get_running_loop()
+        # A link event while connected counts only if the connection may have been dead already
+        # (a link that flapped faster than the keepalive noticed), not one from hours ago.
+        if loop.time() - self._link_up_at > self.mqtt.keepalive_s + 2 * self.link_timeout_s:
+            self._link_up.clear()
+        if self.duty and self.link_watched and getattr(exc, "no_route", False):
+            # The node's own link is down: retrying cannot help before it is back, and the kernel
+            # says when. Wait for that, or for reconnect_max_s in case it comes back unannounced
+            # (a route the watch does not report); the backoff does not advance meanwhile.
+            if not self._awaiting_link:
+                log.info("no route to %s: waiting for the link to come back (or %g s)", self.mqtt.host,
+                         self.mqtt.reconnect_max_s)
+                self._awaiting_link = True
+            if self._step_end is None:
+                self._step_end = loop.time() + self.mqtt.reconnect_max_s
+        elif self._step_end is None:  # else the extra attempt for an urgent reading failed: finish the step
+            self._step_end = loop.time() + self.backoff.next_delay()
+        await self._back_off(self._step_end - loop.time())
+
+    # -- what cuts the backoff short -------------------------------------------------------------
+
+    def link_up(self, what: str) -> None:
+        """The kernel reports the link back (`sensord.linkwatch`: carrier or operstate up, an
+        address or a default route added): while disconnected, try at once and restart the
+        backoff from its first step. `what` says which event, for the log."""
+        self._link_up_what = what
+        self._link_up_at = asyncio.get_running_loop().time()
+        self._link_up.set()
+
+    def urgent(self) -> None:
+        """A reading of an urgent sensor was sealed: while disconnected, one extra attempt now,
+        at most once per backoff step (the step's wait then goes on)."""
+        if not self.connected:
+            self._urgent.set()
+
+    async def _back_off(self, delay_s: float) -> None:
+        """Wait out one backoff step, or less: a stop (once), a link-up event, an urgent reading."""
+        waits = {asyncio.create_task(self._finish_requested()), link := asyncio.create_task(self._link_up.wait())}
+        urgent = None if self._urgent_used else asyncio.create_task(self._urgent.wait())
+        if urgent is not None:
+            waits.add(urgent)
+        try:
+            done, _ = await asyncio.wait(waits, timeout=max(0.0, delay_s), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+        if link in done:
+            log.info("%s: connecting now", self._link_up_what)
+            self._link_up.clear()
+            self.backoff.reset()
+        elif urgent is not None and urgent in done:
+            log.info("urgent reading while disconnected: one extra attempt now")
+            self._urgent.clear()
+            self._urgent_used = True
+            return  # the step goes on if it fails
+        self._urgent_used = False
+        self._step_end = None
 
     async def _on_refusal(self, exc: BrokerRefused) -> None:
         """The broker took the connection but not the batch: keep both, back off, send it again.
