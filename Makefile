@@ -22,12 +22,15 @@ help:
 	@echo "make deb    build dist/sensord_<version>_all.deb and check it with lintian"
 	@echo "make deb-test  install that .deb in clean bookworm, trixie and arm64 roots and test it there"
 
-# python3-venv provides ensurepip on Debian; mosquitto is the broker the integration tests start.
+# python3-venv provides ensurepip on Debian; mosquitto is the broker the integration tests start;
+# tests/test_netns.py makes namespaces and veth pairs with iproute2 and counts SYNs with tcpdump.
 deps-system:
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; }
 	@command -v mosquitto >/dev/null 2>&1 || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto; }
+	@{ PATH=$$PATH:/usr/sbin command -v ip && PATH=$$PATH:/usr/sbin command -v tcpdump; } >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 tcpdump; }
 
 $(BIN)/.installed: pyproject.toml | deps-system
 	$(PYTHON) -m venv $(VENV)

@@ -56,8 +56,10 @@ def wait_for(path: Path, text: str, *, count: int = 1, timeout_s: float = 15.0, 
 @pytest.fixture
 def namespaces() -> Iterator[tuple[str, str]]:
     """Two namespaces joined by a veth pair, addressed and up; deleted afterwards."""
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("needs root and iproute2 (ip netns)")
+    if os.geteuid() != 0:
+        pytest.skip("needs root (ip netns); CI runs as root")
+    if shutil.which("ip", path=os.environ.get("PATH", "") + ":/usr/sbin") is None:
+        pytest.fail("ip is not installed: apt-get install iproute2 (make deps-system does)")
     tag = f"sdt{os.getpid()}"
     broker_ns, node_ns = f"{tag}-b", f"{tag}-n"
     try:
@@ -121,7 +123,7 @@ def test_back_within_2_s_of_the_link_and_nothing_lost(namespaces: tuple[str, str
     broker_ns, node_ns = namespaces
     mosquitto = shutil.which("mosquitto", path=os.environ.get("PATH", "") + ":/usr/sbin")
     if mosquitto is None:
-        pytest.skip(INSTALL_HINT)
+        pytest.fail(INSTALL_HINT)
     broker_log, node_log, listen_out = tmp_path / "mosquitto.log", tmp_path / "node.log", tmp_path / "listen.json"
     (tmp_path / "mosquitto.conf").write_text(
         f"listener 1883 {BROKER_IP}\nallow_anonymous true\npersistence false\nlog_dest file {broker_log}\n"
@@ -184,7 +186,7 @@ def test_syns_to_a_refusing_broker_follow_the_documented_backoff(namespaces: tup
     broker_ns, node_ns = namespaces
     tcpdump = shutil.which("tcpdump", path=os.environ.get("PATH", "") + ":/usr/sbin")
     if tcpdump is None:
-        pytest.skip("tcpdump not installed")
+        pytest.fail("tcpdump is not installed: apt-get install tcpdump (make deps-system does)")
     capture, node_log = tmp_path / "syn.txt", tmp_path / "node.log"
     procs = Processes()
     try:
