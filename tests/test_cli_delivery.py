@@ -55,11 +55,35 @@ def test_listen_timeout_exits_0() -> None:
     assert time.monotonic() - t0 < 10
 
 
-def test_listen_no_broker_is_one_clear_line() -> None:
+def test_listen_waits_for_a_broker_that_is_not_there_and_times_out_with_one_clear_line() -> None:
     out = sensord("listen", "--host", "127.0.0.1", "--port", "1", "--timeout", "2")
     assert out.returncode == 1
-    assert out.stderr.strip().startswith("sensord: MQTT broker 127.0.0.1:1: connection refused")
+    first, last = out.stderr.strip().splitlines()  # retrying, then why it gave up
+    assert first.startswith("sensord: MQTT broker 127.0.0.1:1: connection refused") and first.endswith("; retrying")
+    assert last.startswith("sensord: MQTT broker 127.0.0.1:1: connection refused")
+    assert last.endswith("; no connection within 2 s")
     assert "Traceback" not in out.stderr
+
+
+def test_listen_started_before_the_broker_prints_once_it_comes(broker: Mosquitto, tmp_path: Path) -> None:
+    port = broker.port
+    broker.kill()
+    proc = subprocess.Popen([sys.executable, "-m", "sensord", "listen", "--host", "127.0.0.1", "--port", str(port),
+                             "--status", "--count", "1", "--timeout", "20"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stderr.readline()  # type: ignore[union-attr]
+        assert first.startswith(f"sensord: MQTT broker 127.0.0.1:{port}: connection refused") and "retrying" in first
+        broker.restart()
+        batch = encode_batch("n1", 1, [Sample("t", "temperature", 21.5, "°C", 1_700_000_000.0)])
+        publish(broker, "sensord/n1/data", batch, retain=True)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert err.strip() == f"sensord: connected to 127.0.0.1:{port}"
+    assert json.loads(out.splitlines()[0])["value"] == 21.5
 
 
 def test_buffer_command(tmp_path: Path) -> None:

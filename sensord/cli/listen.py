@@ -4,9 +4,10 @@ It stays up while the broker restarts: a lost connection is one line on stderr, 
 reconnects with capped, jittered backoff (`LISTEN_RECONNECT_MAX_S`), says so in one more line and
 resubscribes. The broker then sends the retained status again; with `--status` it is printed when
 it differs from the last one printed for that node, so status changes made while listen was away
-show up. It exits only on Ctrl-C, `--count`, `--timeout` or an error that retrying cannot fix
-(a wrong password, an untrusted certificate), and when the very first connect fails (a wrong host
-or port is likelier then than a broker restart).
+show up. A broker that is not there yet at the start is waited for the same way (one line,
+then retries). It exits only on Ctrl-C, `--count`, `--timeout` or an error that retrying cannot
+fix (a wrong password, an untrusted certificate, an unknown host); `--timeout` without a single
+connection is an error too (exit 1, naming the last failure).
 
 `--session NAME`: a persistent session (client id `sensord-listen-NAME`, clean start off, session
 expiry `SESSION_EXPIRY_S`, QoS 1 subscriptions): the broker queues the batches published while
@@ -111,24 +112,29 @@ async def listen(*, host: str, port: int, prefix: str, node: str | None, count: 
         except asyncio.CancelledError:
             return False
 
+    ever_connected = False
+    last_error: BrokerError | None = None
+
     async def run() -> None:
-        ever_connected = lost = False
+        nonlocal ever_connected, last_error
+        lost = False
         while True:
             try:
                 await link.connect()
                 await link.subscribe(topics, qos=1)
                 if lost:
-                    say(f"connected to {where} again")
+                    say(f"connected to {where}" + (" again" if ever_connected else ""))
                 ever_connected, lost = True, False
                 backoff.reset()
                 if await connected():
                     return
                 raise BrokerError(f"MQTT broker {where}: connection lost")
             except BrokerError as exc:
-                if not ever_connected or not exc.transient:
+                if not exc.transient:
                     raise
+                last_error = exc
                 if not lost:
-                    say(f"{exc}; reconnecting")
+                    say(f"{exc}; {'reconnecting' if ever_connected else 'retrying'}")
                 lost = True
             await link.disconnect()
             await asyncio.sleep(backoff.next_delay())
@@ -137,8 +143,12 @@ async def listen(*, host: str, port: int, prefix: str, node: str | None, count: 
         if timeout_s is None:
             await run()
         else:
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(run(), timeout_s)
+            except TimeoutError:
+                if not ever_connected:
+                    raise BrokerError(f"{last_error or f'MQTT broker {where}'}; no connection within "
+                                      f"{timeout_s:g} s") from None
     finally:
         await link.disconnect()
     return 0
