@@ -21,6 +21,11 @@ back to `asyncio_mqtt` 0.16 (Debian bookworm). What differs, read from both libr
   PUBACK carrying a failure reason code (MQTT 5: 0x87 not authorized, 0x97 quota exceeded...)
   counts as success. paho 2.x passes that code to `on_publish`; paho 1.6 parses it and drops it,
   so for 1.6 this module reads it from the packet in `_handle_pubackcomp`.
+- acknowledging a received QoS 1 message: both send PUBACK right after on_message, which only
+  queues the message. paho 2 has `manual_ack_set(True)` and `ack(mid, qos)`; paho 1.6 has
+  neither, so with `manual_ack` this module holds the PUBACK that 1.6's `_handle_publish`
+  sends and sends it itself later (`_hold_pubacks`). Either way PUBACKs go out in the order
+  the messages came, as MQTT requires (3.1.1 §4.6, 5.0 §4.6).
 
 Both await PUBACK on a QoS 1 publish, take `will=Will(topic, payload, qos, retain, properties)` and
 MQTT 5 `properties=`, and keep the paho client in `client._client` and the connection state in the
