@@ -21,6 +21,11 @@ back to `asyncio_mqtt` 0.16 (Debian bookworm). What differs, read from both libr
   PUBACK carrying a failure reason code (MQTT 5: 0x87 not authorized, 0x97 quota exceeded...)
   counts as success. paho 2.x passes that code to `on_publish`; paho 1.6 parses it and drops it,
   so for 1.6 this module reads it from the packet in `_handle_pubackcomp`.
+- acknowledging a received QoS 1 message: both send PUBACK right after on_message, which only
+  queues the message. paho 2 has `manual_ack_set(True)` and `ack(mid, qos)`; paho 1.6 has
+  neither, so with `manual_ack` this module holds the PUBACK that 1.6's `_handle_publish`
+  sends and sends it itself later (`_hold_pubacks`). Either way PUBACKs go out in the order
+  the messages came, as MQTT requires (3.1.1 §4.6, 5.0 §4.6).
 
 Both await PUBACK on a QoS 1 publish, take `will=Will(topic, payload, qos, retain, properties)` and
 MQTT 5 `properties=`, and keep the paho client in `client._client` and the connection state in the
@@ -156,11 +161,12 @@ class Connection:
             self._client._pending_calls_threshold = PENDING_CALLS_WARN
         self._keeps_session = not clean_start
         # paho acknowledges a QoS 1 message as soon as it is queued for the application; with
-        # `manual_ack` (paho >= 2.0) `messages()` sends the PUBACK of a message only when the
-        # consumer asks for the next one, i.e. after it has handled it. paho 1.6 cannot.
-        self._manual_ack = manual_ack and hasattr(self._paho, "manual_ack_set")
-        if self._manual_ack:
-            self._paho.manual_ack_set(True)
+        # `manual_ack` `messages()` sends the PUBACK of a message only when the consumer asks for
+        # the next one, i.e. after it has handled it (see `_hold_pubacks`).
+        self._manual_ack = manual_ack
+        self._send_puback: Callable[[int], Any] | None = None
+        if manual_ack:
+            self._hold_pubacks()
         self._opening = False
         self._transport_up = asyncio.Event()  # TCP (and TLS) connected, CONNECT on its way
         self._connect_error: OSError | None = None
@@ -175,6 +181,23 @@ class Connection:
         self._wrap_paho()
         self._wrap_puback()
         self._wrap_keepalive()
+
+    def _hold_pubacks(self) -> None:
+        if _GEN2:
+            self._paho.manual_ack_set(True)  # paho 2: `ack(mid, qos)` then sends it
+            return
+        # paho 1.6.1 has no manual acknowledgement. Its `_handle_publish` (client.py line 3329,
+        # QoS 1) calls on_message, which only queues the message for `messages()`, then
+        # `self._send_puback(message.mid)`, its only caller: hold that PUBACK here, and let
+        # `messages()` send it with paho's own `_send_puback` once the message is handled.
+        self._send_puback = self._paho._send_puback
+        self._paho._send_puback = lambda mid: paho_client.MQTT_ERR_SUCCESS
+
+    def _ack(self, mid: int, qos: int) -> None:
+        if self._send_puback is not None:
+            self._send_puback(mid)
+        else:
+            self._paho.ack(mid, qos)
 
     def _wrap_paho(self) -> None:
         # Both libraries turn a failed socket connect into `MqttError(str(exc)) from None`; keep the
@@ -385,7 +408,7 @@ class Connection:
         unacked: Any = None
         while True:
             if unacked is not None:  # the consumer is done with it: it asks for the next one
-                self._paho.ack(unacked.mid, unacked.qos)
+                self._ack(unacked.mid, unacked.qos)
                 unacked = None
             try:
                 message = await source.__anext__()

@@ -272,8 +272,8 @@ class MqttLink:
 
         `ack_when_handled`: a QoS 1 message from `messages()` is acknowledged (PUBACK) only when
         the consumer asks for the next one, so a consumer that dies while handling it gets it again
-        from its persistent session. aiomqtt 2.x (paho 2) only; asyncio-mqtt 0.16 (paho 1.6)
-        acknowledges on receipt."""
+        from its persistent session. On both library generations (paho 2's manual acknowledgement;
+        on paho 1.6 `sensord.mqtt.compat` holds back the PUBACK that paho sends on receipt)."""
         self._config = config
         self._client_id = client_id
         self._will = will

@@ -236,12 +236,9 @@ def test_two_bridges_in_a_shared_group_split_the_traffic(broker: Mosquitto, node
 
 def test_kill_9_at_an_arbitrary_moment_loses_nothing(broker: Mosquitto, node: Any, tmp_path: Path,
                                                      bridges: list[BridgeProc]) -> None:
-    """The bridge dies while handling: the batch in hand was not acknowledged (aiomqtt 2.x) and
-    comes again; at most that one batch is written twice (output written, state not committed)."""
-    from sensord.mqtt import LIBRARY
-
-    if LIBRARY != "aiomqtt":
-        pytest.skip("asyncio-mqtt 0.16 (paho 1.6) acknowledges on receipt: docs/fleet.md")
+    """The bridge dies while handling: the batch in hand was not acknowledged (on both library
+    generations) and comes again; at most that one batch is written twice (output written, state
+    not committed)."""
     bridge = BridgeProc(broker, tmp_path)
     bridges.append(bridge.start())
     total = 300
