@@ -9,7 +9,9 @@ lines to files. The script tails those files, stamping each row when it sees it 
 are given time to catch up and get SIGTERM.
 
 Figures: readings produced (the counter's values per channel tell how many each node read) vs.
-written (distinct node/sensor/quantity/time), lost, duplicates; end-to-end latency p50/p99 from
+written (distinct node/sensor/quantity/time), lost (gaps in a channel's counter; readings due
+between a channel's last one written and the nodes' SIGTERM, one read of slack; channels with
+nothing written at all), duplicates; end-to-end latency p50/p99 from
 the reading's time to the row seen in the output (includes the batch age: up to `--max-age`);
 CPU seconds and RSS (sum and per process) of the nodes and the bridges, bridge CPU per reading.
 
@@ -99,6 +101,7 @@ def main() -> None:
                                           stdout=log, stderr=log))
         seen: dict[tuple[str, str, str, float], int] = {}
         maxima: dict[tuple[str, str, str], float] = {}
+        last_ts: dict[tuple[str, str, str], float] = {}  # the time of each channel's largest value
         latency: list[float] = []
         rows_total = 0
         offsets = [0] * len(outputs)
@@ -122,7 +125,8 @@ def main() -> None:
                     key = (row["node"], row["sensor"], row["quantity"], row["ts"])
                     seen[key] = seen.get(key, 0) + 1
                     channel = key[:3]
-                    maxima[channel] = max(maxima.get(channel, -1), row["value"])
+                    if row["value"] > maxima.get(channel, -1):
+                        maxima[channel], last_ts[channel] = row["value"], row["ts"]
                     rows_total += 1
                     got += 1
                     latency.append(now - row["ts"])
@@ -133,6 +137,7 @@ def main() -> None:
             tail()
             time.sleep(0.02)
         usage = [cpu_rss(p.pid) for p in nodes]
+        stopped_at = time.time()  # every read before this is to be delivered (SIGTERM: a last delivery)
         for p in nodes:
             p.send_signal(signal.SIGTERM)
         for p in nodes:
@@ -150,6 +155,12 @@ def main() -> None:
     # written + 1 is how many reads the channel had up to its last one delivered.
     produced = sum(int(v) + 1 for v in maxima.values())
     written = len(seen)
+    gaps = produced - written
+    # What the counter cannot show: readings after a channel's last one written (a lost last
+    # batch). The reads went on every --interval until SIGTERM; one read may race the signal.
+    tail = sum(max(0, round((stopped_at - ts) / args.interval) - 1) for ts in last_ts.values())
+    silent = args.nodes * args.channels - len(maxima)  # channels with nothing written at all
+    lost = gaps + tail + silent * round(args.seconds / args.interval)
     duplicates = rows_total - written
     latency.sort()
     node_cpu = sum(c for c, _ in usage)
@@ -158,7 +169,8 @@ def main() -> None:
     print(f"{args.nodes} nodes x {args.channels} channels every {args.interval:g} s, batches every {args.max_age:g} s, "
           f"{args.seconds:g} s, {args.bridges} bridge(s)")
     print(f"readings written {written} (distinct), rows {rows_total}, duplicates {duplicates}, "
-          f"produced (counter values) {produced}, lost {produced - written}")
+          f"produced (counter values) {produced}, lost {lost} (gaps {gaps}, after the last written {tail}, "
+          f"channels with nothing written {silent})")
     if latency:
         print(f"latency reading -> output: p50 {statistics.median(latency):.2f} s, "
               f"p99 {latency[int(len(latency) * 0.99) - 1]:.2f} s")
