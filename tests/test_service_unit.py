@@ -7,9 +7,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def unit_settings() -> tuple[str, dict[str, list[str]]]:
-    """The unit's text, and its settings: each key's words, over all its lines."""
-    unit = (ROOT / "debian" / "sensord.service").read_text()
+def unit_settings(name: str = "sensord.service") -> tuple[str, dict[str, list[str]]]:
+    """The unit's text (debian/`name`), and its settings: each key's words, over all its lines."""
+    unit = (ROOT / "debian" / name).read_text()
     settings: dict[str, list[str]] = {}
     for line in unit.splitlines():
         if "=" in line and not line.startswith("#"):
@@ -60,13 +60,7 @@ def test_the_service_may_open_the_netlink_socket_for_link_events() -> None:
 
 
 def bridge_settings() -> dict[str, list[str]]:
-    unit = (ROOT / "debian" / "sensord.sensord-bridge.service").read_text()
-    settings: dict[str, list[str]] = {}
-    for line in unit.splitlines():
-        if "=" in line and not line.startswith("#"):
-            key, value = line.split("=", 1)
-            settings.setdefault(key.strip(), []).extend(value.split())
-    return settings
+    return unit_settings("sensord.sensord-bridge.service")[1]
 
 
 def test_the_bridge_service_is_sandboxed_like_the_node_less_the_devices() -> None:
