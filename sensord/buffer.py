@@ -261,7 +261,7 @@ class Buffer:
         try:
             conn = _connect(p, first_seq=max(1, floor))
         except _Corrupt as exc:
-            moved = _move_aside(p, clock())
+            moved = move_aside(p, clock())
             # Never reuse a seq: continue after the old file's, or from the clock if that is later.
             floor = max(1, floor, int(clock()), _salvage_next_seq(moved))
             log.warning("buffer %s is unreadable (%s); moved it to %s and started a new buffer "
@@ -793,7 +793,7 @@ def _connect(path: Path, *, first_seq: int) -> sqlite3.Connection:
     return conn
 
 
-def _move_aside(path: Path, now: float) -> Path:
+def move_aside(path: Path, now: float) -> Path:
     """Rename the database and its -wal/-shm to `<path>.corrupt-<UTC time>[-n]`."""
     stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%SZ")
     target = path.with_name(f"{path.name}.corrupt-{stamp}")

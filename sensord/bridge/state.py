@@ -18,14 +18,19 @@ batch's readings at worst, never loses them. Writes: one small transaction per b
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ..buffer import move_aside
 from ..errors import SensordError
 from ..sensor import Sample
+
+log = logging.getLogger(__name__)
 
 Verdict = Literal["new", "reset", "repeat"]
 
@@ -78,14 +83,22 @@ class DedupeState:
 
     @classmethod
     def open(cls, path: str | Path) -> DedupeState:
-        """Open (or create) the state file; StateError naming it if that fails."""
+        """Open (or create) the state file; StateError naming it if that fails. A damaged file
+        (not a database, malformed) is moved aside as the node's buffer does
+        (`<path>.corrupt-<UTC time>`) and a new one started: readings the old state had seen may
+        then be written again, none goes missing."""
         p = Path(path)
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(p, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
+            try:
+                conn = _connect(p)
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise  # cannot open or write (permissions, a full disk): not damage
+                moved = move_aside(p, time.time())
+                log.warning("bridge state %s is damaged (%s): moved aside to %s; starting a new one "
+                            "(batches it had seen may be written again)", p, exc, moved)
+                conn = _connect(p)
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"bridge state {p}: cannot open: {exc}") from None
         return cls(conn, str(p))
@@ -157,3 +170,15 @@ class DedupeState:
     def close(self) -> None:
         self.commit()
         self._conn.close()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.executescript(_SCHEMA)
+    except BaseException:
+        conn.close()
+        raise
+    return conn

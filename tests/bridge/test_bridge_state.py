@@ -58,3 +58,16 @@ def test_nodes_are_independent(tmp_path: Path) -> None:
     state.admit("a", 5, batch(T0))
     assert state.admit("b", 5, batch(T0)).verdict == "new"
     assert state.nodes() == ["a", "b"]
+
+
+def test_a_damaged_state_file_is_moved_aside_and_a_new_one_started(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "state.sqlite"
+    path.write_bytes(b"not a database " * 200)
+    state = DedupeState.open(path)
+    try:
+        assert state.nodes() == []
+    finally:
+        state.close()
+    (aside,) = tmp_path.glob("state.sqlite.corrupt-*")
+    assert aside.read_bytes() == b"not a database " * 200
+    assert "is damaged" in caplog.text and str(aside) in caplog.text
