@@ -191,10 +191,10 @@ DIAGNOSTICS: tuple[tuple[str, str, str | None, str | None, str | None, bool], ..
 def short_keys(ids: Sequence[str]) -> dict[str, str]:
     """A short key per id, stable across restarts and reloads: the first characters of a base-36
     hash of the id, two or more, as few as keep every key of this node distinct."""
-    import hashlib  # here: OpenSSL's hashlib costs `sensord check` 2-4 ms, when discovery is off too
+    from .deferred import sha256  # not hashlib: OpenSSL costs `sensord check` 2-4 ms and a node 3.4 MiB
 
     def digits(text: str) -> str:
-        n = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+        n = int.from_bytes(sha256(text.encode())[:8], "big")
         out = ""
         while n:
             n, r = divmod(n, 36)

@@ -297,12 +297,16 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    path = cfgmod.resolve_path(args.config)
+    loaded = startup.load_runnable(path)  # a plugin that failed to load is logged there, and run goes on
+    if loaded.config.mqtt.tls is None:
+        from ..deferred import defer_openssl
+
+        defer_openssl()  # before asyncio: OpenSSL only if a reload turns TLS on (sensord/deferred.py)
     import asyncio
 
     from ..daemon import run_daemon
 
-    path = cfgmod.resolve_path(args.config)
-    loaded = startup.load_runnable(path)  # a plugin that failed to load is logged there, and run goes on
     if not args.debug and not args.verbose:
         logging.getLogger().setLevel(logging.INFO)  # a daemon says what it does; journald keeps it
     hardware = startup.make_hardware(loaded.config, fake=args.fake, host=loaded.plugins)
