@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import importlib.util
 import json
 import os
 import re
@@ -47,12 +48,28 @@ from sensord.testing.proxy import TcpProxy  # noqa: E402
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+# The libraries a node imports (either MQTT generation), as distributions install them.
+LIBRARIES = ("paho", "aiomqtt", "asyncio_mqtt", "pluggy", "smbus2", "gpiozero", "colorzero", "serial")
+
+
 def write_bytecode() -> None:
-    """The `__pycache__` files of sensord and its built-in drivers, as an installed package has
-    them (Debian's py3compile writes them at install). compileall writes them whatever
-    PYTHONDONTWRITEBYTECODE says; the libraries' own were written by pip."""
+    """The `__pycache__` files of sensord, its built-in drivers and the libraries it imports, as
+    installed packages have them (Debian's py3compile writes them at install). compileall writes
+    them whatever PYTHONDONTWRITEBYTECODE says. pip does not always: pip 26 in a venv made under
+    PYTHONDONTWRITEBYTECODE (set on this machine) left paho and aiomqtt without them, and every
+    daemon the bench started compiled them, 5 MiB of the compiler's memory in its peak RSS."""
     for package in ("sensord", "plugins"):
         compileall.compile_dir(ROOT / package, quiet=1)
+    for name in LIBRARIES:
+        spec = importlib.util.find_spec(name)
+        if spec is None:
+            continue
+        for location in spec.submodule_search_locations or []:
+            compileall.compile_dir(location, quiet=1)
+        if spec.origin and spec.origin.endswith(".py") and not spec.submodule_search_locations:
+            compileall.compile_file(spec.origin, quiet=1)
+    for site_dir in {Path(p) for p in sys.path if p.endswith("site-packages")}:
+        compileall.compile_dir(site_dir, maxlevels=0, quiet=1)  # .pth hooks: the editable finder
 
 
 def config(path: Path, *, port: int, sensors: int, channels: int, interval_s: float, max_age_s: float,

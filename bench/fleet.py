@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from delivery import write_bytecode  # bench/ is the script's directory
+
 from sensord.testing.broker import Mosquitto
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -77,6 +79,7 @@ def main() -> None:
     parser.add_argument("--max-age", type=float, default=5.0, help="[batch] max_age_s of the nodes")
     args = parser.parse_args()
     python = sys.executable
+    write_bytecode()  # as installed packages have them (bench/delivery.py)
     with tempfile.TemporaryDirectory(prefix="sensord-fleet-") as tmp, Mosquitto() as broker:
         work = Path(tmp)
         bridges, outputs = [], []
