@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
@@ -261,13 +260,16 @@ class Pipeline:
         Sleeps until the next of those deadlines, or until `kick()` (the link failed, a batch
         was sealed) or `add()` brings the first reading not yet staged: no timer runs while there
         is nothing to do. A reading that comes a commit interval or more after the last stage is
-        staged at once, in the wake-up of the read that brought it."""
+        staged at once, in the wake-up of the read that brought it (the start counts as a stage)."""
         import asyncio  # here: `sensord check` imports this module (filtered_channels) and not asyncio
 
         loop = asyncio.get_running_loop()
         batcher = self.batcher
         commit_s = self.commit_interval_s
-        ticked_at = -math.inf  # the last stage (or clock poll, or store tick), monotonic
+        # The last stage (or clock poll, or store tick), monotonic. The start counts as one: the
+        # first readings wait up to a commit interval, which the guarantee allows, and a link that
+        # comes up within it (the usual start) leaves nothing to stage: no write at each start.
+        ticked_at = time.monotonic()
         try:
             while True:
                 kicked: asyncio.Future[None] = loop.create_future()

@@ -249,3 +249,41 @@ def test_the_flusher_sleeps_while_there_is_nothing_to_write(tmp_path: Path, monk
 
     asyncio.run(asyncio.wait_for(main(), 10))
     daemon.buffer.close()
+
+
+def test_a_link_that_comes_up_within_the_first_commit_interval_leaves_nothing_to_write(tmp_path: Path) -> None:
+    # Issue 13, item 1: the readings a node takes before its first CONNACK wait up to a commit
+    # interval (what the guarantee allows); the link comes up within it, so nothing is staged and
+    # the first batch is held in memory like the others. Staging them at once cost a write of
+    # the first batch at every start (bench/delivery.py: 42 bytes per reading in its 60 s window).
+    buffer = Buffer.open(tmp_path / "buffer.db", max_bytes=1 << 20, durability="undelivered", hold_s=0.5)
+    pipeline = Pipeline(buffer, node="n1", batcher=Batcher(max_age_s=3600, max_readings=3), commit_interval_s=0.2)
+    pipeline.filters["c0"] = ChannelFilters.passthrough()
+    buffer.changed = pipeline.kick
+
+    def on_disk() -> tuple[int, int]:
+        return (buffer._conn.execute("SELECT COUNT(*) FROM batch").fetchone()[0],
+                buffer._conn.execute("SELECT COALESCE(SUM(readings), 0) FROM staged").fetchone()[0])
+
+    async def run() -> list[tuple[int, int]]:
+        task = asyncio.create_task(pipeline.flush_forever())
+        await asyncio.sleep(0)
+        pipeline.add([Sample("c0", "value", 0.0, "", T)])  # read at start, before the CONNACK
+        await asyncio.sleep(0.05)
+        seen = [on_disk()]
+        buffer.set_link(True)  # connected
+        for i in (1, 2):
+            pipeline.add([Sample("c0", "value", float(i), "", T + i)])  # the batch is full: sealed
+        await asyncio.sleep(0.3)  # past the first commit interval
+        seen.append(on_disk())
+        seen.append((len(buffer.peek()), 0))  # held in memory, to be published
+        buffer.set_link(False)  # the link fails: what is held goes to disk now
+        seen.append(on_disk())
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return seen
+
+    try:
+        assert asyncio.run(run()) == [(0, 0), (0, 0), (1, 0), (1, 0)]
+    finally:
+        buffer.close()
