@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from . import config as cfgmod
 from . import homeassistant
 from .config import Config, SensorSpec
-from .encoding import senml_name_problem
 from .errors import ConfigError, SensorError
+from .filters.channels import filtered_channels
 from .hardware import Hardware
 from .plugins import PluginHost, get_plugin_manager
 from .schema import show
@@ -43,7 +43,7 @@ def load(path: str, *, entry_points: bool = True) -> Loaded:
         host.load_deferred()  # so the unknown type's message lists every type, with a did-you-mean
     config = cfgmod.parse_config(doc, path, host.sensor_types, type_hint=host.failure_hint(),
                                  filter_types=host.filter_types)
-    known = [*host.encodings, PER_CHANNEL]
+    known = [*host.encoding_names, PER_CHANNEL]
     if config.batch.encoding not in known:
         import difflib  # here: only an error's did-you-mean needs it (0.2 MiB)
 
@@ -82,8 +82,6 @@ def announced_entities(loaded: Loaded, hardware: Hardware | None = None,
 
 def announced_channels(sensors: list[tuple[SensorSpec, Sensor]]) -> list[tuple[str, Channel]]:
     """(sensor name, channel after its filters) of each sensor: what discovery announces."""
-    from .pipeline import filtered_channels
-
     return [(spec.name, channel) for spec, sensor in sensors for channel in filtered_channels(spec.filters, sensor)]
 
 
@@ -126,6 +124,8 @@ def check_runnable(config: Config) -> None:
 
 
 def _check_senml_names(config: Config, enabled: tuple[SensorSpec, ...]) -> None:
+    from .encoding import senml_name_problem  # here: a config in another encoding needs no encoder
+
     allowed = "A-Z a-z 0-9 - : . _ only"
     why = f'RFC 8428 §4.5.1, batch.encoding = "{config.batch.encoding}"'
     node = config.node.id
