@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -470,8 +471,15 @@ def cmd_bridge(args: argparse.Namespace) -> int:
 def run() -> None:
     """Console-script entry point."""
     try:
-        sys.exit(main())
+        code = main()
     except BrokenPipeError:
         # `sensord read | head`: stop quietly, like other Unix tools.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(EX_FAIL)
+    # The process ends now. Without this the interpreter's last collections free, one by one,
+    # every module-level object that sits in a reference cycle (functions and their globals,
+    # classes): 12-16 ms of `sensord check`, more than its config parsing; the kernel takes the
+    # memory back at once. atexit handlers (logging's flush), stdout's flush and the finalisers of
+    # objects freed by reference counting still run; each command has closed what it opened.
+    gc.freeze()
+    sys.exit(code)
