@@ -209,10 +209,12 @@ def short_keys(ids: Sequence[str]) -> dict[str, str]:
     raise AssertionError("sha256 prefixes of distinct ids collide")  # pragma: no cover
 
 
-def entities(node: str, channels: Iterable[tuple[str, Channel]], *, file: str = "") -> list[Entity]:
+def entities(node: str, channels: Iterable[tuple[str, Channel]], *, file: str = "", keys: bool = True) -> list[Entity]:
     """The components a node announces for `(sensor name, channel)` pairs, then its diagnostics.
 
-    ConfigError when two channels would get the same object id once sanitised (`a.b` and `a_b`)."""
+    ConfigError when two channels would get the same object id once sanitised (`a.b` and `a_b`).
+    `keys=False` leaves the channels' state keys empty: for a listing (`sensord check`) or the
+    collision check alone, which then need not hash (hashlib loads OpenSSL: 3-4 ms)."""
     seen: dict[str, str] = {}
     made: list[tuple[str, str, Channel, str]] = []
     for sensor, channel in channels:
@@ -224,11 +226,12 @@ def entities(node: str, channels: Iterable[tuple[str, Channel]], *, file: str = 
                               "the sensors, or set [homeassistant] discovery = false")
         seen[cid] = where
         made.append((cid, sensor, channel, where))
-    keys = short_keys([f"{sensor}\0{channel.quantity}" for _, sensor, channel, _ in made])
+    ids = [f"{sensor}\0{channel.quantity}" for _, sensor, channel, _ in made]
+    short = short_keys(ids) if keys else dict.fromkeys(ids, "")
     out = []
     for cid, sensor, channel, _ in made:
         platform, device_class, unit, state_class = classify(channel)
-        out.append(Entity(component_id=cid, key=keys[f"{sensor}\0{channel.quantity}"],
+        out.append(Entity(component_id=cid, key=short[f"{sensor}\0{channel.quantity}"],
                           name=f"{sensor} {channel.quantity}", platform=platform, device_class=device_class,
                           unit=unit, state_class=state_class,
                           precision=None if platform != "sensor" else precision(channel.resolution),

@@ -24,9 +24,10 @@ PER_CHANNEL = "per_channel"
 class Loaded:
     config: Config
     plugins: PluginHost
-    #: What `announced_entities(self)` returns, kept by `load_runnable()` when discovery is on
-    #: (it builds every sensor to check them), so `check` lists them without building them again.
-    declared_entities: tuple[homeassistant.Entity, ...] | None = None
+    #: The (sensor name, channel) pairs `announced_entities(self)` announces, kept by
+    #: `load_runnable()` when discovery is on (it builds every sensor to check them), so `check`
+    #: lists them without building them again.
+    declared_channels: tuple[tuple[str, Channel], ...] | None = None
 
 
 def load(path: str, *, entry_points: bool = True) -> Loaded:
@@ -61,23 +62,30 @@ def load_runnable(path: str, *, entry_points: bool = True) -> Loaded:
     Raises ConfigError or PluginError (exit 78 material)."""
     loaded = load(path, entry_points=entry_points)
     check_runnable(loaded.config)
-    if loaded.config.homeassistant.discovery:
-        # ConfigError when two channels would collide there
-        loaded = dataclasses.replace(loaded, declared_entities=tuple(announced_entities(loaded)))
+    cfg = loaded.config
+    if cfg.homeassistant.discovery:
+        hardware = Hardware()  # built, not opened: nothing touches it
+        channels = announced_channels([(spec, build_sensor(spec, loaded, hardware)) for spec in cfg.enabled_sensors])
+        homeassistant.entities(cfg.node.id, channels, file=cfg.file, keys=False)  # ConfigError on a collision
+        loaded = dataclasses.replace(loaded, declared_channels=tuple(channels))
     return loaded
 
 
 def announced_entities(loaded: Loaded, hardware: Hardware | None = None,
-                       sensors: list[tuple[SensorSpec, Sensor]] | None = None) -> list[homeassistant.Entity]:
+                       sensors: list[tuple[SensorSpec, Sensor]] | None = None, *,
+                       keys: bool = True) -> list[homeassistant.Entity]:
     """The Home Assistant entities the node announces: its enabled sensors' channels (as declared
-    before `open()`, unless `sensors` were opened), then its diagnostics."""
+    before `open()`, unless `sensors` were opened), then its diagnostics. `keys=False`: without
+    their state keys, as `homeassistant.entities` says (`check` lists them)."""
     cfg = loaded.config
-    if sensors is None and hardware is None and loaded.declared_entities is not None:
-        return list(loaded.declared_entities)
-    if sensors is None:
-        hardware = hardware or Hardware()  # built, not opened: nothing touches it
-        sensors = [(spec, build_sensor(spec, loaded, hardware)) for spec in cfg.enabled_sensors]
-    return homeassistant.entities(cfg.node.id, announced_channels(sensors), file=cfg.file)
+    if sensors is None and hardware is None and loaded.declared_channels is not None:
+        channels = list(loaded.declared_channels)
+    else:
+        if sensors is None:
+            hardware = hardware or Hardware()  # built, not opened: nothing touches it
+            sensors = [(spec, build_sensor(spec, loaded, hardware)) for spec in cfg.enabled_sensors]
+        channels = announced_channels(sensors)
+    return homeassistant.entities(cfg.node.id, channels, file=cfg.file, keys=keys)
 
 
 def announced_channels(sensors: list[tuple[SensorSpec, Sensor]]) -> list[tuple[str, Channel]]:

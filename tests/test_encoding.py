@@ -510,7 +510,7 @@ def test_the_plugin_host_names_the_built_in_encodings_without_importing_them() -
     # Loading plugins checks theirs against BUILTIN_ENCODINGS, so `sensord check` imports no encoder.
     from sensord.plugins import BUILTIN_ENCODINGS, PluginHost, collect_plugin_encodings
 
-    assert BUILTIN_ENCODINGS == tuple(ENCODINGS)
+    assert tuple(ENCODINGS) == BUILTIN_ENCODINGS
     pm = plugin_manager(plugin([Reverse()]))
     host = PluginHost(pm, plugin_encodings=collect_plugin_encodings(pm))
     assert host.encoding_names == [*ENCODINGS, "reverse"]

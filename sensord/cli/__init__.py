@@ -226,7 +226,7 @@ def _print_entities(loaded: startup.Loaded) -> None:
         return
     from ..homeassistant import discovery_topic
 
-    entities = startup.announced_entities(loaded)
+    entities = startup.announced_entities(loaded, keys=False)  # it shows no state key: no hashing
     print(f"  Home Assistant discovery: {startup.counted(len(entities), 'entity').replace('entitys', 'entities')} "
           f"of device \"{cfg.node.id}\" on {discovery_topic(ha.discovery_prefix, cfg.node.id)}")
     width = max(len(e.entity_id(cfg.node.id)) for e in entities)
