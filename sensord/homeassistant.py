@@ -23,7 +23,6 @@ decimals of the channel's resolution.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -276,6 +275,8 @@ def with_removed(message: Mapping[str, Any], removed: Mapping[str, str]) -> dict
 
 
 def encode(message: Mapping[str, Any]) -> bytes:
+    import json  # here, as in `message`: `sensord check` lists the entities without json
+
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -327,6 +328,8 @@ class StateTracker:
         if not changed:
             return None
         self._sent.update(changed)
+        import json  # the daemon has imported it long before (a dictionary look-up)
+
         return json.dumps(changed, separators=(",", ":")).encode()
 
     def forget_sent(self) -> None:

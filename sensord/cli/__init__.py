@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import json
 import logging
 import os
 import sys
@@ -236,6 +235,8 @@ def _print_entities(loaded: startup.Loaded) -> None:
 
 
 def cmd_read(args: argparse.Namespace) -> int:
+    import json  # in each command that prints JSON: `check` needs none
+
     loaded = _load(args)
     cfg = loaded.config
     by_name = {s.name: s for s in cfg.sensors}
@@ -348,6 +349,8 @@ def _plugin_host(config: str | None) -> PluginHost:
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
+    import json
+
     from ..encoding import DecodeError, decode
     from .rows import reading_rows
 
@@ -418,6 +421,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 
 def cmd_buffer(args: argparse.Namespace) -> int:
+    import json
     import time
 
     from ..buffer import Buffer
@@ -453,6 +457,7 @@ def cmd_buffer(args: argparse.Namespace) -> int:
 
 def cmd_listen(args: argparse.Namespace) -> int:
     import asyncio
+    import json
 
     from .listen import listen
 
