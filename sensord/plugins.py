@@ -435,7 +435,7 @@ def collect_device_models(host: PluginHost) -> list[type[I2CDeviceModel]]:
 
 _ENCODING_NAME = re.compile(r"[a-z][a-z0-9_.+-]*")
 #: The names of `sensord.encoding.ENCODINGS`, in its order: loading plugins checks theirs against
-#: these without importing the encoders (tests/test_plugins.py compares the two).
+#: these without importing the encoders (tests/test_encoding.py compares the two).
 BUILTIN_ENCODINGS = ("compact", "json", "senml+json", "senml+cbor")
 
 
