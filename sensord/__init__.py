@@ -1,7 +1,7 @@
 """sensord: a sensor-node daemon. This module is the public plugin API: every name a plugin
 author uses imports from here (`__all__`, listed in docs/plugins.md, "The plugin API"); the
 names stay stable across minor releases, and a moved one keeps working for a release with a
-`DeprecationWarning`. The filter and encoding names are imported on first use, so that
+`DeprecationWarning`. The filter, encoding and I2C names are imported on first use, so that
 `import sensord` (and a server's `sensord.decode`) does not load the daemon's stages.
 
 A plugin module provides sensor types::
@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError, DecodeError, EncodeError, PluginError, ReadTimeout, SensordError, SensorError
 from .hardware import NACK_ERRNOS, Hardware, I2CBus, LockedBus
 from .hookspecs import hookimpl
-from .i2c import I2CConfig, I2CSensor, crc8, read_bytes, signed, swap16, words_with_crc
 from .sensor import Channel, Reading, Sample, Sensor, SensorConfig, Value, field_range
 
 if TYPE_CHECKING:
     from .encoding import ENCODINGS, Batch, BatchData, ChannelInfo, Encoding
     from .filters import Filter, FilterFactory, filter_error, filter_options, is_number
+    from .i2c import I2CConfig, I2CSensor, crc8, read_bytes, signed, swap16, words_with_crc
 
 __version__ = "0.1.0"
 
@@ -50,6 +50,14 @@ _LAZY = {
     "BatchData": "sensord.encoding",
     "ChannelInfo": "sensord.encoding",
     "Encoding": "sensord.encoding",
+    # The I2C helpers: a config without an I2C sensor (`sensord check` on `sim` ones) needs none.
+    "I2CConfig": "sensord.i2c",
+    "I2CSensor": "sensord.i2c",
+    "crc8": "sensord.i2c",
+    "read_bytes": "sensord.i2c",
+    "signed": "sensord.i2c",
+    "swap16": "sensord.i2c",
+    "words_with_crc": "sensord.i2c",
 }
 
 

@@ -40,11 +40,12 @@ from .batch import Batcher
 from .buffer import Buffer
 from .config import Config, SensorSpec
 from .encoding import DEFAULT_ENCODING, DecodeError
+from .filters.channels import filtered_channels
 from .hardware import Hardware
 from .linkwatch import LinkWatch
 from .mqtt import Publisher, Topics
 from .mqtt.discovery import Announcer
-from .pipeline import MEMORY_MAX_READINGS, Pipeline, filtered_channels
+from .pipeline import MEMORY_MAX_READINGS, Pipeline
 from .scheduler import NextRead, Scheduler
 from .sensor import Sample, Sensor
 from .staging import decode_chunk

@@ -23,7 +23,6 @@ decimals of the channel's resolution.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -209,10 +208,12 @@ def short_keys(ids: Sequence[str]) -> dict[str, str]:
     raise AssertionError("sha256 prefixes of distinct ids collide")  # pragma: no cover
 
 
-def entities(node: str, channels: Iterable[tuple[str, Channel]], *, file: str = "") -> list[Entity]:
+def entities(node: str, channels: Iterable[tuple[str, Channel]], *, file: str = "", keys: bool = True) -> list[Entity]:
     """The components a node announces for `(sensor name, channel)` pairs, then its diagnostics.
 
-    ConfigError when two channels would get the same object id once sanitised (`a.b` and `a_b`)."""
+    ConfigError when two channels would get the same object id once sanitised (`a.b` and `a_b`).
+    `keys=False` leaves the channels' state keys empty: for a listing (`sensord check`) or the
+    collision check alone, which then need not hash (hashlib loads OpenSSL: 3-4 ms)."""
     seen: dict[str, str] = {}
     made: list[tuple[str, str, Channel, str]] = []
     for sensor, channel in channels:
@@ -224,11 +225,12 @@ def entities(node: str, channels: Iterable[tuple[str, Channel]], *, file: str = 
                               "the sensors, or set [homeassistant] discovery = false")
         seen[cid] = where
         made.append((cid, sensor, channel, where))
-    keys = short_keys([f"{sensor}\0{channel.quantity}" for _, sensor, channel, _ in made])
+    ids = [f"{sensor}\0{channel.quantity}" for _, sensor, channel, _ in made]
+    short = short_keys(ids) if keys else dict.fromkeys(ids, "")
     out = []
     for cid, sensor, channel, _ in made:
         platform, device_class, unit, state_class = classify(channel)
-        out.append(Entity(component_id=cid, key=keys[f"{sensor}\0{channel.quantity}"],
+        out.append(Entity(component_id=cid, key=short[f"{sensor}\0{channel.quantity}"],
                           name=f"{sensor} {channel.quantity}", platform=platform, device_class=device_class,
                           unit=unit, state_class=state_class,
                           precision=None if platform != "sensor" else precision(channel.resolution),
@@ -273,6 +275,8 @@ def with_removed(message: Mapping[str, Any], removed: Mapping[str, str]) -> dict
 
 
 def encode(message: Mapping[str, Any]) -> bytes:
+    import json  # here, as in `message`: `sensord check` lists the entities without json
+
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -324,6 +328,8 @@ class StateTracker:
         if not changed:
             return None
         self._sent.update(changed)
+        import json  # the daemon has imported it long before (a dictionary look-up)
+
         return json.dumps(changed, separators=(",", ":")).encode()
 
     def forget_sent(self) -> None:

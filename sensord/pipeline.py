@@ -35,7 +35,8 @@ from .encoding import (
     encode_batch,
 )
 from .filters import ChannelFilters
-from .sensor import Channel, Sample, Sensor, declared_channels
+from .filters.channels import filtered_channels
+from .sensor import Sample, Sensor
 from .staging import encode_samples, sample_problem
 from .timebase import TimeBase
 
@@ -261,7 +262,7 @@ class Pipeline:
         was sealed) or `add()` brings the first reading not yet staged: no timer runs while there
         is nothing to do. A reading that comes a commit interval or more after the last stage is
         staged at once, in the wake-up of the read that brought it (the start counts as a stage)."""
-        import asyncio  # here: `sensord check` imports this module (filtered_channels) and not asyncio
+        import asyncio  # here: only this flush loop needs it
 
         loop = asyncio.get_running_loop()
         batcher = self.batcher
@@ -336,13 +337,6 @@ class Pipeline:
 def _resolve(future: Any) -> None:
     if not future.done():
         future.set_result(None)
-
-
-def filtered_channels(chains: ChannelFilters, sensor: Sensor) -> list[Channel]:
-    """The sensor's declared channels with the resolution after its filters: what the encoder
-    is told, and what the node's meta message says."""
-    return [Channel(c.quantity, c.unit, chains.resolution(c.quantity, c.resolution), c.kind)
-            for c in declared_channels(sensor)]
 
 
 def channel_table(sensors: Iterable[tuple[str, ChannelFilters, Sensor]]) -> dict[ChannelKey, ChannelInfo]:

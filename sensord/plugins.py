@@ -17,6 +17,7 @@ table against what importing every module registers.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -33,12 +34,12 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from . import entrypoints, hookspecs
-from .encoding import ENCODINGS, Encoding
 from .errors import PluginError
 from .filters import OR, FilterFactory, builtin_filters
 from .sensor import Sensor, SensorConfig
 
 if TYPE_CHECKING:
+    from .encoding import Encoding
     from .testing.i2c import I2CDeviceModel
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,8 @@ class PluginHost:
     sensor_types: dict[str, type[Sensor]] = field(default_factory=dict)
     sensor_plugin: dict[str, str] = field(default_factory=dict)  # type name → plugin name
     filter_types: dict[str, FilterFactory] = field(default_factory=dict)
-    encodings: dict[str, Encoding] = field(default_factory=dict)  # built-in and plugin encodings
+    #: The plugins' encodings, checked as they loaded; `encodings` adds the built-in ones.
+    plugin_encodings: dict[str, Encoding] = field(default_factory=dict)
     #: The chip models of every plugin (`sensord_register_device_models`) in load order, built-in
     #: ones first; None until `collect_device_models` collects them (importing them costs start-up time).
     device_models: list[type[I2CDeviceModel]] | None = None
@@ -88,6 +90,18 @@ class PluginHost:
         _check_hooks(self.pm)
         self.sensor_types, self.sensor_plugin = {}, {}
         _collect_sensor_types(self)
+
+    @property
+    def encoding_names(self) -> list[str]:
+        """The names of `encodings`, without importing the built-in encoders (`sensord check`)."""
+        return [*BUILTIN_ENCODINGS, *self.plugin_encodings]
+
+    @functools.cached_property
+    def encodings(self) -> dict[str, Encoding]:
+        """The built-in encodings, then the plugins', by name (as `collect_encodings` returns them)."""
+        from .encoding import ENCODINGS
+
+        return {**ENCODINGS, **self.plugin_encodings}
 
     def failure_hint(self) -> str:
         """A note for "unknown sensor type" errors when some plugin did not load."""
@@ -232,7 +246,7 @@ def get_plugin_manager(*, dirs: Iterable[str] = (), disabled: Iterable[str] = ()
     if host.deferred and not _index_holds(host):
         host.load_deferred()
     host.filter_types = collect_filters(pm)
-    host.encodings = collect_encodings(pm)
+    host.plugin_encodings = collect_plugin_encodings(pm)
     builtin = {p.name for p in host.loaded if p.source == "builtin"}
     if any(impl.plugin_name not in builtin for impl in pm.hook.sensord_register_device_models.get_hookimpls()):
         collect_device_models(host)  # a third-party plugin's bad model is a start-up error, as its sensors are
@@ -420,20 +434,30 @@ def collect_device_models(host: PluginHost) -> list[type[I2CDeviceModel]]:
 
 
 _ENCODING_NAME = re.compile(r"[a-z][a-z0-9_.+-]*")
+#: The names of `sensord.encoding.ENCODINGS`, in its order: loading plugins checks theirs against
+#: these without importing the encoders (tests/test_encoding.py compares the two).
+BUILTIN_ENCODINGS = ("compact", "json", "senml+json", "senml+cbor")
 
 
 def collect_encodings(pm: pluggy.PluginManager) -> dict[str, Encoding]:
     """The built-in encodings, then each plugin's, in load order; PluginError naming the plugin
     for a hook that raises, returns something else than a list of encodings, or reuses a name."""
-    found: dict[str, Encoding] = dict(ENCODINGS)
-    owner = dict.fromkeys(ENCODINGS, "sensord (built-in)")
+    from .encoding import ENCODINGS
+
+    return {**ENCODINGS, **collect_plugin_encodings(pm)}
+
+
+def collect_plugin_encodings(pm: pluggy.PluginManager) -> dict[str, Encoding]:
+    """Each plugin's encodings, in load order, checked as `collect_encodings` says."""
+    found: dict[str, Encoding] = {}
+    owner = dict.fromkeys(BUILTIN_ENCODINGS, "sensord (built-in)")
     for plugin, result in call_per_plugin(pm, "sensord_register_encodings", returns=(list, tuple),
                                           expected="a list of encodings"):
         for item in result:
             problem = _encoding_problem(item)
             if problem:
                 raise PluginError(f'plugin "{plugin}": sensord_register_encodings returned {item!r}: {problem}')
-            if item.name in found:
+            if item.name in owner:
                 raise PluginError(f'plugin "{plugin}": encoding "{item.name}" is already registered by '
                                   f"{owner[item.name]}")
             found[item.name] = item

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from . import config as cfgmod
 from . import homeassistant
 from .config import Config, SensorSpec
-from .encoding import senml_name_problem
 from .errors import ConfigError, SensorError
+from .filters.channels import filtered_channels
 from .hardware import Hardware
 from .plugins import PluginHost, get_plugin_manager
 from .schema import show
@@ -24,9 +24,10 @@ PER_CHANNEL = "per_channel"
 class Loaded:
     config: Config
     plugins: PluginHost
-    #: What `announced_entities(self)` returns, kept by `load_runnable()` when discovery is on
-    #: (it builds every sensor to check them), so `check` lists them without building them again.
-    declared_entities: tuple[homeassistant.Entity, ...] | None = None
+    #: The (sensor name, channel) pairs `announced_entities(self)` announces, kept by
+    #: `load_runnable()` when discovery is on (it builds every sensor to check them), so `check`
+    #: lists them without building them again.
+    declared_channels: tuple[tuple[str, Channel], ...] | None = None
 
 
 def load(path: str, *, entry_points: bool = True) -> Loaded:
@@ -43,7 +44,7 @@ def load(path: str, *, entry_points: bool = True) -> Loaded:
         host.load_deferred()  # so the unknown type's message lists every type, with a did-you-mean
     config = cfgmod.parse_config(doc, path, host.sensor_types, type_hint=host.failure_hint(),
                                  filter_types=host.filter_types)
-    known = [*host.encodings, PER_CHANNEL]
+    known = [*host.encoding_names, PER_CHANNEL]
     if config.batch.encoding not in known:
         import difflib  # here: only an error's did-you-mean needs it (0.2 MiB)
 
@@ -61,29 +62,34 @@ def load_runnable(path: str, *, entry_points: bool = True) -> Loaded:
     Raises ConfigError or PluginError (exit 78 material)."""
     loaded = load(path, entry_points=entry_points)
     check_runnable(loaded.config)
-    if loaded.config.homeassistant.discovery:
-        # ConfigError when two channels would collide there
-        loaded = dataclasses.replace(loaded, declared_entities=tuple(announced_entities(loaded)))
+    cfg = loaded.config
+    if cfg.homeassistant.discovery:
+        hardware = Hardware()  # built, not opened: nothing touches it
+        channels = announced_channels([(spec, build_sensor(spec, loaded, hardware)) for spec in cfg.enabled_sensors])
+        homeassistant.entities(cfg.node.id, channels, file=cfg.file, keys=False)  # ConfigError on a collision
+        loaded = dataclasses.replace(loaded, declared_channels=tuple(channels))
     return loaded
 
 
 def announced_entities(loaded: Loaded, hardware: Hardware | None = None,
-                       sensors: list[tuple[SensorSpec, Sensor]] | None = None) -> list[homeassistant.Entity]:
+                       sensors: list[tuple[SensorSpec, Sensor]] | None = None, *,
+                       keys: bool = True) -> list[homeassistant.Entity]:
     """The Home Assistant entities the node announces: its enabled sensors' channels (as declared
-    before `open()`, unless `sensors` were opened), then its diagnostics."""
+    before `open()`, unless `sensors` were opened), then its diagnostics. `keys=False`: without
+    their state keys, as `homeassistant.entities` says (`check` lists them)."""
     cfg = loaded.config
-    if sensors is None and hardware is None and loaded.declared_entities is not None:
-        return list(loaded.declared_entities)
-    if sensors is None:
-        hardware = hardware or Hardware()  # built, not opened: nothing touches it
-        sensors = [(spec, build_sensor(spec, loaded, hardware)) for spec in cfg.enabled_sensors]
-    return homeassistant.entities(cfg.node.id, announced_channels(sensors), file=cfg.file)
+    if sensors is None and hardware is None and loaded.declared_channels is not None:
+        channels = list(loaded.declared_channels)
+    else:
+        if sensors is None:
+            hardware = hardware or Hardware()  # built, not opened: nothing touches it
+            sensors = [(spec, build_sensor(spec, loaded, hardware)) for spec in cfg.enabled_sensors]
+        channels = announced_channels(sensors)
+    return homeassistant.entities(cfg.node.id, channels, file=cfg.file, keys=keys)
 
 
 def announced_channels(sensors: list[tuple[SensorSpec, Sensor]]) -> list[tuple[str, Channel]]:
     """(sensor name, channel after its filters) of each sensor: what discovery announces."""
-    from .pipeline import filtered_channels
-
     return [(spec.name, channel) for spec, sensor in sensors for channel in filtered_channels(spec.filters, sensor)]
 
 
@@ -126,6 +132,8 @@ def check_runnable(config: Config) -> None:
 
 
 def _check_senml_names(config: Config, enabled: tuple[SensorSpec, ...]) -> None:
+    from .encoding import senml_name_problem  # here: a config in another encoding needs no encoder
+
     allowed = "A-Z a-z 0-9 - : . _ only"
     why = f'RFC 8428 §4.5.1, batch.encoding = "{config.batch.encoding}"'
     node = config.node.id

@@ -34,6 +34,20 @@ def test_version_and_help() -> None:
     assert sensord_cmd().returncode == 2
 
 
+@pytest.mark.parametrize("columns", [None, "50", "200", "0", "-3", "wide"])
+def test_help_width_is_shutils(columns: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The CLI's formatter finds the width without importing shutil; help must wrap as before.
+    import shutil
+
+    from sensord.cli import _columns
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert _columns() == shutil.get_terminal_size().columns
+
+
 def test_read_demo_json_has_sim_and_system() -> None:
     out = sensord_cmd("read", "-c", DEMO, "--json")
     assert out.returncode == 0, out.stderr

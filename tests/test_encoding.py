@@ -506,6 +506,18 @@ def test_collect_encodings_names_the_plugin(result: Any, message: str) -> None:
         collect_encodings(plugin_manager(plugin(result)))
 
 
+def test_the_plugin_host_names_the_built_in_encodings_without_importing_them() -> None:
+    # Loading plugins checks theirs against BUILTIN_ENCODINGS, so `sensord check` imports no encoder.
+    from sensord.plugins import BUILTIN_ENCODINGS, PluginHost, collect_plugin_encodings
+
+    assert tuple(ENCODINGS) == BUILTIN_ENCODINGS
+    pm = plugin_manager(plugin([Reverse()]))
+    host = PluginHost(pm, plugin_encodings=collect_plugin_encodings(pm))
+    assert host.encoding_names == [*ENCODINGS, "reverse"]
+    assert host.encodings == collect_encodings(pm)
+    assert all(host.encodings[name] is ENCODINGS[name] for name in ENCODINGS)
+
+
 # -- what the scheduler lets through always encodes; the staging format never stops a start ------
 
 ANY_VALUE = st.one_of(

@@ -5,6 +5,7 @@ core is `make test-ha` (tests/ha/)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import math
@@ -43,6 +44,14 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 def fake_entities() -> tuple[str, list[ha.Entity]]:
     loaded = startup.load_runnable(str(ROOT / "config" / "fake.toml"), entry_points=False)
     return loaded.config.node.id, startup.announced_entities(loaded)
+
+
+def test_entities_without_keys_differ_only_in_the_keys() -> None:
+    # `sensord check` lists them so, without importing hashlib; the daemon announces them keyed.
+    loaded = startup.load_runnable(str(ROOT / "config" / "fake.toml"), entry_points=False)
+    keyed, listed = startup.announced_entities(loaded), startup.announced_entities(loaded, keys=False)
+    assert [dataclasses.replace(e, key="") if not e.diagnostic else e for e in keyed] == listed
+    assert all(e.key for e in keyed)
 
 
 def test_the_fake_node_announces_every_channel_with_its_class_unit_and_precision() -> None:

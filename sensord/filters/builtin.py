@@ -29,9 +29,8 @@ import math
 import re
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..schema import show
@@ -376,25 +375,12 @@ def make_step(arg: Any, path: str) -> Filter:
     return Quantise.step(_number(arg, path, positive=True))
 
 
-@dataclass(frozen=True)
-class _ClampOptions:
-    min: float | None = None
-    max: float | None = None
-    mode: Literal["clip", "drop"] = "clip"
-
-    def __post_init__(self) -> None:
-        for key in ("min", "max"):
-            bound = getattr(self, key)
-            if bound is not None and not math.isfinite(bound):
-                raise ValueError(f"{key}: expected a number, found {show(bound)}")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"max: expected a number >= min ({show(self.min)}), found {show(self.max)}")
-
-
 def make_clamp(arg: Any, path: str) -> Filter:
     if not isinstance(arg, dict):
         raise filter_error(path, 'a table like {min = 0, max = 100, mode = "clip"}', arg)
-    opts = filter_options(_ClampOptions, arg, path)
+    from .options import ClampOptions  # here: see sensord.filters.options
+
+    opts = filter_options(ClampOptions, arg, path)
     if opts.min is None and opts.max is None:
         raise ConfigError(f"{path}: expected min, max or both, found neither")
     return Clamp(opts.min, opts.max, drop=opts.mode == "drop")
@@ -428,27 +414,12 @@ def make_calibrate_linear(arg: Any, path: str) -> Filter:
     return Linear(*fit_line(points))
 
 
-def _check_send(send_every: int, send_first_at: int) -> None:
-    if send_first_at > send_every:
-        raise ValueError(f"send_first_at: expected an integer <= send_every ({send_every}), "
-                         f"found {send_first_at}")
-
-
-@dataclass(frozen=True)
-class _AverageOptions:
-    window: int | None = field(default=None, metadata={"ge": 1})
-    alpha: float | None = field(default=None, metadata={"gt": 0, "le": 1})
-    send_every: int = field(default=1, metadata={"ge": 1})
-    send_first_at: int = field(default=1, metadata={"ge": 1})
-
-    def __post_init__(self) -> None:
-        _check_send(self.send_every, self.send_first_at)
-
-
 def make_moving_average(arg: Any, path: str) -> Filter:
     if not isinstance(arg, dict):
         raise filter_error(path, "a table like {window = 10} or {alpha = 0.1}", arg)
-    opts = filter_options(_AverageOptions, arg, path)
+    from .options import AverageOptions
+
+    opts = filter_options(AverageOptions, arg, path)
     send = {"send_every": opts.send_every, "send_first_at": opts.send_first_at}
     if opts.window is not None and opts.alpha is not None:
         raise ConfigError(f"{path}: expected window or alpha, found both")
@@ -459,20 +430,12 @@ def make_moving_average(arg: Any, path: str) -> Filter:
     raise ConfigError(f"{path}: expected window or alpha, found neither")
 
 
-@dataclass(frozen=True)
-class _MedianOptions:
-    window: int = field(metadata={"ge": 1})
-    send_every: int = field(default=1, metadata={"ge": 1})
-    send_first_at: int = field(default=1, metadata={"ge": 1})
-
-    def __post_init__(self) -> None:
-        _check_send(self.send_every, self.send_first_at)
-
-
 def make_median(arg: Any, path: str) -> Filter:
     if not isinstance(arg, dict):
         raise filter_error(path, "a table like {window = 5}", arg)
-    opts = filter_options(_MedianOptions, arg, path)
+    from .options import MedianOptions
+
+    opts = filter_options(MedianOptions, arg, path)
     return Median(opts.window, send_every=opts.send_every, send_first_at=opts.send_first_at)
 
 

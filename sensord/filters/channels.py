@@ -1,4 +1,4 @@
-"""`ChannelFilters`: one sensor's filter chains, one independent chain per channel."""
+"""`ChannelFilters`: one sensor's filter chains, one independent chain per channel; `filtered_channels`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from ..errors import ConfigError
 from ..schema import did_you_mean, toml_key
-from ..sensor import Sample
+from ..sensor import Channel, Sample, Sensor, declared_channels
 from .chain import FilterChain
 
 
@@ -82,3 +82,11 @@ class ChannelFilters:
 
     def __repr__(self) -> str:
         return f"ChannelFilters({self.default!r}, {self.overrides!r})"
+
+
+def filtered_channels(chains: ChannelFilters, sensor: Sensor) -> list[Channel]:
+    """The sensor's declared channels with the resolution after its filters: what the encoder
+    is told, what the node's meta message says and what Home Assistant discovery announces.
+    Here, not in `pipeline`: `sensord check` lists the entities without importing the encodings."""
+    return [Channel(c.quantity, c.unit, chains.resolution(c.quantity, c.resolution), c.kind)
+            for c in declared_channels(sensor)]

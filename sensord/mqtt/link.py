@@ -20,7 +20,6 @@ import asyncio
 import errno
 import logging
 import os
-import random
 import socket
 import ssl
 import stat
@@ -40,6 +39,7 @@ from ..errors import (
     BrokerUnreachable,
     ConfigError,
 )
+from .backoff import Backoff, connect_timeout_s
 from .compat import DISCONNECT_WITH_WILL, LIBRARY, Connection, Failure, PacketTypes, properties
 from .keepalive import Clock, MonotonicClock, keep_alive
 
@@ -97,20 +97,6 @@ class Transport(Protocol):
 ConnectionFactory = Callable[..., Transport]
 
 
-CONNECT_TIMEOUT_MIN_S = 3.0
-CONNECT_TIMEOUT_MAX_S = 30.0
-
-
-def connect_timeout_s(keepalive_s: float) -> float:
-    """How long a connect (TCP, TLS, CONNACK), a PUBACK or a PINGRESP may take: 1.5 x keepalive,
-    the silence after which the broker gives up on a client (MQTT 3.1.1 §3.1.2.10, MQTT 5
-    §3.1.2.10), within [3 s, 30 s]. At the default keepalive of 60 s that is 30 s: long enough for a
-    slow cellular link's handshakes, short enough that a SYN lost into a dead link does not hold
-    the next attempt back for the kernel's two minutes of SYN retries. At 3 s (keepalive <= 2 s)
-    it still covers two SYN retransmissions (1 s, then 2 s)."""
-    return max(CONNECT_TIMEOUT_MIN_S, min(CONNECT_TIMEOUT_MAX_S, 1.5 * keepalive_s))
-
-
 def v5_probe_s(setup_s: float) -> float:
     """How long to wait for the first CONNACK to an MQTT 5 CONNECT, counted from the moment the
     TCP (and TLS) connection is up, which took `setup_s`: at least 5 s, or 4 x `setup_s` on a link
@@ -141,34 +127,6 @@ class Received:
     topic: str
     payload: bytes
     retain: bool
-
-
-class Backoff:
-    """Capped exponential backoff with jitter, for reconnecting.
-
-    The n-th delay (counting from 0) is drawn uniformly from [cap/2, cap] with
-    cap = min(max_s, first_s * 2**n): about 1 s, 2 s, 4 s ... up to `max_s`. The jitter keeps a
-    fleet of nodes that lost the broker at the same moment from reconnecting in lockstep.
-    `rand` returns a float in [0, 1); inject a fixed one in tests."""
-
-    def __init__(self, *, max_s: float, first_s: float = 1.0,
-                 rand: Callable[[], float] = random.random) -> None:
-        if not 0 < first_s <= max_s:
-            raise ValueError(f"expected 0 < first_s <= max_s, found first_s={first_s}, max_s={max_s}")
-        self._max_s = max_s
-        self._first_s = first_s
-        self._rand = rand
-        self._cap_s = first_s
-
-    def next_delay(self) -> float:
-        """The delay before the next attempt, in seconds; each call doubles the cap."""
-        cap = self._cap_s
-        self._cap_s = min(self._max_s, cap * 2)
-        return cap / 2 + self._rand() * cap / 2
-
-    def reset(self) -> None:
-        """Start again from `first_s`, after a connection that worked."""
-        self._cap_s = self._first_s
 
 
 def read_password_file(path: str) -> str:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..config import MqttConfig
-from .link import Backoff, connect_timeout_s
+from .backoff import Backoff, connect_timeout_s
 
 __all__ = ["RST_BYTES", "SYN_BYTES", "OutageCost", "attempt_times", "describe_policy", "outage_cost",
            "syns_per_attempt"]

@@ -62,8 +62,9 @@ from sensord.config import SensorSpec
 from sensord.encoding import ENCODINGS, Encoding, decode, get_encoding
 from sensord.errors import ConfigError
 from sensord.filters import FilterFactory, build_sensor_filters, builtin_filters
+from sensord.filters.channels import filtered_channels
 from sensord.hardware import Hardware
-from sensord.pipeline import Pipeline, filtered_channels
+from sensord.pipeline import Pipeline
 from sensord.scheduler import Scheduler, error_text
 from sensord.schema import build_options
 from sensord.sensor import Channel, Reading, Sample, Sensor, SensorConfig, Value, declared_channels
