@@ -26,9 +26,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import ConfigError
 from .sensor import Channel, Value
@@ -56,8 +55,7 @@ def slug(text: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # Device classes
 
-@dataclass(frozen=True)
-class _Rule:
+class _Rule(NamedTuple):  # not a dataclass: 0.7 ms less at every start (issue 13)
     device_class: str
     units: tuple[str, ...]
     quantities: tuple[str, ...] = ()  # a quantity containing one of these words; () = any
@@ -129,8 +127,7 @@ def precision(resolution: float | None) -> int | None:
 # ---------------------------------------------------------------------------------------------
 # Entities
 
-@dataclass(frozen=True)
-class Entity:
+class Entity(NamedTuple):  # not a dataclass: 0.7 ms less at every start (issue 13)
     """One component of the device message."""
 
     component_id: str  # the key in `cmps`: `{node}_{sensor}_{quantity}`, sanitised

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, is_dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pluggy
 
@@ -48,8 +48,7 @@ ENTRY_POINT_GROUP = "sensord"
 _TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-@dataclass(frozen=True)
-class PluginInfo:
+class PluginInfo(NamedTuple):  # not a dataclass: 0.7 ms less at every start (issue 13)
     """A plugin that loaded (or failed to): where it came from and its version."""
 
     name: str

@@ -5,7 +5,6 @@ core is `make test-ha` (tests/ha/)."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 import math
@@ -50,7 +49,7 @@ def test_entities_without_keys_differ_only_in_the_keys() -> None:
     # `sensord check` lists them so, without importing hashlib; the daemon announces them keyed.
     loaded = startup.load_runnable(str(ROOT / "config" / "fake.toml"), entry_points=False)
     keyed, listed = startup.announced_entities(loaded), startup.announced_entities(loaded, keys=False)
-    assert [dataclasses.replace(e, key="") if not e.diagnostic else e for e in keyed] == listed
+    assert [e._replace(key="") if not e.diagnostic else e for e in keyed] == listed
     assert all(e.key for e in keyed)
 
 

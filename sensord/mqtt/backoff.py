@@ -6,7 +6,6 @@ importing paho, aiomqtt or asyncio; `link` and the publisher use them when they 
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 
 __all__ = ["CONNECT_TIMEOUT_MAX_S", "CONNECT_TIMEOUT_MIN_S", "Backoff", "connect_timeout_s"]
@@ -31,14 +30,17 @@ class Backoff:
     The n-th delay (counting from 0) is drawn uniformly from [cap/2, cap] with
     cap = min(max_s, first_s * 2**n): about 1 s, 2 s, 4 s ... up to `max_s`. The jitter keeps a
     fleet of nodes that lost the broker at the same moment from reconnecting in lockstep.
-    `rand` returns a float in [0, 1); inject a fixed one in tests."""
+    `rand` returns a float in [0, 1) (default `random.random`); inject a fixed one in tests."""
 
-    def __init__(self, *, max_s: float, first_s: float = 1.0,
-                 rand: Callable[[], float] = random.random) -> None:
+    def __init__(self, *, max_s: float, first_s: float = 1.0, rand: Callable[[], float] | None = None) -> None:
         if not 0 < first_s <= max_s:
             raise ValueError(f"expected 0 < first_s <= max_s, found first_s={first_s}, max_s={max_s}")
         self._max_s = max_s
         self._first_s = first_s
+        if rand is None:
+            import random  # here: `sensord check` makes a Backoff with its own `rand`, and needs no random
+
+            rand = random.random
         self._rand = rand
         self._cap_s = first_s
 

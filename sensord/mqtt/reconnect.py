@@ -23,7 +23,7 @@ blackhole; `outage_cost()` computes it for a config, `sensord check` prints it. 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..config import MqttConfig
 from .backoff import Backoff, connect_timeout_s
@@ -60,8 +60,7 @@ def attempt_times(*, max_s: float, horizon_s: float, attempt_s: float = 0.0, fir
     return times
 
 
-@dataclass(frozen=True, slots=True)
-class OutageCost:
+class OutageCost(NamedTuple):  # not a dataclass: 0.7 ms less at every start (issue 13)
     """Connect attempts and IP bytes per hour of a long outage (the backoff at its cap)."""
 
     refused_attempts_per_h: float
