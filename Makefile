@@ -95,7 +95,7 @@ bench-fleet: venv deps-system
 	$(BIN)/python bench/fleet.py --nodes 50 --seconds 60 --bridges 2
 
 bench-start: venv
-	$(BIN)/python bench/check_startup.py
+	$(BIN)/python bench/check_startup.py --instructions
 
 bench-delivery: venv deps-system
 	$(BIN)/python bench/delivery.py

@@ -9,13 +9,14 @@ The three commands take turns, run by run, so a machine that slows down mid-way 
 besides the wall-clock time each run's CPU time (user + system, from wait4) is reported, which a
 shared machine blurs less (it still counts cache misses, not the time spent waiting for a core).
 
-    python bench/check_startup.py [--sensors 100] [--runs 15]
+    python bench/check_startup.py [--sensors 100] [--runs 15] [--instructions]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -44,6 +45,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sensors", type=int, default=100)
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count instructions of one run of each under valgrind's callgrind: "
+                             "a figure that does not depend on the machine's load")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp, "bench.toml")
@@ -56,6 +60,9 @@ def main() -> None:
         res = timed({"base": [sys.executable, "-c", "pass"],
                      "check": [sys.executable, "-m", "sensord", "check", "-c", str(cfg)],
                      "open": [sys.executable, "-m", "sensord", "check", "--open", "-c", str(cfg)]}, args.runs)
+        counted = ({"base": instructions([sys.executable, "-c", "pass"], tmp),
+                    "check": instructions([sys.executable, "-m", "sensord", "check", "-c", str(cfg)], tmp)}
+                   if args.instructions else None)
     wall = {k: statistics.median(v[0]) * 1000 for k, v in res.items()}
     cpu = {k: statistics.median(v[1]) * 1000 for k, v in res.items()}
     print(f"sensord check, {args.sensors} sim sensors, median of {args.runs} runs (wall clock; CPU user+sys)")
@@ -65,6 +72,16 @@ def main() -> None:
     print(f"  sensord check --open        {wall['open']:7.1f} ms  {cpu['open']:7.1f} ms CPU")
     own_wall, own_cpu = wall["check"] - wall["base"], cpu["check"] - cpu["base"]
     print(f"  sensord's own share         {own_wall:7.1f} ms  {own_cpu:7.1f} ms CPU")
+    if counted:
+        print(f"  instructions (callgrind, one run): python3 -c pass {counted['base']:,}, sensord check "
+              f"{counted['check']:,}, sensord's own share {counted['check'] - counted['base']:,}")
+
+
+def instructions(cmd: list[str], tmp: str) -> int:
+    """Instructions one run of `cmd` executes (valgrind --tool=callgrind's "Collected")."""
+    out = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/callgrind.out", *cmd],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True).stderr
+    return int(re.search(r"Collected\s*:\s*(\d+)", out).group(1))  # type: ignore[union-attr]
 
 
 if __name__ == "__main__":
