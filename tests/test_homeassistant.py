@@ -8,7 +8,8 @@ import asyncio
 import json
 import logging
 import math
-from collections.abc import Coroutine, Iterator
+import time
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,7 +22,7 @@ from sensord.config import BatchConfig, BufferConfig, Config, HomeAssistantConfi
 from sensord.encoding import encode_batch
 from sensord.errors import ConfigError
 from sensord.mqtt import Publisher, Topics
-from sensord.mqtt.discovery import Announcer
+from sensord.mqtt.discovery import DISCOVERY_GRACE_S, Announcer
 from sensord.sensor import Channel, Sample
 from sensord.systemd import Notifier
 from sensord.testing.fake_mqtt import FakeBroker
@@ -240,7 +241,8 @@ class Node:
     """A publisher with an announcer, a real buffer in `tmp_path` and the fake broker."""
 
     def __init__(self, tmp_path: Path, broker: FakeBroker, *, channels: list[tuple[str, Channel]] | None = None,
-                 discovery: bool = True, mode: str = "persistent", state_file: Path | None = None) -> None:
+                 discovery: bool = True, mode: str = "persistent", state_file: Path | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.config = Config(file="test.toml", node=NodeConfig(id="n1"),
                              mqtt=MqttConfig(reconnect_max_s=2.0, mode=mode),  # type: ignore[arg-type]
                              batch=BatchConfig(max_age_s=0.5),
@@ -253,7 +255,8 @@ class Node:
                                                                ("c1", Channel("humidity", "%", 0.01))]
         self.announcer = Announcer(self.config, state_file=state_file or tmp_path / "homeassistant.json",
                                    state_topic=STATE,
-                                   status_topic="sensord/n1/status", version="1.0", model="test board")
+                                   status_topic="sensord/n1/status", version="1.0", model="test board",
+                                   monotonic=monotonic)
         self.announcer.configure(self.config, state_topic=STATE, status_topic="sensord/n1/status",
                                  channels=lambda: self.channels)
         self.publisher = Publisher(self.config, topics=Topics("sensord", "n1"), buffer=self.buffer, wake=self.wake,
@@ -302,10 +305,13 @@ def key(node: Node, sensor: str, quantity: str) -> str:
 
 
 def test_discovery_once_then_state_after_each_delivery(tmp_path: Path, broker: FakeBroker) -> None:
+    now = [1000.0]
+
     async def main() -> None:
-        node = Node(tmp_path, broker).start()
+        node = Node(tmp_path, broker, monotonic=lambda: now[0]).start()
         node.seal({("c0", "temperature"): 21.5, ("c1", "humidity"): 40.0})
         await broker.wait_for(lambda: len(states(broker)) == 1)
+        now[0] += DISCOVERY_GRACE_S  # Home Assistant has long processed the device message
         node.seal({("c0", "temperature"): 21.6, ("c1", "humidity"): 40.0})
         await broker.wait_for(lambda: len(states(broker)) == 2)
         await node.stop()
@@ -322,6 +328,31 @@ def test_discovery_once_then_state_after_each_delivery(tmp_path: Path, broker: F
         assert second[t] == 21.6 and h not in second  # humidity did not change
         order = [m.topic for m in broker.published]
         assert order.index(CONFIG_TOPIC) < order.index(STATE)
+
+    run(main())
+
+
+def test_state_messages_are_whole_for_a_while_after_a_device_message(tmp_path: Path, broker: FakeBroker) -> None:
+    # Home Assistant subscribes to the state topic once it has processed the device message and
+    # then gets only the retained state message: a value that does not change must be in it.
+    now = [1000.0]
+
+    async def main() -> None:
+        node = Node(tmp_path, broker, monotonic=lambda: now[0]).start()
+        node.seal({("c0", "temperature"): 21.5, ("c1", "humidity"): 40.0})
+        await broker.wait_for(lambda: len(states(broker)) == 1)
+        now[0] += DISCOVERY_GRACE_S - 1
+        node.seal({("c0", "temperature"): 21.6, ("c1", "humidity"): 40.0})
+        await broker.wait_for(lambda: len(states(broker)) == 2)
+        now[0] += 2  # past the grace: only what changed
+        node.seal({("c0", "temperature"): 21.7, ("c1", "humidity"): 40.0})
+        await broker.wait_for(lambda: len(states(broker)) == 3)
+        await node.stop()
+        t, h = key(node, "c0", "temperature"), key(node, "c1", "humidity")
+        _, second, third = states(broker)
+        assert (second[t], second[h]) == (21.6, 40.0)  # whole: humidity too, unchanged
+        assert json.loads(broker.retained[STATE].payload)[t] == 21.7
+        assert third[t] == 21.7 and h not in third
 
     run(main())
 

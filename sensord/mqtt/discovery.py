@@ -4,7 +4,8 @@
 
 - after each drain (persistent mode: after every delivery; duty cycle: before going back to
   sleep) it publishes the device discovery message if it differs from the one last published, and
-  the state message (the latest value of each channel that changed, and the diagnostics);
+  the state message (the latest value of each channel that changed, and the diagnostics; every
+  value for `DISCOVERY_GRACE_S` after a device message, see there);
 - what was last published is kept in a small state file beside the buffer, written only when the
   discovery changes, so a restart or a duty-cycle wake-up publishes nothing new, a channel removed
   from the config is removed from Home Assistant (listed with its platform only), a changed node id
@@ -37,6 +38,12 @@ from .link import MqttLink
 
 log = logging.getLogger(__name__)
 
+#: Home Assistant subscribes to the state topic only once it has processed a device message, and
+#: then gets only the retained state message, the last one: each state message is whole (every
+#: value, not only what changed) for this long after a device message went out, so a value that
+#: does not change is not lost to a Home Assistant that was slower than the next state message.
+DISCOVERY_GRACE_S = 60.0
+
 
 class Announcer:
     """Home Assistant discovery and state for one node. `channels` is called after each drain
@@ -55,6 +62,7 @@ class Announcer:
         self.last_delivery: float | None = None
         self.tracker = ha.StateTracker([])
         self._birth = False
+        self._whole_until = -float("inf")  # monotonic: state messages are whole until then
         self._delivered = False  # batches went out since the last state message
         self._refused = False  # this connection's broker refused or ignored a topic: leave discovery alone
         self._warned = False  # that was logged; again only after discovery went out once more
@@ -126,9 +134,11 @@ class Announcer:
             if entities is None:
                 return
             birth = self._birth
-            everything = await self._discover(link)
+            if await self._discover(link):
+                self._whole_until = self.monotonic() + DISCOVERY_GRACE_S
             if not (self._delivered or birth):
                 return
+            everything = self.monotonic() < self._whole_until
             payload = self.tracker.message(self._diagnostics(buffer_figures), everything=everything)
             if payload is not None:
                 await link.publish(self.state_topic, payload, qos=0, retain=True)
