@@ -54,8 +54,15 @@ def mqtt_entities(hass: HomeAssistant) -> dict[str, dict[str, object]]:
     return {str(e["unique_id"]): e for e in entities if e["platform"] == "mqtt"}
 
 
-def all_numeric(hass: HomeAssistant, entity_ids: list[str]) -> bool:
+#: Entities without a value for a while by design: the SGP40's VOC index comes after the gas index
+#: algorithm's 45-sample blackout (45 s at the fake node's `interval_s = 1`).
+LATE = ("voc_index",)
+
+
+def all_numeric(hass: HomeAssistant, entity_ids: list[str], *, late: tuple[str, ...] = LATE) -> bool:
     for entity_id in entity_ids:
+        if entity_id.endswith(late):
+            continue
         state = hass.state(entity_id)
         if state is None:
             return False
@@ -91,6 +98,8 @@ def test_a_fake_node_in_home_assistant(hass: HomeAssistant, broker: Mosquitto, t
         for uid, entity in announced.items():
             assert ids[uid] == entity.entity_id("fake"), (uid, ids[uid])  # as `sensord check` prints it
         hass.wait_for(lambda ha: all_numeric(ha, list(ids.values())), 20, "a value for every entity")
+        hass.wait_for(lambda ha: all_numeric(ha, list(ids.values()), late=()), 60,
+                      "the VOC index, after its blackout")
         for uid, entity in announced.items():
             attributes = (hass.state(ids[uid]) or {})["attributes"]
             assert attributes.get("device_class") == entity.device_class, uid
