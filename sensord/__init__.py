@@ -26,6 +26,7 @@ A plugin module provides sensor types::
 
 from typing import TYPE_CHECKING, Any
 
+from ._compat import lazy as _lazy
 from .errors import ConfigError, DecodeError, EncodeError, PluginError, ReadTimeout, SensordError, SensorError
 from .hardware import NACK_ERRNOS, Hardware, I2CBus, LockedBus
 from .hookspecs import hookimpl
@@ -61,15 +62,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sensord' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # once
-    return value
+__getattr__ = _lazy(globals(), _LAZY)
 
 
 def decode(payload: bytes) -> Any:

@@ -1,4 +1,5 @@
-"""Old import paths, kept working for one release with a `DeprecationWarning`.
+"""Module `__getattr__`s: names imported on first use (`lazy`), and old import paths kept working
+for one release with a `DeprecationWarning` (`moved`).
 
 A module whose public names moved ends with
 ``__getattr__ = moved(__name__, {"Old": "sensord.new_module.Old"})``: Python calls the module's
@@ -15,6 +16,23 @@ from typing import Any
 
 #: The release in which the old paths go away.
 REMOVED_IN = "0.3"
+
+
+def lazy(namespace: dict[str, Any], names: Mapping[str, str]) -> Callable[[str], Any]:
+    """A module `__getattr__` (PEP 562) that imports each name in `names` (name → the module that
+    defines it) on first use and keeps it in `namespace`, the module's globals, so the next access
+    does not come here: a package re-exports names of heavy modules without importing them."""
+    module = namespace["__name__"]
+
+    def __getattr__(name: str) -> Any:
+        source = names.get(name)
+        if source is None:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(source), name)
+        namespace[name] = value
+        return value
+
+    return __getattr__
 
 
 def moved(module: str, names: Mapping[str, str]) -> Callable[[str], Any]:

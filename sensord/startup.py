@@ -63,8 +63,7 @@ def load_runnable(path: str, *, entry_points: bool = True) -> Loaded:
     check_runnable(loaded.config)
     cfg = loaded.config
     if cfg.homeassistant.discovery:
-        hardware = Hardware()  # built, not opened: nothing touches it
-        channels = announced_channels([(spec, build_sensor(spec, loaded, hardware)) for spec in cfg.enabled_sensors])
+        channels = _channels(loaded)
         homeassistant.entities(cfg.node.id, channels, file=cfg.file, keys=False)  # ConfigError on a collision
         loaded = loaded._replace(declared_channels=tuple(channels))
     return loaded
@@ -77,14 +76,19 @@ def announced_entities(loaded: Loaded, hardware: Hardware | None = None,
     before `open()`, unless `sensors` were opened), then its diagnostics. `keys=False`: without
     their state keys, as `homeassistant.entities` says (`check` lists them)."""
     cfg = loaded.config
+    return homeassistant.entities(cfg.node.id, _channels(loaded, hardware, sensors), file=cfg.file, keys=keys)
+
+
+def _channels(loaded: Loaded, hardware: Hardware | None = None,
+              sensors: list[tuple[SensorSpec, Sensor]] | None = None) -> list[tuple[str, Channel]]:
+    """What `announced_entities` announces: the channels `load_runnable` kept, else those of
+    `sensors`, else of the enabled sensors built (not opened) on `hardware`."""
     if sensors is None and hardware is None and loaded.declared_channels is not None:
-        channels = list(loaded.declared_channels)
-    else:
-        if sensors is None:
-            hardware = hardware or Hardware()  # built, not opened: nothing touches it
-            sensors = [(spec, build_sensor(spec, loaded, hardware)) for spec in cfg.enabled_sensors]
-        channels = announced_channels(sensors)
-    return homeassistant.entities(cfg.node.id, channels, file=cfg.file, keys=keys)
+        return list(loaded.declared_channels)
+    if sensors is None:
+        hardware = hardware or Hardware()  # built, not opened: nothing touches it
+        sensors = [(spec, build_sensor(spec, loaded, hardware)) for spec in loaded.config.enabled_sensors]
+    return announced_channels(sensors)
 
 
 def announced_channels(sensors: list[tuple[SensorSpec, Sensor]]) -> list[tuple[str, Channel]]:

@@ -174,18 +174,31 @@ def test_the_flusher_ticks_the_store_and_stages_only_when_it_asks(wants_staging:
         assert store.asked == 1  # it looked once and slept through 7 commit intervals
 
 
+def _undelivered(tmp_path: Path, *, hold_s: float, commit_interval_s: float) -> tuple[Buffer, Pipeline]:
+    """A real "undelivered" buffer and a pipeline of one passthrough channel `c0` whose batches
+    seal at 3 readings, its flusher kicked by the buffer."""
+    buffer = Buffer.open(tmp_path / "buffer.db", max_bytes=1 << 20, durability="undelivered", hold_s=hold_s)
+    pipeline = Pipeline(buffer, node="n1", batcher=Batcher(max_age_s=3600, max_readings=3),
+                        commit_interval_s=commit_interval_s)
+    pipeline.filters["c0"] = ChannelFilters.passthrough()
+    buffer.changed = pipeline.kick
+    return buffer, pipeline
+
+
+def _on_disk(buffer: Buffer) -> tuple[int, int]:
+    """(batches in the file, readings staged in it)."""
+    return (buffer._conn.execute("SELECT COUNT(*) FROM batch").fetchone()[0],
+            buffer._conn.execute("SELECT COALESCE(SUM(readings), 0) FROM staged").fetchone()[0])
+
+
 def test_the_flusher_writes_a_held_batch_at_its_deadline_and_stages_once_the_link_fails(tmp_path: Path) -> None:
     import asyncio
 
-    buffer = Buffer.open(tmp_path / "buffer.db", max_bytes=1 << 20, durability="undelivered", hold_s=0.05)
-    pipeline = Pipeline(buffer, node="n1", batcher=Batcher(max_age_s=3600, max_readings=3), commit_interval_s=0.05)
-    pipeline.filters["c0"] = ChannelFilters.passthrough()
-    buffer.changed = pipeline.kick
+    buffer, pipeline = _undelivered(tmp_path, hold_s=0.05, commit_interval_s=0.05)
     buffer.set_link(True)
 
     def on_disk() -> tuple[int, int]:
-        return (buffer._conn.execute("SELECT COUNT(*) FROM batch").fetchone()[0],
-                buffer._conn.execute("SELECT COALESCE(SUM(readings), 0) FROM staged").fetchone()[0])
+        return _on_disk(buffer)
 
     async def run() -> list[tuple[int, int]]:
         task = asyncio.create_task(pipeline.flush_forever())
@@ -256,14 +269,10 @@ def test_a_link_that_comes_up_within_the_first_commit_interval_leaves_nothing_to
     # interval (what the guarantee allows); the link comes up within it, so nothing is staged and
     # the first batch is held in memory like the others. Staging them at once cost a write of
     # the first batch at every start (bench/delivery.py: 42 bytes per reading in its 60 s window).
-    buffer = Buffer.open(tmp_path / "buffer.db", max_bytes=1 << 20, durability="undelivered", hold_s=0.5)
-    pipeline = Pipeline(buffer, node="n1", batcher=Batcher(max_age_s=3600, max_readings=3), commit_interval_s=0.2)
-    pipeline.filters["c0"] = ChannelFilters.passthrough()
-    buffer.changed = pipeline.kick
+    buffer, pipeline = _undelivered(tmp_path, hold_s=0.5, commit_interval_s=0.2)
 
     def on_disk() -> tuple[int, int]:
-        return (buffer._conn.execute("SELECT COUNT(*) FROM batch").fetchone()[0],
-                buffer._conn.execute("SELECT COALESCE(SUM(readings), 0) FROM staged").fetchone()[0])
+        return _on_disk(buffer)
 
     async def run() -> list[tuple[int, int]]:
         task = asyncio.create_task(pipeline.flush_forever())

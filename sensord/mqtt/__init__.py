@@ -16,7 +16,9 @@ The names below are imported on first use (PEP 562), so importing a pure submodu
 `sensord.mqtt.reconnect` does not import paho, aiomqtt, asyncio and ssl with this package.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._compat import lazy as _lazy
 
 if TYPE_CHECKING:
     from .backoff import Backoff, connect_timeout_s
@@ -28,25 +30,14 @@ __all__ = ["LIBRARY", "OFFLINE", "ONLINE", "Backoff", "MqttLink", "Publisher", "
            "connect_timeout_s", "format_value", "make_tls_context", "read_password_file", "v5_probe_s", "will_delay_s"]
 
 # The submodule of each name above.
-_LAZY = {
-    "LIBRARY": "compat",
-    "Backoff": "backoff", "connect_timeout_s": "backoff",
-    "MqttLink": "link", "Received": "link", "Will": "link", "make_tls_context": "link",
-    "read_password_file": "link", "v5_probe_s": "link",
-    "OFFLINE": "publisher", "ONLINE": "publisher", "Publisher": "publisher", "Topics": "publisher",
-    "format_value": "publisher", "will_delay_s": "publisher",
-}
+_LAZY = {name: f"{__name__}.{module}" for module, names in {
+    "compat": ("LIBRARY",),
+    "backoff": ("Backoff", "connect_timeout_s"),
+    "link": ("MqttLink", "Received", "Will", "make_tls_context", "read_password_file", "v5_probe_s"),
+    "publisher": ("OFFLINE", "ONLINE", "Publisher", "Topics", "format_value", "will_delay_s"),
+}.items() for name in names}
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # the next access does not come here
-    return value
+__getattr__ = _lazy(globals(), _LAZY)
 
 
 def __dir__() -> list[str]:
